@@ -1,0 +1,66 @@
+"""Backend: the small key-value interface every store implementation provides (store layer)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+__all__ = ["Backend"]
+
+
+class Backend(ABC):
+    """Ordered bytes-to-bytes map with atomic batches.
+
+    The abstract core is deliberately small so that a new backend is an afternoon's work;
+    everything the object store needs is built on these methods.
+    """
+
+    @property
+    @abstractmethod
+    def read_only(self) -> bool:
+        """Whether writes are refused."""
+
+    @abstractmethod
+    def get(self, key: bytes) -> bytes | None:
+        """Return the value of ``key``, or None when it is absent."""
+
+    @abstractmethod
+    def has(self, key: bytes) -> bool:
+        """Return whether ``key`` is present."""
+
+    @abstractmethod
+    def scan_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` for every key starting with ``prefix``, in key order."""
+
+    @abstractmethod
+    def write_batch(
+        self,
+        puts: Iterable[tuple[bytes, bytes]],
+        deletes: Iterable[bytes] = (),
+        *,
+        durable: bool = True,
+    ) -> None:
+        """Apply all puts and deletes atomically.
+
+        Args:
+            puts: pairs to store.
+            deletes: keys to remove.
+            durable: when True the batch is on stable storage when this returns; when False
+                it may be lost by a crash (callers use this for content-addressed data that a
+                later durable batch makes reachable, and must call ``flush`` before that).
+        """
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Make every earlier non-durable write durable."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store; further calls fail."""
+
+    def size_bytes(self) -> int:
+        """Return the bytes the store occupies (on disk, or in memory for memory backends)."""
+        return sum(len(k) + len(v) for k, v in self.scan_prefix(b""))

@@ -1,0 +1,35 @@
+"""Key layout of the store: one prefix byte per record kind, then the raw id or ref name."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["KEY_PREFIXES", "Kind", "decode_key", "encode_key"]
+
+Kind = Literal["chunk", "covar", "tree", "commit", "ref"]
+
+KEY_PREFIXES: dict[Kind, bytes] = {
+    "chunk": b"c",
+    "covar": b"v",
+    "tree": b"t",
+    "commit": b"k",
+    "ref": b"r",
+}
+_KINDS: dict[int, Kind] = {prefix[0]: kind for kind, prefix in KEY_PREFIXES.items()}
+
+
+def encode_key(kind: Kind, suffix: bytes) -> bytes:
+    """Return the key of record ``suffix`` (an id, or a ref name) of the given kind."""
+    return KEY_PREFIXES[kind] + suffix
+
+
+def decode_key(key: bytes) -> tuple[Kind, bytes]:
+    """Return the kind and suffix of a key.
+
+    Raises:
+        ValueError: the key has no known prefix.
+    """
+    try:
+        return _KINDS[key[0]], key[1:]
+    except (KeyError, IndexError) as exc:
+        raise ValueError(f"not a time-travel key: {key[:20]!r}") from exc

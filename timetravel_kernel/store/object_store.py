@@ -1,0 +1,304 @@
+"""ObjectStore: chunks, covariables, trees and commits over a Backend (store layer).
+
+A commit is made durable in two steps, as git writes objects before it moves a ref: large
+chunks stream into the backend in bounded, unlogged batches (so a checkpoint never holds a
+second copy of a big array), the backend is flushed, and then one synced batch writes the
+small records, the commit and the refs. A crash at any instant leaves HEAD on a commit whose
+objects are all present; chunks orphaned by a crash are reclaimed by ``collect_garbage``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from timetravel_kernel.errors import MissingObjectError, StoreCorruptError, StoreFormatError
+from timetravel_kernel.ids import ChunkId, CommitId, CovarId, TreeId, hash_bytes
+from timetravel_kernel.store.keys import encode_key
+from timetravel_kernel.store.objects import (
+    BufferRef,
+    Commit,
+    Covar,
+    decode_bucket,
+    decode_commit,
+    decode_covar,
+    decode_tree_root,
+    encode_commit,
+    encode_covar,
+)
+from timetravel_kernel.store.refs import FORMAT_VERSION, REF_FORMAT, read_ref, ref_key
+from timetravel_kernel.store.tree import NamespaceTree
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+
+    from timetravel_kernel.store.backend import Backend
+
+__all__ = ["GarbageReport", "ObjectStore", "Transaction"]
+
+# Unlogged chunk batches are cut at this size: the extra memory a checkpoint needs.
+_CHUNK_BATCH_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class GarbageReport:
+    """What ``collect_garbage`` removed."""
+
+    objects: int
+    bytes: int
+
+
+class ObjectStore:
+    """Typed access to the records of one store.
+
+    Args:
+        backend: where the bytes live; the store takes ownership and closes it.
+
+    Raises:
+        StoreFormatError: the store was written by an incompatible format version.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._known_chunks: set[ChunkId] = set()
+        self._trees: dict[TreeId, NamespaceTree] = {}
+        self._unflushed = False
+        version = read_ref(backend, REF_FORMAT)
+        if version is None and not backend.read_only:
+            backend.write_batch([(ref_key(REF_FORMAT), FORMAT_VERSION)])
+        elif version is not None and version != FORMAT_VERSION:
+            raise StoreFormatError(
+                f"this store has format {version.decode(errors='replace')}, this version of "
+                f"timetravel-kernel reads format {FORMAT_VERSION.decode()}; upgrade "
+                "timetravel-kernel or move the store aside"
+            )
+
+    def close(self) -> None:
+        """Close the backend."""
+        self.backend.close()
+
+    # -- chunks -------------------------------------------------------------------------
+    def has_chunk(self, chunk_id: ChunkId) -> bool:
+        """Return whether the chunk is stored (remembering positive answers)."""
+        if chunk_id in self._known_chunks:
+            return True
+        if self.backend.has(encode_key("chunk", chunk_id)):
+            self._known_chunks.add(chunk_id)
+            return True
+        return False
+
+    def load_chunk(self, chunk_id: ChunkId) -> bytes:
+        """Return a chunk's bytes, verified against its id.
+
+        Raises:
+            MissingObjectError: the chunk is absent.
+            StoreCorruptError: the bytes do not hash to the id.
+        """
+        data = self.backend.get(encode_key("chunk", chunk_id))
+        if data is None:
+            raise MissingObjectError(f"chunk {chunk_id.hex()} is missing from the store")
+        if hash_bytes(data) != chunk_id:
+            raise StoreCorruptError(
+                f"chunk {chunk_id.hex()} is corrupt (its bytes do not match its hash); the "
+                "value cannot be restored from this store"
+            )
+        return data
+
+    def read_buffer(self, ref: BufferRef) -> bytearray:
+        """Return a buffer's bytes in one writable block (what loaded arrays will own)."""
+        if ref.inline is not None:
+            return bytearray(ref.inline)
+        out = bytearray(ref.size)
+        view = memoryview(out)
+        offset = 0
+        for chunk_id in ref.chunks:
+            data = self.load_chunk(chunk_id)
+            view[offset : offset + len(data)] = data
+            offset += len(data)
+        if offset != ref.size:
+            raise StoreCorruptError(f"a buffer has {offset} bytes, its manifest says {ref.size}")
+        return out
+
+    # -- records ------------------------------------------------------------------------
+    def _get(self, kind: str, object_id: bytes, what: str) -> bytes:
+        data = self.backend.get(encode_key(kind, object_id))  # type: ignore[arg-type]
+        if data is None:
+            raise MissingObjectError(f"{what} {object_id.hex()} is missing from the store")
+        return data
+
+    def load_covar(self, covar_id: CovarId) -> Covar:
+        """Return a covariable manifest.
+
+        Raises:
+            MissingObjectError: it is absent.
+            StoreCorruptError: it is unreadable.
+        """
+        return decode_covar(self._get("covar", covar_id, "covariable"))
+
+    def load_tree(self, tree_id: TreeId) -> NamespaceTree:
+        """Return the namespace tree with the given root id."""
+        cached = self._trees.get(tree_id)
+        if cached is not None:
+            return cached
+        bucket_ids = decode_tree_root(self._get("tree", tree_id, "tree"))
+        buckets = tuple(
+            {} if b is None else decode_bucket(self._get("tree", b, "tree bucket"))
+            for b in bucket_ids
+        )
+        tree = NamespaceTree(buckets, tuple(bucket_ids), tree_id)
+        self._trees[tree_id] = tree
+        return tree
+
+    def remember_tree(self, tree: NamespaceTree) -> None:
+        """Cache a tree built in this process, so loading it costs nothing."""
+        self._trees[tree.root_id] = tree
+
+    def load_commit(self, commit_id: CommitId) -> Commit:
+        """Return a commit.
+
+        Raises:
+            MissingObjectError: no such commit.
+        """
+        return decode_commit(self._get("commit", commit_id, "commit"))
+
+    def has_commit(self, commit_id: CommitId) -> bool:
+        """Return whether the commit is stored."""
+        return self.backend.has(encode_key("commit", commit_id))
+
+    def iter_commits(self) -> Iterator[Commit]:
+        """Yield every commit, in no particular order."""
+        for _, data in self.backend.scan_prefix(encode_key("commit", b"")):
+            yield decode_commit(data)
+
+    def read_ref(self, name: bytes) -> bytes | None:
+        """Return a ref's value, or None."""
+        return read_ref(self.backend, name)
+
+    def set_refs(self, refs: Mapping[bytes, bytes | None]) -> None:
+        """Set (or delete, for None) refs in one durable batch."""
+        puts = [(ref_key(k), v) for k, v in refs.items() if v is not None]
+        deletes = [ref_key(k) for k, v in refs.items() if v is None]
+        self.backend.write_batch(puts, deletes)
+
+    def transaction(self) -> Transaction:
+        """Start collecting the records of one commit."""
+        return Transaction(self)
+
+    def size_bytes(self) -> int:
+        """Return the store's size."""
+        return self.backend.size_bytes()
+
+    # -- garbage ------------------------------------------------------------------------
+    def collect_garbage(self) -> GarbageReport:
+        """Delete chunks, covariables and trees that no commit reaches.
+
+        Every commit is kept (history is never lost); what goes is what interrupted or crashed
+        checkpoints left behind.
+        """
+        live: set[bytes] = set()
+        for commit in self.iter_commits():
+            self._mark_tree(commit.tree, live)
+        dead: list[bytes] = []
+        freed = 0
+        for kind in ("chunk", "covar", "tree"):
+            prefix = encode_key(kind, b"")  # type: ignore[arg-type]
+            for key, value in self.backend.scan_prefix(prefix):
+                if key not in live:
+                    dead.append(key)
+                    freed += len(key) + len(value)
+        for start in range(0, len(dead), 10_000):
+            self.backend.write_batch((), dead[start : start + 10_000])
+        self._known_chunks.clear()
+        self._trees.clear()
+        return GarbageReport(len(dead), freed)
+
+    def _mark_tree(self, tree_id: TreeId, live: set[bytes]) -> None:
+        if encode_key("tree", tree_id) in live:
+            return
+        live.add(encode_key("tree", tree_id))
+        tree = self.load_tree(tree_id)
+        live.update(encode_key("tree", b) for b in tree.bucket_ids if b is not None)
+        for _, covar_id in tree.items():
+            key = encode_key("covar", covar_id)
+            if key in live:
+                continue
+            live.add(key)
+            for buffer in self.load_covar(covar_id).buffers:
+                live.update(encode_key("chunk", c) for c in buffer.chunks)
+
+
+class Transaction:
+    """The records of one commit, written by ``commit`` as one durable step.
+
+    Args:
+        store: the object store to write to.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self._records: dict[bytes, bytes] = {}
+        self._chunk_batch: list[tuple[bytes, bytes]] = []
+        self._chunk_batch_bytes = 0
+        self._pending_chunks: set[ChunkId] = set()
+        self.bytes_written = 0
+
+    def add_chunk_if_new(self, chunk_id: ChunkId, data: bytes | memoryview) -> int:
+        """Queue a chunk unless the store has it; return the bytes this adds."""
+        if chunk_id in self._pending_chunks or self._store.has_chunk(chunk_id):
+            return 0
+        self._pending_chunks.add(chunk_id)
+        # bytes(): copy now, the user's array may change before the batch is written.
+        self._chunk_batch.append((encode_key("chunk", chunk_id), bytes(data)))
+        self._chunk_batch_bytes += len(data)
+        self.bytes_written += len(data)
+        if self._chunk_batch_bytes >= _CHUNK_BATCH_BYTES:
+            self._write_chunk_batch()
+        return len(data)
+
+    def _write_chunk_batch(self) -> None:
+        if not self._chunk_batch:
+            return
+        self._store.backend.write_batch(self._chunk_batch, durable=False)
+        self._store._unflushed = True
+        self._chunk_batch = []
+        self._chunk_batch_bytes = 0
+
+    def add_covar(self, covar: Covar) -> CovarId:
+        """Queue a covariable manifest; return its id."""
+        data = encode_covar(covar)
+        covar_id = CovarId(hash_bytes(data))
+        key = encode_key("covar", covar_id)
+        if key not in self._records and not self._store.backend.has(key):
+            self._records[key] = data
+            self.bytes_written += len(data)
+        return covar_id
+
+    def add_tree_records(self, records: Mapping[TreeId, bytes]) -> None:
+        """Queue the bucket and root records of an updated tree."""
+        for tree_id, data in records.items():
+            self._records[encode_key("tree", tree_id)] = data
+            self.bytes_written += len(data)
+
+    def commit(self, commit: Commit, refs: Mapping[bytes, bytes]) -> Commit:
+        """Write everything queued, the commit and the refs; return the commit with its id.
+
+        Small chunks ride in the final batch; large ones were streamed and are flushed first,
+        so the synced batch never makes reachable an object a crash could lose.
+        """
+        final = replace(commit, bytes_written=self.bytes_written)
+        data = encode_commit(final)
+        final = replace(final, id=CommitId(hash_bytes(data)))
+        puts: list[tuple[bytes, bytes]] = list(self._chunk_batch)
+        if self._store._unflushed:
+            self._store.backend.flush()
+            self._store._unflushed = False
+        puts += self._records.items()
+        puts.append((encode_key("commit", final.id), data))
+        puts += [(ref_key(name), value) for name, value in refs.items()]
+        self._store.backend.write_batch(puts)
+        self._store._known_chunks.update(self._pending_chunks)
+        return final
+
+    def chunk_ids(self) -> Iterable[ChunkId]:
+        """Return the chunks this transaction added."""
+        return self._pending_chunks

@@ -1,0 +1,176 @@
+"""RocksBackend: the Backend on an embedded RocksDB through rocksdict (store layer)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rocksdict import AccessType, DBCompressionType, Options, Rdict, WriteBatch, WriteOptions
+from typing_extensions import override
+
+from timetravel_kernel.errors import StoreCorruptError, StoreError, StoreLockedError
+from timetravel_kernel.store.backend import Backend
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+__all__ = ["OWNER_FILE", "RocksBackend"]
+
+OWNER_FILE = "OWNER.json"
+# Values this large go to blob files: big chunks are written once instead of being rewritten
+# by every compaction, which keeps checkpoints of large arrays near disk speed.
+_MIN_BLOB_SIZE = 64 * 1024
+
+
+def _options(*, create: bool) -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(create)
+    options.set_compression_type(DBCompressionType.lz4())
+    options.set_enable_blob_files(True)
+    options.set_min_blob_size(_MIN_BLOB_SIZE)
+    options.set_blob_compression_type(DBCompressionType.none())
+    options.set_keep_log_file_num(2)
+    return options
+
+
+def _describe_holder(path: Path) -> str | None:
+    try:
+        owner = json.loads((path / OWNER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(owner, dict):
+        return None
+    purpose = f" ({owner['purpose']})" if owner.get("purpose") else ""
+    return f"process {owner.get('pid')} on {owner.get('host')}{purpose}"
+
+
+class RocksBackend(Backend):
+    """A RocksDB database in a private directory, locked for one writer.
+
+    Args:
+        path: the store directory; created private to the user (0700) when missing.
+        read_only: open beside a live writer without taking its lock.
+        purpose: a short description of the opener, shown to a second opener that finds the
+            store locked (for example the notebook path of the kernel).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
+                 purpose: str = "") -> None:
+        self.path = Path(path)
+        self._read_only = read_only
+        if not read_only:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.path, 0o700)
+        elif not (self.path / "CURRENT").exists():
+            raise StoreError(f"no time-travel store at {self.path}")
+        access = AccessType.read_only() if read_only else AccessType.read_write()
+        try:
+            self._db = Rdict(str(self.path), _options(create=not read_only), access_type=access)
+        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
+            raise self._translate_open_error(exc) from exc
+        if not read_only:
+            self._write_owner(purpose)
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        self._unlogged = WriteOptions()
+        self._unlogged.disable_wal = True
+        self._closed = False
+
+    def _translate_open_error(self, exc: Exception) -> StoreError:
+        message = str(exc)
+        if "lock" in message.lower():
+            return StoreLockedError(str(self.path), _describe_holder(self.path))
+        if "Corruption" in message:
+            return StoreCorruptError(
+                f"the time-travel store {self.path} is corrupt ({message}); move it aside to "
+                "start a fresh history, or run `timetravel gc` on a copy to salvage commits"
+            )
+        return StoreError(f"cannot open the time-travel store {self.path}: {message}")
+
+    def _write_owner(self, purpose: str) -> None:
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
+                 "since": time.time()}
+        tmp = self.path / (OWNER_FILE + ".tmp")
+        tmp.write_text(json.dumps(owner))
+        tmp.replace(self.path / OWNER_FILE)
+
+    @property
+    @override
+    def read_only(self) -> bool:
+        return self._read_only
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the time-travel store {self.path} is closed")
+
+    @override
+    def get(self, key: bytes) -> bytes | None:
+        self._check_open()
+        value = self._db.get(key)
+        return None if value is None else bytes(value)
+
+    @override
+    def has(self, key: bytes) -> bool:
+        self._check_open()
+        # key_may_exist answers "no" from bloom filters without reading values.
+        if not self._db.key_may_exist(key):
+            return False
+        return self._db.get(key) is not None
+
+    @override
+    def scan_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        self._check_open()
+        iterator = self._db.iter()
+        iterator.seek(prefix)
+        while iterator.valid():
+            key = iterator.key()
+            if not key.startswith(prefix):
+                break
+            yield key, iterator.value()
+            iterator.next()
+
+    @override
+    def write_batch(
+        self,
+        puts: Iterable[tuple[bytes, bytes]],
+        deletes: Iterable[bytes] = (),
+        *,
+        durable: bool = True,
+    ) -> None:
+        self._check_open()
+        if self._read_only:
+            raise StoreError(f"the time-travel store {self.path} is open read-only")
+        batch = WriteBatch(raw_mode=True)
+        for key in deletes:
+            batch.delete(key)
+        for key, value in puts:
+            batch.put(key, bytes(value))
+        try:
+            self._db.write(batch, self._sync if durable else self._unlogged)
+        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
+            raise StoreError(f"cannot write to the time-travel store {self.path}: {exc}") from exc
+
+    @override
+    def flush(self) -> None:
+        self._check_open()
+        if self._read_only:
+            return
+        try:
+            self._db.flush(True)
+        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
+            raise StoreError(f"cannot flush the time-travel store {self.path}: {exc}") from exc
+
+    @override
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._db.close()
+
+    @override
+    def size_bytes(self) -> int:
+        return sum(entry.stat().st_size for entry in self.path.iterdir() if entry.is_file())
