@@ -1,0 +1,146 @@
+"""Real kernels through jupyter_client: start, execute like JupyterLab, talk on the comm."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import queue
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from jupyter_client.manager import KernelManager
+
+from timetravel_kernel.kernel.kernelspec import KERNEL_NAME, write_kernel_spec
+
+TIMEOUT = 120
+
+
+def install_test_specs(root: Path) -> Path:
+    """Write the time-travel spec (pinned to this interpreter) under ``root``; return root."""
+    write_kernel_spec(root / "kernels" / KERNEL_NAME, sys.executable)
+    stock = root / "kernels" / "python3"
+    stock.mkdir(parents=True, exist_ok=True)
+    (stock / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (stock, tests)", "language": "python",
+        "metadata": {"debugger": True}}))
+    return root
+
+
+class Kernel:
+    """One running kernel and a blocking client, with the calls the tests need."""
+
+    def __init__(self, name: str = KERNEL_NAME, env: dict[str, str] | None = None,
+                 cwd: str | None = None) -> None:
+        self.km = KernelManager(kernel_name=name)
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.km.start_kernel(env=full_env, cwd=cwd)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=TIMEOUT)
+        self.comm_id: str | None = None
+        self.events: list[dict] = []
+
+    # -- execution --------------------------------------------------------------------------
+
+    def send_execute(self, code: str, *, cell_id: str | None = None, silent: bool = False,
+                     user_expressions: dict | None = None) -> str:
+        content = {"code": code, "silent": silent, "store_history": not silent,
+                   "user_expressions": user_expressions or {}, "allow_stdin": False,
+                   "stop_on_error": False}
+        metadata = {"cellId": cell_id} if cell_id else {}
+        msg = self.kc.session.msg("execute_request", content, metadata=metadata)
+        self.kc.shell_channel.send(msg)
+        return msg["header"]["msg_id"]
+
+    def execute(self, code: str, **kwargs: object) -> tuple[dict, list[dict]]:
+        """Run a cell; return the execute_reply content and the iopub outputs, after idle."""
+        msg_id = self.send_execute(code, **kwargs)  # type: ignore[arg-type]
+        reply = self._shell_reply(msg_id)
+        outputs = self.collect_iopub(msg_id)
+        return reply["content"], outputs
+
+    def _shell_reply(self, msg_id: str) -> dict:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            msg = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+
+    def collect_iopub(self, msg_id: str) -> list[dict]:
+        """Return iopub messages of a request until its idle status (keeps comm events)."""
+        outputs = []
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if msg["msg_type"] == "comm_msg":
+                self.events.append(msg["content"]["data"])
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return outputs
+            if msg["msg_type"] not in ("status", "execute_input"):
+                outputs.append(msg)
+
+    def value(self, expression: str) -> object:
+        """Return a JSON-able value evaluated in the kernel, without touching the history."""
+        code = f"__import__('json').dumps({expression})"
+        reply, _ = self.execute("", silent=True, user_expressions={"v": code})
+        result = reply["user_expressions"]["v"]
+        assert result["status"] == "ok", result
+        return json.loads(ast.literal_eval(result["data"]["text/plain"]))
+
+    # -- the comm ---------------------------------------------------------------------------
+
+    def open_comm(self) -> None:
+        self.comm_id = uuid.uuid4().hex
+        msg = self.kc.session.msg("comm_open", {"comm_id": self.comm_id,
+                                                 "target_name": "timetravel", "data": {}})
+        self.kc.shell_channel.send(msg)
+        self.collect_iopub(msg["header"]["msg_id"])
+
+    def send_comm(self, data: object) -> str:
+        if self.comm_id is None:
+            self.open_comm()
+        msg = self.kc.session.msg("comm_msg", {"comm_id": self.comm_id, "data": data})
+        self.kc.shell_channel.send(msg)
+        return msg["header"]["msg_id"]
+
+    def request(self, data: object) -> dict:
+        """Send one comm request; return its single reply (events are kept in .events)."""
+        msg_id = self.send_comm(data)
+        replies = [m["content"]["data"] for m in self.collect_iopub(msg_id)
+                   if m["msg_type"] == "comm_msg" and "ok" in m["content"]["data"]]
+        assert len(replies) == 1, replies
+        return replies[0]
+
+    def op(self, op: str, **params: object) -> dict:
+        reply = self.request({"id": uuid.uuid4().hex[:8], "op": op, **params})
+        return reply
+
+    def drain_iopub(self) -> None:
+        while True:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=0.2)
+            except queue.Empty:
+                return
+            if msg["msg_type"] == "comm_msg":
+                self.events.append(msg["content"]["data"])
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """SIGKILL the kernel process, as a crash or the OOM killer would."""
+        self.kc.stop_channels()
+        self.km.kill_kernel()
+        self.km.cleanup_resources()
+
+    def shutdown(self) -> None:
+        self.kc.stop_channels()
+        if self.km.is_alive():
+            self.km.shutdown_kernel(now=False)
+        self.km.cleanup_resources()

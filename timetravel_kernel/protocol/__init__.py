@@ -1,0 +1,22 @@
+"""Protocol layer: comm protocol v1 messages and the handler that answers them."""
+
+from timetravel_kernel.protocol.handler import ProtocolHandler, Response
+from timetravel_kernel.protocol.messages import (
+    COMM_TARGET,
+    ERROR_CODES,
+    EVENTS,
+    OPS,
+    PROTOCOL_VERSION,
+    parse_request,
+)
+
+__all__ = [
+    "COMM_TARGET",
+    "ERROR_CODES",
+    "EVENTS",
+    "OPS",
+    "PROTOCOL_VERSION",
+    "ProtocolHandler",
+    "Response",
+    "parse_request",
+]

@@ -1,0 +1,226 @@
+"""ProtocolHandler: turns protocol v1 requests into timeline calls, one reply each (protocol layer).
+
+The handler knows nothing of Jupyter: the kernel hands it the comm message's data and sends back
+what it returns, and the magics call it with requests they build. Any failure, ours or the
+timeline's, becomes an error reply; the namespace is only touched by the checkout ops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from timetravel_kernel.errors import (
+    BusyError,
+    TimeTravelError,
+    UnknownCommitError,
+)
+from timetravel_kernel.protocol.messages import (
+    CHECKOUT_OPS,
+    ERROR_CODES,
+    PROTOCOL_VERSION,
+    CheckoutEvent,
+    ErrorCode,
+    Reply,
+    Request,
+    StatusReply,
+    format_checkout,
+    format_commit,
+    format_diff,
+    format_var,
+    make_error_reply,
+    make_ok_reply,
+    parse_request,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, MutableMapping
+
+    from timetravel_kernel.ids import CommitId
+    from timetravel_kernel.timeline import Timeline
+    from timetravel_kernel.timeline.results import CheckoutResult
+
+__all__ = ["ProtocolHandler", "Response"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The one reply to a request and the events it causes (sent to every open comm)."""
+
+    reply: Reply
+    events: tuple[CheckoutEvent, ...] = ()
+
+    @property
+    def moved_head(self) -> bool:
+        """Whether the request changed the live namespace."""
+        return bool(self.events)
+
+
+class ProtocolHandler:
+    """Answers protocol v1 requests against one timeline and one live namespace.
+
+    Args:
+        timeline: the session's history; None when time travel is off or the store could not
+            be opened (every op but ``status`` then fails with ``disabled``).
+        namespace: the live namespace the timeline's HEAD describes.
+        is_busy: returns True while a cell runs; checkout ops are then refused with ``busy``.
+        lock: held around every timeline call so a checkpoint in another thread (a subshell)
+            never interleaves with a checkout; a held lock also means ``busy``.
+        read_only: the timeline was opened beside another writer; checkout ops are refused.
+        notice: a sentence for ``status`` explaining an unusual state (read-only, disabled).
+    """
+
+    def __init__(
+        self,
+        timeline: Timeline | None,
+        namespace: MutableMapping[str, object],
+        *,
+        is_busy: Callable[[], bool] = lambda: False,
+        lock: threading.RLock | None = None,
+        read_only: bool = False,
+        notice: str | None = None,
+    ) -> None:
+        self.timeline = timeline
+        self.namespace = namespace
+        self.notice = notice
+        self.read_only = read_only
+        self._is_busy = is_busy
+        self._lock = lock if lock is not None else threading.RLock()
+
+    def handle(self, data: object, *, from_cell: bool = False) -> Response:
+        """Return the reply to one request, never raising.
+
+        Args:
+            data: the request as received (any JSON value).
+            from_cell: the request comes from the running cell itself (a magic); it may move
+                HEAD although a cell is running.
+        """
+        request_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(request_id, str):
+            request_id = None
+        try:
+            request = parse_request(data)
+            return self._dispatch(request, from_cell=from_cell)
+        except TimeTravelError as exc:
+            code: ErrorCode = exc.code if exc.code in ERROR_CODES else "internal"  # type: ignore[assignment]
+            return Response(make_error_reply(request_id, code, str(exc)))
+        except KeyboardInterrupt:
+            return Response(make_error_reply(request_id, "internal", "interrupted by the user"))
+        except Exception as exc:
+            # Broad catch by design (STYLE.md): a bug below must become an error reply, never a
+            # dead comm or a disturbed kernel.
+            _log.exception("time-travel request %r failed", request_id)
+            return Response(make_error_reply(
+                request_id, "internal", f"internal error: {type(exc).__name__}: {exc}"))
+
+    def _dispatch(self, request: Request, *, from_cell: bool) -> Response:
+        if request.op == "status":
+            return Response(make_ok_reply(request.id, self.status()))
+        timeline = self._require_timeline()
+        if request.op in CHECKOUT_OPS:
+            return self._checkout(timeline, request, from_cell=from_cell)
+        if not self._lock.acquire(blocking=False):
+            raise BusyError("the history is being written; try again when the cell finishes")
+        try:
+            result = self._query(timeline, request)
+        finally:
+            self._lock.release()
+        return Response(make_ok_reply(request.id, result))
+
+    def _query(self, timeline: Timeline, request: Request) -> Mapping[str, object]:
+        params = request.params
+        if request.op == "log":
+            limit = params.get("limit")
+            commits = timeline.log(limit if isinstance(limit, int) else None)
+            return {"commits": [format_commit(c) for c in commits]}
+        if request.op == "diff":
+            a = self._resolve(timeline, params["a"])
+            b = self._resolve(timeline, params["b"])
+            return format_diff(timeline.diff(a, b))
+        # vars
+        commit = params.get("commit")
+        commit_id = self._resolve(timeline, commit) if commit is not None else None
+        return {"vars": [format_var(v) for v in timeline.variables(commit_id)]}
+
+    def _checkout(self, timeline: Timeline, request: Request, *, from_cell: bool) -> Response:
+        if self._is_busy() and not from_cell:
+            raise BusyError("a cell is running; the state can be changed when it finishes")
+        if self.read_only:
+            return Response(make_error_reply(
+                request.id, "read-only",
+                "this kernel's history is read-only (another kernel owns the store)"))
+        if request.op == "restore" and self._restorable_id(timeline) is None:
+            return Response(make_error_reply(
+                request.id, "nothing-to-restore",
+                "there is no earlier session state to restore"))
+        if not self._lock.acquire(blocking=False):
+            raise BusyError("the history is being written; try again when the cell finishes")
+        try:
+            result = self._run_checkout(timeline, request)
+        finally:
+            self._lock.release()
+        op: Literal["checkout", "undo", "redo", "restore"] = request.op  # type: ignore[assignment]
+        reply = format_checkout(result)
+        event: CheckoutEvent = {"event": "checkout", "op": op, **reply}  # type: ignore[typeddict-item]
+        return Response(make_ok_reply(request.id, reply), (event,))
+
+    def _run_checkout(self, timeline: Timeline, request: Request) -> CheckoutResult:
+        ns = self.namespace
+        if request.op == "undo":
+            return timeline.undo(ns)
+        if request.op == "redo":
+            return timeline.redo(ns)
+        if request.op == "restore":
+            return timeline.restore(ns)
+        return timeline.checkout(ns, self._resolve(timeline, request.params["commit"]))
+
+    def status(self) -> StatusReply:
+        """Return the ``status`` result (also what the magics print)."""
+        timeline = self.timeline
+        if timeline is None:
+            return {"protocol": PROTOCOL_VERSION, "head": None, "commits": 0,
+                    "store": {"path": "", "bytes": 0}, "restorable": None, "enabled": False,
+                    "read_only": True, "notice": self.notice}
+        head = timeline.head
+        restorable_id = self._restorable_id(timeline)
+        restorable = timeline.restorable if restorable_id is not None else None
+        path = timeline.store_path
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "head": format_commit(head) if head is not None else None,
+            "commits": len(timeline.log()),
+            "store": {"path": str(path) if path is not None else "",
+                      "bytes": timeline.store_bytes()},
+            "restorable": format_commit(restorable) if restorable is not None else None,
+            "enabled": True,
+            "read_only": self.read_only,
+            "notice": self.notice,
+        }
+
+    @staticmethod
+    def _restorable_id(timeline: Timeline) -> CommitId | None:
+        # Restoring what the namespace already is would be a no-op: not offered.
+        restorable = timeline.restorable
+        head = timeline.head
+        if restorable is None or (head is not None and head.id == restorable.id):
+            return None
+        return restorable.id
+
+    def _require_timeline(self) -> Timeline:
+        if self.timeline is None:
+            raise _DisabledError(self.notice or "time travel is off for this kernel")
+        return self.timeline
+
+    @staticmethod
+    def _resolve(timeline: Timeline, text: object) -> CommitId:
+        if not isinstance(text, str):
+            raise UnknownCommitError(repr(text))
+        return timeline.resolve(text)
+
+
+class _DisabledError(TimeTravelError):
+    code = "disabled"

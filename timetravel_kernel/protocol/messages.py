@@ -1,0 +1,380 @@
+"""Comm protocol v1 message shapes: op names, events, error codes and their JSON forms.
+
+Every name a frontend depends on is defined here once. Within v1 ops, events and fields are only
+ever added, never renamed or removed (protocol layer).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, TypedDict, get_args
+
+from typing_extensions import NotRequired
+
+from timetravel_kernel.errors import BadRequestError, UnknownOpError
+from timetravel_kernel.ids import id_to_hex
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from timetravel_kernel.store.objects import Commit
+    from timetravel_kernel.timeline.results import (
+        CheckoutResult,
+        CheckpointResult,
+        DiffResult,
+        VarInfo,
+    )
+
+__all__ = [
+    "CHECKOUT_OPS",
+    "COMM_TARGET",
+    "ERROR_CODES",
+    "EVENTS",
+    "OPS",
+    "PROTOCOL_VERSION",
+    "CheckoutEvent",
+    "CheckoutReply",
+    "CheckpointEvent",
+    "CommitJSON",
+    "DiffReply",
+    "ErrorCode",
+    "ErrorInfo",
+    "ErrorReply",
+    "EventName",
+    "LogReply",
+    "OkReply",
+    "Op",
+    "Reply",
+    "Request",
+    "RestoreAvailableEvent",
+    "RestoredEvent",
+    "StatusReply",
+    "StoreInfo",
+    "VarJSON",
+    "VarsReply",
+    "WarningEvent",
+    "format_checkout",
+    "format_checkpoint_event",
+    "format_commit",
+    "format_diff",
+    "format_var",
+    "make_error_reply",
+    "make_ok_reply",
+    "parse_request",
+]
+
+PROTOCOL_VERSION = 1
+COMM_TARGET = "timetravel"
+
+Op = Literal["status", "log", "checkout", "undo", "redo", "diff", "vars", "restore"]
+EventName = Literal["checkpoint", "checkout", "restored", "restore-available", "warning"]
+ErrorCode = Literal[
+    "bad-request",
+    "unknown-op",
+    "unknown-commit",
+    "busy",
+    "nothing-to-undo",
+    "nothing-to-redo",
+    "nothing-to-restore",
+    "disabled",
+    "read-only",
+    "store-error",
+    "store-locked",
+    "store-corrupt",
+    "store-format",
+    "missing-object",
+    "serialization",
+    "timeline-error",
+    "internal",
+]
+
+OPS: frozenset[str] = frozenset(get_args(Op))
+EVENTS: frozenset[str] = frozenset(get_args(EventName))
+ERROR_CODES: frozenset[str] = frozenset(get_args(ErrorCode))
+# Ops that change the live namespace: refused while a cell runs.
+CHECKOUT_OPS: frozenset[str] = frozenset({"checkout", "undo", "redo", "restore"})
+
+# Ops' parameters: name -> (accepted type, required). Unknown extra fields are ignored so a
+# newer frontend can talk to an older kernel.
+_PARAMS: dict[str, dict[str, tuple[type, bool]]] = {
+    "status": {},
+    "log": {"limit": (int, False)},
+    "checkout": {"commit": (str, True)},
+    "undo": {},
+    "redo": {},
+    "diff": {"a": (str, True), "b": (str, True)},
+    "vars": {"commit": (str, False)},
+    "restore": {},
+}
+_MAX_ID_LENGTH = 200
+
+
+class CommitJSON(TypedDict):
+    """A commit as every reply and event shows it."""
+
+    id: str
+    parent: str | None
+    execution_count: int | None
+    cell_id: str | None
+    code: str
+    time: float
+    duration: float
+    status: Literal["ok", "error"]
+    changed: list[str]
+    bytes_written: int
+
+
+class StoreInfo(TypedDict):
+    """Where the history lives and how large it is."""
+
+    path: str
+    bytes: int
+
+
+class StatusReply(TypedDict):
+    """Result of ``status``; ``enabled`` and ``notice`` extend the design's fields."""
+
+    protocol: int
+    head: CommitJSON | None
+    commits: int
+    store: StoreInfo
+    restorable: CommitJSON | None
+    enabled: bool
+    read_only: bool
+    notice: str | None
+
+
+class LogReply(TypedDict):
+    """Result of ``log``: newest first, all branches."""
+
+    commits: list[CommitJSON]
+
+
+class CheckoutReply(TypedDict):
+    """Result of ``checkout``, ``undo``, ``redo`` and ``restore``."""
+
+    head: CommitJSON
+    loaded: list[str]
+    deleted: list[str]
+    kept: list[str]
+    seconds: float
+    unrestored: dict[str, str]
+
+
+class DiffReply(TypedDict):
+    """Result of ``diff``."""
+
+    added: list[str]
+    deleted: list[str]
+    changed: list[str]
+
+
+class VarJSON(TypedDict):
+    """One name of a commit."""
+
+    name: str
+    type: str
+    bytes: int
+    covariable: str
+    saved: bool
+    reason: NotRequired[str]
+
+
+class VarsReply(TypedDict):
+    """Result of ``vars``."""
+
+    vars: list[VarJSON]
+
+
+class ErrorInfo(TypedDict):
+    """Why a request failed and what to do."""
+
+    code: ErrorCode
+    message: str
+
+
+class OkReply(TypedDict):
+    """A successful reply."""
+
+    id: str | None
+    ok: Literal[True]
+    result: Mapping[str, object]
+
+
+class ErrorReply(TypedDict):
+    """A failed reply; ``id`` is None only when the request had no usable id."""
+
+    id: str | None
+    ok: Literal[False]
+    error: ErrorInfo
+
+
+Reply = OkReply | ErrorReply
+
+
+class CheckpointEvent(TypedDict):
+    """Sent after every checkpoint."""
+
+    event: Literal["checkpoint"]
+    commit: CommitJSON
+    unsaved: dict[str, str]
+    seconds: float
+
+
+class CheckoutEvent(TypedDict):
+    """Sent after any op that moved HEAD, whoever asked for it."""
+
+    event: Literal["checkout"]
+    op: Literal["checkout", "undo", "redo", "restore"]
+    head: CommitJSON
+    loaded: list[str]
+    deleted: list[str]
+    kept: list[str]
+    seconds: float
+    unrestored: dict[str, str]
+
+
+class RestoredEvent(TypedDict):
+    """Sent when the kernel brought back a previous session's state on its own."""
+
+    event: Literal["restored"]
+    head: CommitJSON
+    crashed: bool
+    unrestored: dict[str, str]
+    message: str
+
+
+class RestoreAvailableEvent(TypedDict):
+    """Sent when a previous session's state can be restored with ``restore``."""
+
+    event: Literal["restore-available"]
+    restorable: CommitJSON
+    crashed: bool
+    message: str
+
+
+class WarningEvent(TypedDict):
+    """Something was not saved or restored, or the store cannot be used as configured."""
+
+    event: Literal["warning"]
+    message: str
+    names: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A validated request: its id, op and the op's parameters."""
+
+    id: str
+    op: Op
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+def parse_request(data: object) -> Request:
+    """Return the request in a comm message's data.
+
+    Raises:
+        BadRequestError: not an object, no string ``id``, missing or ill-typed parameters.
+        UnknownOpError: ``op`` is not an op of protocol v1.
+    """
+    if not isinstance(data, dict):
+        raise BadRequestError(f"a request is a JSON object, got {type(data).__name__}")
+    request_id = data.get("id")
+    if not isinstance(request_id, str) or len(request_id) > _MAX_ID_LENGTH:
+        raise BadRequestError(f"a request needs an 'id' string of at most {_MAX_ID_LENGTH} chars")
+    op = data.get("op")
+    if not isinstance(op, str):
+        raise BadRequestError("a request needs an 'op' string")
+    if op not in OPS:
+        raise UnknownOpError(f"unknown op {op[:50]!r}; protocol v1 has {', '.join(sorted(OPS))}")
+    params: dict[str, object] = {}
+    for name, (kind, required) in _PARAMS[op].items():
+        value = data.get(name)
+        if value is None:
+            if required:
+                raise BadRequestError(f"op {op!r} needs the parameter {name!r}")
+            continue
+        # bool is an int subclass: a JSON true is not a limit.
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise BadRequestError(f"parameter {name!r} of {op!r} must be a {kind.__name__}")
+        if kind is int and not 0 < value <= 1_000_000:  # type: ignore[operator]
+            raise BadRequestError(f"parameter {name!r} of {op!r} must be in 1..1000000")
+        params[name] = value
+    return Request(request_id, op, params)  # type: ignore[arg-type]
+
+
+def make_ok_reply(request_id: str | None, result: Mapping[str, object]) -> OkReply:
+    """Return the success reply to a request."""
+    return {"id": request_id, "ok": True, "result": result}
+
+
+def make_error_reply(request_id: str | None, code: ErrorCode, message: str) -> ErrorReply:
+    """Return the error reply to a request."""
+    return {"id": request_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+def _finite(value: float) -> float:
+    # JSON has no NaN or infinity; a broken clock must not make a reply unparsable.
+    return float(value) if math.isfinite(value) else 0.0
+
+
+def format_commit(commit: Commit) -> CommitJSON:
+    """Return the protocol form of a commit."""
+    return {
+        "id": id_to_hex(commit.id),
+        "parent": id_to_hex(commit.parent) if commit.parent else None,
+        "execution_count": commit.execution_count,
+        "cell_id": commit.cell_id,
+        "code": commit.code,
+        "time": _finite(commit.time),
+        "duration": _finite(commit.duration),
+        "status": commit.status,
+        "changed": list(commit.changed),
+        "bytes_written": int(commit.bytes_written),
+    }
+
+
+def format_checkout(result: CheckoutResult) -> CheckoutReply:
+    """Return the protocol form of a checkout's result."""
+    return {
+        "head": format_commit(result.head),
+        "loaded": list(result.loaded),
+        "deleted": list(result.deleted),
+        "kept": list(result.kept),
+        "seconds": _finite(result.seconds),
+        "unrestored": dict(result.unrestored),
+    }
+
+
+def format_diff(result: DiffResult) -> DiffReply:
+    """Return the protocol form of a diff."""
+    return {
+        "added": list(result.added),
+        "deleted": list(result.deleted),
+        "changed": list(result.changed),
+    }
+
+
+def format_var(info: VarInfo) -> VarJSON:
+    """Return the protocol form of one variable of a commit."""
+    var: VarJSON = {
+        "name": info.name,
+        "type": info.type,
+        "bytes": int(info.bytes),
+        "covariable": info.covariable,
+        "saved": info.saved,
+    }
+    if info.reason is not None:
+        var["reason"] = info.reason
+    return var
+
+
+def format_checkpoint_event(result: CheckpointResult) -> CheckpointEvent:
+    """Return the event announcing a checkpoint."""
+    return {
+        "event": "checkpoint",
+        "commit": format_commit(result.commit),
+        "unsaved": dict(result.unsaved),
+        "seconds": _finite(result.seconds),
+    }
