@@ -20,7 +20,14 @@ if TYPE_CHECKING:
 
     from timetravel_kernel.protocol import Response
 
-__all__ = ["USAGE", "HandlesRequests", "Report", "parse_magic_line", "register_magics"]
+__all__ = [
+    "USAGE",
+    "HandlesRequests",
+    "Report",
+    "format_result",
+    "parse_magic_line",
+    "register_magics",
+]
 
 USAGE = """\
 %timetravel (alias %tt) — the history of this kernel's state
