@@ -1,0 +1,173 @@
+/**
+ * Pure helpers that turn protocol records into what the UI shows: sizes,
+ * durations, relative times, one-line code summaries, the lanes of the commit
+ * tree. No DOM and no JupyterLab here, so node's test runner checks them.
+ */
+import type { ICheckoutResult, ICommit } from './protocol';
+
+/** `1536` -> `1.5 KB`; binary multiples, one decimal below 10 units. */
+export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 0) {
+    return '?';
+  }
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  if (unit === 0) {
+    return `${bytes} B`;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** Seconds -> `850 ms`, `3.2 s`, `2 min 5 s`. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    return '?';
+  }
+  if (seconds < 1) {
+    return `${Math.round(seconds * 1000)} ms`;
+  }
+  if (seconds < 60) {
+    return `${seconds.toFixed(1)} s`;
+  }
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes} min ${Math.round(seconds - minutes * 60)} s`;
+}
+
+/** Unix seconds -> local `HH:MM:SS`, with the date when it is not today. */
+export function formatTime(unixSeconds: number, now: Date = new Date()): string {
+  const date = new Date(unixSeconds * 1000);
+  const time = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  if (date.toDateString() === now.toDateString()) {
+    return time;
+  }
+  return `${date.toLocaleDateString()} ${time}`;
+}
+
+/** How long ago, coarse: `just now`, `42 s ago`, `5 min ago`, `3 h ago`, `2 d ago`. */
+export function formatAgo(unixSeconds: number, nowMs: number = Date.now()): string {
+  const seconds = Math.max(0, Math.round(nowMs / 1000 - unixSeconds));
+  if (seconds < 5) {
+    return 'just now';
+  }
+  if (seconds < 60) {
+    return `${seconds} s ago`;
+  }
+  if (seconds < 3600) {
+    return `${Math.floor(seconds / 60)} min ago`;
+  }
+  if (seconds < 86400) {
+    return `${Math.floor(seconds / 3600)} h ago`;
+  }
+  return `${Math.floor(seconds / 86400)} d ago`;
+}
+
+/** The first 7 hex digits, as git shows them. */
+export function shortId(id: string | null | undefined): string {
+  return id ? id.slice(0, 7) : '-';
+}
+
+/** The first non-blank line of a cell, cut to `max` characters. */
+export function codeSummary(code: string, max = 60): string {
+  const line = code.split('\n').find(l => l.trim() !== '') ?? '';
+  const more = code.trim().split('\n').length > 1;
+  let text = line.trim();
+  if (text.length > max) {
+    text = text.slice(0, max - 1) + '…';
+  } else if (more) {
+    text += ' …';
+  }
+  return text || '(empty cell)';
+}
+
+/** How a commit is named in messages: `[3] x = 2` or `the session start`. */
+export function describeCommit(commit: ICommit | null | undefined): string {
+  if (!commit) {
+    return 'no state';
+  }
+  if (commit.parent === null) {
+    return 'the session start';
+  }
+  const count = commit.execution_count === null ? '' : `[${commit.execution_count}] `;
+  return `${count}${codeSummary(commit.code, 40)}`;
+}
+
+/** A list of names for a sentence: `a, b and 3 more`. */
+export function listNames(names: string[], max = 5): string {
+  if (names.length === 0) {
+    return 'nothing';
+  }
+  if (names.length <= max) {
+    return names.join(', ');
+  }
+  return `${names.slice(0, max).join(', ')} and ${names.length - max} more`;
+}
+
+/** One sentence about a checkout: what was loaded, deleted, and not restored. */
+export function summarizeCheckout(result: ICheckoutResult): string {
+  const parts = [`Now at ${describeCommit(result.head)}`];
+  if (result.loaded.length) {
+    parts.push(`loaded ${listNames(result.loaded)}`);
+  }
+  if (result.deleted.length) {
+    parts.push(`removed ${listNames(result.deleted)}`);
+  }
+  if (!result.loaded.length && !result.deleted.length) {
+    parts.push('no variable changed');
+  }
+  const unrestored = Object.keys(result.unrestored ?? {});
+  if (unrestored.length) {
+    parts.push(`could not restore ${listNames(unrestored)} (re-run the cells that made them)`);
+  }
+  return `${parts.join('; ')} (${formatDuration(result.seconds)}).`;
+}
+
+/** One row of the commit tree: the commit, its lane and the lanes alive beside it. */
+export interface ITreeRow {
+  commit: ICommit;
+  lane: number;
+  lanes: number;
+  onHeadPath: boolean;
+}
+
+/**
+ * Lay out commits (newest first, any branches) in lanes, as `git log --graph`
+ * does for a tree: a commit takes the lane that waits for it, or a new one;
+ * then that lane waits for its parent. Children of one parent meet in the
+ * leftmost lane. Commits whose parent is absent from the list end their lane.
+ */
+export function layoutTree(commits: ICommit[], headId: string | null): ITreeRow[] {
+  const byId = new Map(commits.map(c => [c.id, c]));
+  const onHead = new Set<string>();
+  for (let id = headId; id && byId.has(id) && !onHead.has(id); id = byId.get(id)!.parent) {
+    onHead.add(id);
+  }
+  const waiting: (string | null)[] = [];
+  const rows: ITreeRow[] = [];
+  for (const commit of commits) {
+    let lane = waiting.indexOf(commit.id);
+    if (lane === -1) {
+      lane = waiting.indexOf(null);
+      if (lane === -1) {
+        lane = waiting.length;
+        waiting.push(null);
+      }
+    }
+    // Other lanes that waited for this commit end here.
+    for (let i = 0; i < waiting.length; i++) {
+      if (i !== lane && waiting[i] === commit.id) {
+        waiting[i] = null;
+      }
+    }
+    waiting[lane] = commit.parent && byId.has(commit.parent) ? commit.parent : null;
+    while (waiting.length && waiting[waiting.length - 1] === null) {
+      waiting.pop();
+    }
+    rows.push({ commit, lane, lanes: Math.max(waiting.length, lane + 1), onHeadPath: onHead.has(commit.id) });
+  }
+  return rows;
+}

@@ -1,0 +1,284 @@
+/**
+ * The History side panel: the current notebook's commit tree, click a commit
+ * to check it out, tick two to see what changed between them.
+ */
+import { Notification } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
+
+import { historyIcon } from './icons';
+import {
+  codeSummary,
+  describeCommit,
+  formatBytes,
+  formatDuration,
+  formatTime,
+  layoutTree,
+  listNames,
+  shortId,
+  summarizeCheckout
+} from './format';
+import type { ICommit } from './protocol';
+import type { SessionRegistry } from './registry';
+import type { TimeTravelSession } from './session';
+
+/** Pixels between two lanes of the tree. */
+const LANE_WIDTH = 14;
+
+export class HistoryPanel extends Widget {
+  constructor(registry: SessionRegistry) {
+    super();
+    this._registry = registry;
+    this.id = 'timetravel-history';
+    this.addClass('jp-TimeTravel-panel');
+    this.title.icon = historyIcon;
+    this.title.caption = 'Cell-state history (time travel)';
+    this.node.tabIndex = -1;
+
+    const header = document.createElement('div');
+    header.className = 'jp-TimeTravel-header';
+    const title = document.createElement('h2');
+    title.textContent = 'History';
+    this._summary.className = 'jp-TimeTravel-summary';
+    header.append(title, this._summary);
+
+    const buttons = document.createElement('div');
+    buttons.className = 'jp-TimeTravel-buttons';
+    this._undoButton = this._button('Undo', 'jp-TimeTravel-undo', () => this._run(s => s.undo()));
+    this._redoButton = this._button('Redo', 'jp-TimeTravel-redo', () => this._run(s => s.redo()));
+    this._refreshButton = this._button('Refresh', 'jp-TimeTravel-refresh', () => void this._registry.current?.refresh());
+    buttons.append(this._undoButton, this._redoButton, this._refreshButton);
+
+    this._hint.className = 'jp-TimeTravel-hint';
+    this._message.className = 'jp-TimeTravel-message';
+    this._diff.className = 'jp-TimeTravel-diff';
+    this._list.className = 'jp-TimeTravel-list';
+    this._list.setAttribute('role', 'list');
+    const help = document.createElement('div');
+    help.className = 'jp-TimeTravel-help';
+    help.textContent = 'Click a cell to go back to the state after it. Tick two to compare them.';
+    this.node.append(header, buttons, this._hint, help, this._diff, this._message, this._list);
+
+    registry.changed.connect(this._onChanged, this);
+    this._onChanged();
+  }
+
+  dispose(): void {
+    this._registry.changed.disconnect(this._onChanged, this);
+    super.dispose();
+  }
+
+  private _onChanged(): void {
+    const session = this._registry.current;
+    if (session !== this._session) {
+      this._session = session;
+      this._selected = [];
+      this._diff.textContent = '';
+      this._message.textContent = '';
+    }
+    this._render();
+  }
+
+  private _render(): void {
+    const session = this._session;
+    const ready = !!session && session.isReady;
+    const busy = !!session?.pendingOp;
+    this.toggleClass('jp-mod-disabled', !ready);
+    this._hint.textContent = ready ? '' : this._registry.currentHint;
+    this._hint.hidden = ready;
+    this._undoButton.disabled = !ready || busy;
+    this._redoButton.disabled = !ready || busy;
+    this._refreshButton.disabled = !ready;
+
+    const status = session?.status;
+    if (ready && status) {
+      this._summary.textContent =
+        `${status.commits} state${status.commits === 1 ? '' : 's'} · ` +
+        `${formatBytes(status.store.bytes)} on disk · head ${shortId(status.head?.id)}`;
+      this._summary.title = `Store: ${status.store.path}`;
+    } else {
+      this._summary.textContent = '';
+      this._summary.title = '';
+    }
+
+    this._list.replaceChildren();
+    if (!ready || !session) {
+      return;
+    }
+    const headId = session.head?.id ?? null;
+    for (const row of layoutTree(session.commits, headId)) {
+      this._list.append(this._renderCommit(row.commit, row.lane, row.lanes, row.commit.id === headId, row.onHeadPath, busy));
+    }
+  }
+
+  private _renderCommit(
+    commit: ICommit,
+    lane: number,
+    lanes: number,
+    isHead: boolean,
+    onHeadPath: boolean,
+    busy: boolean
+  ): HTMLElement {
+    const row = document.createElement('div');
+    row.className = 'jp-TimeTravel-commit';
+    row.setAttribute('role', 'listitem');
+    row.dataset.commitId = commit.id;
+    row.dataset.executionCount = commit.execution_count === null ? '' : String(commit.execution_count);
+    row.classList.toggle('jp-mod-head', isHead);
+    row.classList.toggle('jp-mod-offpath', !onHeadPath);
+    row.classList.toggle('jp-mod-error', commit.status === 'error');
+    row.title = `${isHead ? 'Current state' : 'Click to go back to this state'}\n\n${commit.code}`;
+
+    const graph = document.createElement('div');
+    graph.className = 'jp-TimeTravel-graph';
+    graph.style.width = `${lanes * LANE_WIDTH + 4}px`;
+    const dot = document.createElement('span');
+    dot.className = 'jp-TimeTravel-dot';
+    dot.style.left = `${lane * LANE_WIDTH}px`;
+    graph.append(dot);
+
+    const body = document.createElement('div');
+    body.className = 'jp-TimeTravel-body';
+    const first = document.createElement('div');
+    first.className = 'jp-TimeTravel-line';
+    const count = document.createElement('span');
+    count.className = 'jp-TimeTravel-count';
+    count.textContent = commit.parent === null ? 'start' : `[${commit.execution_count ?? ' '}]`;
+    const code = document.createElement('code');
+    code.className = 'jp-TimeTravel-code';
+    code.textContent = commit.parent === null ? 'fresh kernel' : codeSummary(commit.code);
+    first.append(count, code);
+    if (isHead) {
+      const badge = document.createElement('span');
+      badge.className = 'jp-TimeTravel-headBadge';
+      badge.textContent = 'HEAD';
+      first.append(badge);
+    }
+
+    const meta = document.createElement('div');
+    meta.className = 'jp-TimeTravel-meta';
+    meta.textContent =
+      `${formatTime(commit.time)} · ${formatDuration(commit.duration)} · ` +
+      `${formatBytes(commit.bytes_written)} written · ${shortId(commit.id)}`;
+
+    const changed = document.createElement('div');
+    changed.className = 'jp-TimeTravel-changed';
+    for (const name of commit.changed.slice(0, 12)) {
+      const chip = document.createElement('span');
+      chip.className = 'jp-TimeTravel-var';
+      chip.textContent = name;
+      changed.append(chip);
+    }
+    if (commit.changed.length > 12) {
+      changed.append(` +${commit.changed.length - 12}`);
+    }
+    body.append(first, meta, changed);
+
+    const compare = document.createElement('input');
+    compare.type = 'checkbox';
+    compare.className = 'jp-TimeTravel-compare';
+    compare.title = 'Tick two states to compare them';
+    compare.checked = this._selected.includes(commit.id);
+    compare.addEventListener('click', event => {
+      event.stopPropagation();
+      this._toggleSelected(commit.id, compare.checked);
+    });
+
+    row.append(graph, body, compare);
+    if (!isHead && !busy) {
+      row.classList.add('jp-mod-clickable');
+      row.addEventListener('click', () => this._run(s => s.checkout(commit.id)));
+    }
+    return row;
+  }
+
+  private _toggleSelected(id: string, on: boolean): void {
+    this._selected = this._selected.filter(s => s !== id);
+    if (on) {
+      this._selected.push(id);
+    }
+    if (this._selected.length > 2) {
+      this._selected = this._selected.slice(-2);
+    }
+    this._render();
+    if (this._selected.length === 2) {
+      void this._showDiff(this._selected[0], this._selected[1]);
+    } else {
+      this._diff.textContent = '';
+    }
+  }
+
+  /** Diff from the older of the two to the newer, as the user reads it. */
+  private async _showDiff(first: string, second: string): Promise<void> {
+    const session = this._session;
+    if (!session) {
+      return;
+    }
+    const byId = new Map(session.commits.map(c => [c.id, c]));
+    let [a, b] = [byId.get(first), byId.get(second)];
+    if (a && b && a.time > b.time) {
+      [a, b] = [b, a];
+    }
+    const aId = a?.id ?? first;
+    const bId = b?.id ?? second;
+    this._diff.textContent = 'Comparing…';
+    try {
+      const diff = await session.diff(aId, bId);
+      if (this._session !== session) {
+        return;
+      }
+      this._diff.replaceChildren();
+      const title = document.createElement('div');
+      title.className = 'jp-TimeTravel-diffTitle';
+      title.textContent = `From ${describeCommit(a)} to ${describeCommit(b)}`;
+      this._diff.append(title);
+      const rows: [string, string[]][] = [
+        ['added', diff.added],
+        ['changed', diff.changed],
+        ['deleted', diff.deleted]
+      ];
+      for (const [label, names] of rows) {
+        const line = document.createElement('div');
+        line.className = `jp-TimeTravel-diff-${label}`;
+        line.textContent = `${label}: ${names.length ? listNames(names, 20) : '—'}`;
+        this._diff.append(line);
+      }
+    } catch (err) {
+      this._diff.textContent = `Could not compare: ${(err as Error).message}`;
+    }
+  }
+
+  private async _run(op: (session: TimeTravelSession) => Promise<any>): Promise<void> {
+    const session = this._session;
+    if (!session) {
+      return;
+    }
+    this._message.textContent = '';
+    try {
+      const result = await op(session);
+      this._message.textContent = summarizeCheckout(result);
+    } catch (err) {
+      this._message.textContent = (err as Error).message;
+      Notification.warning((err as Error).message, { autoClose: 5000 });
+    }
+  }
+
+  private _button(label: string, className: string, onClick: () => void): HTMLButtonElement {
+    const button = document.createElement('button');
+    button.className = `jp-Button jp-mod-styled jp-mod-reject ${className}`;
+    button.textContent = label;
+    button.addEventListener('click', onClick);
+    return button;
+  }
+
+  private _registry: SessionRegistry;
+  private _session: TimeTravelSession | null = null;
+  private _selected: string[] = [];
+  private _summary = document.createElement('div');
+  private _hint = document.createElement('div');
+  private _message = document.createElement('div');
+  private _diff = document.createElement('div');
+  private _list = document.createElement('div');
+  private _undoButton: HTMLButtonElement;
+  private _redoButton: HTMLButtonElement;
+  private _refreshButton: HTMLButtonElement;
+}

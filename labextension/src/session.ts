@@ -1,0 +1,436 @@
+/**
+ * One notebook's link to its kernel's time-travel history.
+ *
+ * It follows the notebook's kernel through changes and restarts, decides
+ * whether that kernel is the time-travel one (kernelspec name, then the comm
+ * handshake), keeps the latest `status` and `log`, and turns kernel events and
+ * restarts into notices the UI shows once each.
+ */
+import type { ISessionContext } from '@jupyterlab/apputils';
+import type { Kernel, KernelMessage } from '@jupyterlab/services';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import {
+  ICheckoutResult,
+  ICommit,
+  IDiffResult,
+  IEvent,
+  IStatusResult,
+  IVarInfo,
+  ProtocolError,
+  TARGET_NAME,
+  TimeTravelClient
+} from './protocol';
+
+/** Where the link stands; only `ready` enables the commands. */
+export type SessionState = 'no-kernel' | 'unsupported' | 'connecting' | 'ready' | 'restarting' | 'failed';
+
+/** Something the user should be told once: the UI turns it into a notification. */
+export type Notice =
+  | { kind: 'restored'; head: ICommit | null; restored: string[]; unrestored: { [name: string]: string }; source: 'event' | 'status' }
+  | { kind: 'restore-available'; commit: ICommit | null }
+  | { kind: 'warning'; message: string };
+
+export interface ISessionOptions {
+  /** Kernelspec names that are the time-travel kernel. */
+  kernelNames: string[];
+  /** How many commits the history shows. */
+  historyLimit: number;
+}
+
+/** How long to wait for the kernel's own `restored` event before saying it from `status`. */
+const RESTORED_EVENT_GRACE_MS = 2500;
+
+export class TimeTravelSession {
+  constructor(sessionContext: ISessionContext, options: ISessionOptions) {
+    this.sessionContext = sessionContext;
+    this._options = options;
+    sessionContext.kernelChanged.connect(this._onKernelChanged, this);
+    this._attach(sessionContext.session?.kernel ?? null);
+  }
+
+  readonly sessionContext: ISessionContext;
+
+  /** Emitted whenever anything shown about this session changes. */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /** Emitted once per thing the user should be told. */
+  get notice(): ISignal<this, Notice> {
+    return this._notice;
+  }
+
+  get state(): SessionState {
+    return this._state;
+  }
+
+  /** Why the commands are disabled, in words for the user ('' when ready). */
+  get hint(): string {
+    return this._hint;
+  }
+
+  get isReady(): boolean {
+    return this._state === 'ready' && this._client !== null && this._client.isOpen;
+  }
+
+  /** The op now running (`undo`, `checkout`, ...), or null. */
+  get pendingOp(): string | null {
+    return this._pendingOp;
+  }
+
+  get status(): IStatusResult | null {
+    return this._status;
+  }
+
+  /** Newest first, all branches. */
+  get commits(): ICommit[] {
+    return this._commits;
+  }
+
+  get head(): ICommit | null {
+    return this._status?.head ?? null;
+  }
+
+  /** The newest commit recorded by a cell (not by a checkout). */
+  get lastCheckpoint(): ICommit | null {
+    return this._commits.length ? this._commits[0] : (this._status?.head ?? null);
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  undo(): Promise<ICheckoutResult> {
+    return this._move('undo', {});
+  }
+
+  redo(): Promise<ICheckoutResult> {
+    return this._move('redo', {});
+  }
+
+  restore(): Promise<ICheckoutResult> {
+    return this._move('restore', {});
+  }
+
+  checkout(commit: string): Promise<ICheckoutResult> {
+    return this._move('checkout', { commit });
+  }
+
+  diff(a: string, b: string): Promise<IDiffResult> {
+    return this._requireClient().request('diff', { a, b });
+  }
+
+  async vars(commit?: string): Promise<IVarInfo[]> {
+    const result = await this._requireClient().request('vars', commit ? { commit } : {});
+    return result.vars;
+  }
+
+  /** Re-read `status` and `log`; errors leave the last known values. */
+  async refresh(): Promise<void> {
+    const client = this._client;
+    if (!client || !client.isOpen) {
+      return;
+    }
+    try {
+      const [status, log] = await Promise.all([
+        client.request('status'),
+        client.request('log', { limit: this._options.historyLimit })
+      ]);
+      if (client !== this._client) {
+        return;
+      }
+      this._status = status;
+      this._commits = log.commits;
+      this._changed.emit();
+    } catch (err) {
+      // A long-running cell can delay the reply past the timeout: keep what we have.
+      console.debug('timetravel: refresh failed', err);
+    }
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    this._detach();
+    Signal.clearData(this);
+  }
+
+  private async _move(op: 'undo' | 'redo' | 'restore' | 'checkout', params: any): Promise<ICheckoutResult> {
+    const client = this._requireClient();
+    if (this._pendingOp) {
+      throw new ProtocolError('busy', `Wait for "${this._pendingOp}" to finish.`);
+    }
+    this._pendingOp = op;
+    this._changed.emit();
+    try {
+      const result = await client.request(op, params);
+      if (this._status) {
+        this._status = { ...this._status, head: result.head };
+      }
+      return result;
+    } finally {
+      this._pendingOp = null;
+      this._changed.emit();
+      void this.refresh();
+    }
+  }
+
+  private _requireClient(): TimeTravelClient {
+    if (!this.isReady || !this._client) {
+      throw new ProtocolError('not-ready', this._hint || 'The time-travel kernel is not connected.');
+    }
+    return this._client;
+  }
+
+  private _onKernelChanged(_: ISessionContext, args: { newValue: Kernel.IKernelConnection | null }): void {
+    this._attach(args.newValue);
+  }
+
+  private _attach(kernel: Kernel.IKernelConnection | null): void {
+    this._detach();
+    this._kernel = kernel;
+    if (!kernel) {
+      this._setState('no-kernel', 'No kernel is running for this notebook. Start "Python 3 (time-travel)".');
+      return;
+    }
+    if (!this._options.kernelNames.includes(kernel.name)) {
+      this._setState(
+        'unsupported',
+        `This notebook's kernel is "${this.sessionContext.kernelDisplayName || kernel.name}". ` +
+          'Undo, redo and history need the "Python 3 (time-travel)" kernel: use Kernel › Change Kernel….'
+      );
+      return;
+    }
+    kernel.statusChanged.connect(this._onKernelStatus, this);
+    kernel.registerCommTarget(TARGET_NAME, this._onKernelComm);
+    this._commTargetKernel = kernel;
+    void this._open(false);
+  }
+
+  private _detach(): void {
+    this._client?.dispose();
+    this._client = null;
+    for (const client of this._kernelClients) {
+      client.dispose();
+    }
+    this._kernelClients = [];
+    if (this._kernel && !this._kernel.isDisposed) {
+      this._kernel.statusChanged.disconnect(this._onKernelStatus, this);
+      if (this._commTargetKernel === this._kernel) {
+        this._kernel.removeCommTarget(TARGET_NAME, this._onKernelComm);
+      }
+    }
+    this._commTargetKernel = null;
+    this._kernel = null;
+    this._status = null;
+    this._commits = [];
+    clearTimeout(this._restoredTimer);
+  }
+
+  /** Open the comm and ask `status`; `afterRestart` says which restart came before. */
+  private async _open(afterRestart: 'crash' | 'restart' | false): Promise<void> {
+    const kernel = this._kernel;
+    if (!kernel || kernel.isDisposed || this._opening) {
+      return;
+    }
+    this._opening = true;
+    this._setState('connecting', 'Connecting to the time-travel kernel…');
+    const comm = kernel.createComm(TARGET_NAME);
+    const client = new TimeTravelClient(comm, {});
+    this._client = client;
+    client.onEvent = event => this._onEvent(event);
+    client.onClosed = () => {
+      if (this._client === client && this._state === 'ready') {
+        this._setState('restarting', 'The time-travel comm closed; waiting for the kernel…');
+      }
+    };
+    try {
+      comm.open({});
+      const status = await client.request('status');
+      if (this._client !== client) {
+        return;
+      }
+      this._status = status;
+      this._setState('ready', '');
+      await this.refresh();
+      this._afterOpen(status, afterRestart);
+    } catch (err) {
+      if (this._client !== client) {
+        return;
+      }
+      const code = err instanceof ProtocolError ? err.code : 'error';
+      if (code === 'comm-closed') {
+        this._setState(
+          'unsupported',
+          'This kernel did not accept the "timetravel" comm: it is not the time-travel kernel, ' +
+            'or an old version of it. Use Kernel › Change Kernel… › "Python 3 (time-travel)".'
+        );
+      } else if (code === 'timeout') {
+        // Most likely a long cell holds the kernel: try again when it is idle.
+        this._setState('connecting', 'Waiting for the kernel to finish running cells…');
+        this._retryOnIdle = true;
+      } else {
+        this._setState('failed', `The time-travel kernel answered with an error: ${String(err)}`);
+      }
+    } finally {
+      this._opening = false;
+    }
+  }
+
+  /** Tell the user about a restore that happened, or one that is on offer. */
+  private _afterOpen(status: IStatusResult, afterRestart: 'crash' | 'restart' | false): void {
+    if (afterRestart === 'crash' && status.head && status.head.parent !== null) {
+      // The kernel restored the state itself; prefer its own `restored` event (it knows
+      // what could not be restored), and say it from `status` if that event does not come.
+      this._restoredTimer = setTimeout(() => {
+        if (!this._restoredNoticeShown && this._status?.head) {
+          this._restoredNoticeShown = true;
+          this._notice.emit({ kind: 'restored', head: this._status.head, restored: [], unrestored: {}, source: 'status' });
+        }
+      }, RESTORED_EVENT_GRACE_MS);
+      return;
+    }
+    const offer = status.restorable;
+    if (offer && offer.id !== status.head?.id && !this._restoreOfferShown) {
+      this._restoreOfferShown = true;
+      this._notice.emit({ kind: 'restore-available', commit: offer });
+    }
+  }
+
+  private _onEvent(event: IEvent): void {
+    switch (event.event) {
+      case 'checkpoint': {
+        const commit = asCommit(event.commit);
+        if (commit && this._status) {
+          this._status = { ...this._status, head: commit };
+          if (!this._commits.some(c => c.id === commit.id)) {
+            this._commits = [commit, ...this._commits];
+          }
+          this._changed.emit();
+        }
+        this._scheduleRefresh();
+        break;
+      }
+      case 'checkout':
+        this._scheduleRefresh();
+        break;
+      case 'restored': {
+        clearTimeout(this._restoredTimer);
+        if (!this._restoredNoticeShown) {
+          this._restoredNoticeShown = true;
+          const result = (event.result && typeof event.result === 'object' ? event.result : event) as any;
+          this._notice.emit({
+            kind: 'restored',
+            head: asCommit(result.head) ?? asCommit(event.commit) ?? this._status?.head ?? null,
+            restored: Array.isArray(result.loaded) ? result.loaded : Array.isArray(event.restored) ? (event.restored as string[]) : [],
+            unrestored: (result.unrestored && typeof result.unrestored === 'object' ? result.unrestored : {}) as any,
+            source: 'event'
+          });
+        }
+        this._scheduleRefresh();
+        break;
+      }
+      case 'restore-available':
+        if (!this._restoreOfferShown) {
+          this._restoreOfferShown = true;
+          this._notice.emit({
+            kind: 'restore-available',
+            commit: asCommit(event.commit) ?? asCommit(event.restorable) ?? this._status?.restorable ?? null
+          });
+        }
+        this._scheduleRefresh();
+        break;
+      case 'warning':
+        this._notice.emit({ kind: 'warning', message: String(event.message ?? 'The time-travel kernel sent a warning.') });
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** A comm the kernel opened itself carries events only. */
+  private _onKernelComm = (comm: Kernel.IComm, msg: KernelMessage.ICommOpenMsg): void => {
+    const client = new TimeTravelClient(comm, {});
+    client.onEvent = event => this._onEvent(event);
+    this._kernelClients.push(client);
+    const data = msg.content.data as any;
+    if (data && typeof data.event === 'string') {
+      this._onEvent(data as IEvent);
+    }
+  };
+
+  private _onKernelStatus(kernel: Kernel.IKernelConnection, status: Kernel.Status): void {
+    if (status === 'autorestarting' || status === 'restarting') {
+      this._restartKind = status === 'autorestarting' ? 'crash' : this._restartKind ?? 'restart';
+      this._client?.dispose();
+      this._client = null;
+      this._restoredNoticeShown = false;
+      this._restoreOfferShown = false;
+      this._setState('restarting', 'The kernel is restarting…');
+      return;
+    }
+    if (status === 'dead') {
+      this._client?.dispose();
+      this._client = null;
+      this._restartKind = 'crash';
+      this._setState('restarting', 'The kernel died; waiting for it to restart…');
+      return;
+    }
+    if (status === 'idle' || status === 'busy') {
+      const needsOpen = !this._client || !this._client.isOpen;
+      if (needsOpen && !this._opening && this._state !== 'unsupported') {
+        const kind = this._restartKind ?? false;
+        this._restartKind = null;
+        void this._open(kind);
+      } else if (this._retryOnIdle && status === 'idle' && this._client) {
+        this._retryOnIdle = false;
+        this._client.dispose();
+        this._client = null;
+        void this._open(false);
+      }
+    }
+  }
+
+  private _scheduleRefresh(): void {
+    clearTimeout(this._refreshTimer);
+    this._refreshTimer = setTimeout(() => void this.refresh(), 150);
+  }
+
+  private _setState(state: SessionState, hint: string): void {
+    this._state = state;
+    this._hint = hint;
+    this._changed.emit();
+  }
+
+  private _options: ISessionOptions;
+  private _kernel: Kernel.IKernelConnection | null = null;
+  private _commTargetKernel: Kernel.IKernelConnection | null = null;
+  private _client: TimeTravelClient | null = null;
+  private _kernelClients: TimeTravelClient[] = [];
+  private _state: SessionState = 'no-kernel';
+  private _hint = '';
+  private _status: IStatusResult | null = null;
+  private _commits: ICommit[] = [];
+  private _pendingOp: string | null = null;
+  private _opening = false;
+  private _retryOnIdle = false;
+  private _restartKind: 'crash' | 'restart' | null = null;
+  private _restoredNoticeShown = false;
+  private _restoreOfferShown = false;
+  private _restoredTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private _refreshTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private _isDisposed = false;
+  private _changed = new Signal<this, void>(this);
+  private _notice = new Signal<this, Notice>(this);
+}
+
+/** Accept a value as a commit only if it has the fields the UI reads. */
+function asCommit(value: unknown): ICommit | null {
+  if (value && typeof value === 'object' && typeof (value as ICommit).id === 'string') {
+    return value as ICommit;
+  }
+  return null;
+}
