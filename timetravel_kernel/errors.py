@@ -9,6 +9,7 @@ __all__ = [
     "BusyError",
     "MissingObjectError",
     "NothingToRedoError",
+    "NothingToRestoreError",
     "NothingToUndoError",
     "ProtocolError",
     "SerializationError",
@@ -124,6 +125,12 @@ class NothingToRedoError(TimelineError):
     """No undo since the last checkpoint or jump."""
 
     code = "nothing-to-redo"
+
+
+class NothingToRestoreError(TimelineError):
+    """No earlier session left a state to restore."""
+
+    code = "nothing-to-restore"
 
 
 class BusyError(TimelineError):

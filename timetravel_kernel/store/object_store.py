@@ -26,11 +26,11 @@ from timetravel_kernel.store.objects import (
     encode_commit,
     encode_covar,
 )
-from timetravel_kernel.store.refs import FORMAT_VERSION, REF_FORMAT, read_ref, ref_key
+from timetravel_kernel.store.refs import FORMAT_VERSION, REF_FORMAT, REF_HEAD, read_ref, ref_key
 from timetravel_kernel.store.tree import NamespaceTree
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Iterator, Mapping
 
     from timetravel_kernel.store.backend import Backend
 
@@ -266,12 +266,12 @@ class Transaction:
     def add_covar(self, covar: Covar) -> CovarId:
         """Queue a covariable manifest; return its id."""
         data = encode_covar(covar)
-        covar_id = CovarId(hash_bytes(data))
-        key = encode_key("covar", covar_id)
+        new_id = CovarId(hash_bytes(data))
+        key = encode_key("covar", new_id)
         if key not in self._records and not self._store.backend.has(key):
             self._records[key] = data
             self.bytes_written += len(data)
-        return covar_id
+        return new_id
 
     def add_tree_records(self, records: Mapping[TreeId, bytes]) -> None:
         """Queue the bucket and root records of an updated tree."""
@@ -279,8 +279,8 @@ class Transaction:
             self._records[encode_key("tree", tree_id)] = data
             self.bytes_written += len(data)
 
-    def commit(self, commit: Commit, refs: Mapping[bytes, bytes]) -> Commit:
-        """Write everything queued, the commit and the refs; return the commit with its id.
+    def commit(self, commit: Commit, *, set_head: bool) -> Commit:
+        """Write everything queued and the commit (and HEAD); return the commit with its id.
 
         Small chunks ride in the final batch; large ones were streamed and are flushed first,
         so the synced batch never makes reachable an object a crash could lose.
@@ -294,11 +294,8 @@ class Transaction:
             self._store._unflushed = False
         puts += self._records.items()
         puts.append((encode_key("commit", final.id), data))
-        puts += [(ref_key(name), value) for name, value in refs.items()]
+        if set_head:
+            puts.append((ref_key(REF_HEAD), final.id))
         self._store.backend.write_batch(puts)
         self._store._known_chunks.update(self._pending_chunks)
         return final
-
-    def chunk_ids(self) -> Iterable[ChunkId]:
-        """Return the chunks this transaction added."""
-        return self._pending_chunks

@@ -27,6 +27,7 @@ __all__ = [
     "Serializer",
     "Status",
     "bucket_index",
+    "covar_id",
     "decode_bucket",
     "decode_commit",
     "decode_covar",
@@ -110,6 +111,11 @@ def encode_covar(covar: Covar) -> bytes:
     head = json.dumps(header, separators=(",", ":")).encode()
     body = [b.inline if b.inline is not None else b"".join(b.chunks) for b in covar.buffers]
     return b"".join([_HEADER.pack(_COVAR_MAGIC, len(head)), head, *body])
+
+
+def covar_id(covar: Covar) -> CovarId:
+    """Return the id a covar has in the store (the hash of its encoding)."""
+    return CovarId(hash_bytes(encode_covar(covar)))
 
 
 def decode_covar(data: bytes) -> Covar:

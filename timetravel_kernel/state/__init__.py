@@ -1,0 +1,29 @@
+"""State layer: what changed in a namespace and how values become bytes and back."""
+
+from timetravel_kernel.state.capture import CapturedCovar, build_covar, capture
+from timetravel_kernel.state.covariables import partition
+from timetravel_kernel.state.options import TimelineOptions
+from timetravel_kernel.state.serializers import (
+    NameResolver,
+    Serialized,
+    dump_values,
+    load_values,
+    type_name,
+)
+from timetravel_kernel.state.tracking import NameIdentities, TrackingNamespace, touched_names
+
+__all__ = [
+    "CapturedCovar",
+    "NameIdentities",
+    "NameResolver",
+    "Serialized",
+    "TimelineOptions",
+    "TrackingNamespace",
+    "build_covar",
+    "capture",
+    "dump_values",
+    "load_values",
+    "partition",
+    "touched_names",
+    "type_name",
+]

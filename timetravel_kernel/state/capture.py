@@ -1,0 +1,124 @@
+"""Capture: turn names of a namespace into co-variable manifests (state layer).
+
+This is the checkpoint's hot path. Each candidate name is pickled once (buffers stay views of
+the live memory); names whose streams share objects are merged and pickled together; then
+every buffer is hashed chunk by chunk. The manifest's hash is the fingerprint: an unchanged
+co-variable hashes to the id it already has and nothing is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from timetravel_kernel.errors import SerializationError
+from timetravel_kernel.state.chunking import buffer_ref
+from timetravel_kernel.state.covariables import partition
+from timetravel_kernel.state.serializers import Serialized, dump_values, type_name
+from timetravel_kernel.store.objects import Covar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from timetravel_kernel.ids import ChunkId
+    from timetravel_kernel.state.options import TimelineOptions
+
+__all__ = ["CapturedCovar", "build_covar", "capture"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapturedCovar:
+    """The live values of one co-variable and their serialization (or why there is none)."""
+
+    members: tuple[str, ...]
+    values: tuple[object, ...]
+    serialized: Serialized | None
+    reason: str | None = None
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """Return the display type of each member."""
+        return tuple(type_name(v) for v in self.values)
+
+
+def _dump(
+    names: tuple[str, ...], namespace: Mapping[str, object], options: TimelineOptions
+) -> CapturedCovar:
+    values = tuple(dict.__getitem__(namespace, n) for n in names)  # type: ignore[arg-type]
+    for value in values:
+        qualified = f"{type(value).__module__}.{type(value).__qualname__}"
+        if qualified in options.skip_types:
+            reason = f"values of type {qualified} are skipped by configuration"
+            return CapturedCovar(members=names, values=values, serialized=None, reason=reason)
+    try:
+        serialized = dump_values(values, namespace, names)
+    except SerializationError as exc:
+        what = f" ({exc.type_name})" if exc.type_name else ""
+        reason = f"{exc.reason}{what}"
+        return CapturedCovar(members=names, values=values, serialized=None, reason=reason)
+    size = len(serialized.stream) + sum(len(b) for b in serialized.buffers)
+    if options.max_covar_bytes is not None and size > options.max_covar_bytes:
+        reason = (
+            f"{size / 1e6:.1f} MB exceeds the size budget of "
+            f"{options.max_covar_bytes / 1e6:.1f} MB; raise the budget to save it"
+        )
+        return CapturedCovar(members=names, values=values, serialized=None, reason=reason)
+    return CapturedCovar(members=names, values=values, serialized=serialized)
+
+
+def capture(
+    namespace: Mapping[str, object], names: Iterable[str], options: TimelineOptions
+) -> list[CapturedCovar]:
+    """Serialize ``names`` of ``namespace`` grouped into co-variables.
+
+    An unsaveable value is captured with its reason and never stops the others.
+    """
+    singles = {name: _dump((name,), namespace, options) for name in sorted(names)}
+    shared = {
+        name: (c.serialized.shared if c.serialized is not None else {})
+        for name, c in singles.items()
+    }
+    captured = []
+    for group in partition(shared):
+        if len(group) == 1:
+            captured.append(singles[group[0]])
+        else:
+            captured.append(_dump(group, namespace, options))
+    return captured
+
+
+def build_covar(
+    captured: CapturedCovar,
+    options: TimelineOptions,
+    *,
+    sink: Callable[[ChunkId, memoryview], object] | None,
+    token: str | None = None,
+) -> Covar:
+    """Return the manifest of a captured co-variable, handing new chunks to ``sink``.
+
+    With ``sink=None`` only the fingerprint is computed (nothing is copied). ``token`` names an
+    unsaveable value's live identity.
+    """
+    serialized = captured.serialized
+    if serialized is None:
+        return Covar(
+            members=captured.members,
+            serializer="unsaved",
+            types=captured.types,
+            nbytes=0,
+            reason=captured.reason,
+            token=token,
+        )
+    views = (memoryview(serialized.stream), *serialized.buffers)
+    buffers = tuple(
+        buffer_ref(v, chunk_size=options.chunk_size, inline_limit=options.inline_limit, sink=sink)
+        for v in views
+    )
+    return Covar(
+        members=captured.members,
+        serializer=serialized.serializer,
+        types=captured.types,
+        nbytes=sum(b.size for b in buffers),
+        buffers=buffers,
+        refs=serialized.refs,
+    )

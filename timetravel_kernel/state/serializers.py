@@ -1,0 +1,353 @@
+"""Serializers: one pickle stream per co-variable, large buffers out of band (state layer).
+
+The fast path is the C pickler at protocol 5; dill is the fallback for what it cannot do
+(notebook functions, lambdas, closures, notebook classes). Both share one reducer that
+
+* saves a numpy array as its root buffer plus a view description, so views come back as views
+  of their base and an unchanged buffer is recognised by its chunks without being copied;
+* saves a notebook class or function that is bound to a top-level name *by that name*, so an
+  instance restored later is an instance of the class in the restored namespace;
+* saves the namespace dict itself (a notebook function's globals) as a reference to the
+  namespace being restored, so restored functions stay bound to the live namespace;
+* refuses objects that cannot be saved, or would be harmful to restore (an open file would be
+  reopened for writing and truncated), with a reason the user can act on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import pickle
+import socket
+import sqlite3
+import sys
+import threading
+import types
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import dill
+
+from timetravel_kernel.errors import SerializationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+__all__ = [
+    "NameResolver",
+    "Serialized",
+    "dump_values",
+    "load_values",
+    "type_name",
+]
+
+SerializerName = Literal["pickle", "dill"]
+
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+_UNSAVEABLE: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (
+        (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType),
+        "a running generator or coroutine cannot be saved; re-run the cell that created it",
+    ),
+    (
+        io.IOBase,
+        "an open file is not saved (restoring it could truncate the file); re-run the cell "
+        "that opened it",
+    ),
+    (_LOCK_TYPES, "a lock cannot be saved; re-run the cell that created it"),
+    (threading.Thread, "a thread cannot be saved; re-run the cell that started it"),
+    (socket.socket, "a socket cannot be saved; re-run the cell that opened it"),
+    (
+        (sqlite3.Connection, sqlite3.Cursor),
+        "a database connection cannot be saved; re-run the cell that opened it",
+    ),
+    ((types.FrameType, types.TracebackType), "a stack frame or traceback cannot be saved"),
+)
+# Values of these types never make two names one co-variable: they are immutable, or saved
+# by reference (modules, classes, functions), or shared singletons (dtypes, enum members).
+_NON_GLUE_TYPES: tuple[type, ...] = (
+    str, bytes, int, float, complex, bool, type(None), tuple, frozenset, range, slice,
+    type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+    types.CodeType, type(Ellipsis), type(NotImplemented), pickle.PickleBuffer,
+)
+
+
+def type_name(obj: object) -> str:
+    """Return the qualified type name shown to users (``pandas.DataFrame``)."""
+    cls = type(obj)
+    module = cls.__module__
+    if module in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{module.split('.')[0]}.{cls.__qualname__}"
+
+
+def unsaveable_reason(obj: object) -> str | None:
+    """Return why ``obj`` must not be saved, or None when it may be tried."""
+    for kinds, reason in _UNSAVEABLE:
+        if isinstance(obj, kinds):
+            return reason
+    return None
+
+
+class NameResolver(Protocol):
+    """Where a loading stream finds the top-level names and the namespace it refers to."""
+
+    def value(self, name: str) -> object:
+        """Return the restored value of a top-level name."""
+
+    def namespace(self) -> dict[str, object]:
+        """Return the namespace being restored into."""
+
+
+def _namespace_value(name: str) -> object:  # pragma: no cover - replaced on load
+    raise SerializationError(name, "reference", "a name reference was loaded without a namespace")
+
+
+def _namespace_dict() -> object:  # pragma: no cover - replaced on load
+    raise SerializationError("globals", "dict", "a namespace reference was loaded without one")
+
+
+def _rebuild_array(buffer: object, dtype: object, shape: tuple[int, ...], order: str) -> object:
+    import numpy as np
+
+    return np.ndarray(shape, dtype=dtype, buffer=buffer, order=order)  # type: ignore[arg-type]
+
+
+def _rebuild_view(
+    root: object, offset: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: object
+) -> object:
+    import numpy as np
+
+    assert isinstance(root, np.ndarray)
+    buffer = root if root.flags.c_contiguous else root.ravel(order="K").view(np.uint8)
+    return np.ndarray(shape, dtype=dtype, buffer=buffer, offset=offset, strides=strides)  # type: ignore[arg-type]
+
+
+def _make_function(
+    code: types.CodeType,
+    namespace: dict[str, object],
+    name: str,
+    defaults: tuple[object, ...] | None,
+    closure: tuple[types.CellType, ...] | None,
+) -> types.FunctionType:
+    return types.FunctionType(code, namespace, name, defaults, closure)
+
+
+def _reduce_function(
+    func: types.FunctionType, namespace: Mapping[str, object]
+) -> tuple[object, ...]:
+    """Return a by-value reduction whose globals are the namespace being restored.
+
+    dill would rebuild the globals as a copy; the function must see the live namespace.
+    """
+    attributes = {
+        "__qualname__": func.__qualname__,
+        "__module__": func.__module__,
+        "__doc__": func.__doc__,
+        "__kwdefaults__": func.__kwdefaults__,
+        "__annotations__": func.__annotations__,
+    }
+    args = (func.__code__, namespace, func.__name__, func.__defaults__, func.__closure__)
+    return (_make_function, args, (func.__dict__ or None, attributes))
+
+
+def _reduce_array(arr: object) -> tuple[object, ...] | None:
+    """Return a reduction that keeps views as views and the root's bytes out of band."""
+    import numpy as np
+
+    assert isinstance(arr, np.ndarray)
+    if arr.dtype.hasobject:
+        return None
+    root = arr
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if not (root.flags.c_contiguous or root.flags.f_contiguous):
+        return None
+    if arr is root:
+        order = "C" if root.flags.c_contiguous else "F"
+        return (_rebuild_array, (pickle.PickleBuffer(root), root.dtype, root.shape, order))
+    if type(root) is not np.ndarray or root.dtype.hasobject:
+        return None
+    offset = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    return (_rebuild_view, (root, offset, arr.shape, arr.strides, arr.dtype))
+
+
+class _NeedsByValue(Exception):
+    """The C pickler met a notebook function or class that must be saved by value."""
+
+
+class _ReducerMixin:
+    """The reductions shared by the C-pickle and the dill paths (see the module docstring)."""
+
+    _by_value = False
+
+    def _setup(self, namespace: Mapping[str, object], members: Iterable[str]) -> None:
+        self._namespace = namespace
+        self._module_name = dict.get(namespace, "__name__", "__main__")  # type: ignore[arg-type]
+        self._members = frozenset(members)
+        self.refs: set[str] = set()
+        numpy = sys.modules.get("numpy")
+        self._ndarray = numpy.ndarray if numpy is not None else None
+
+    def reducer_override(self, obj: object) -> object:
+        if obj is self._namespace:
+            return (_namespace_dict, ())
+        cls = type(obj)
+        if cls is self._ndarray:
+            return _reduce_array(obj) or NotImplemented
+        if isinstance(obj, (types.FunctionType, type)):
+            return self._reduce_code_object(obj)
+        if isinstance(obj, types.ModuleType):
+            return (importlib.import_module, (obj.__name__,))
+        reason = unsaveable_reason(obj)
+        if reason is not None:
+            raise SerializationError("", type_name(obj), reason)
+        return NotImplemented
+
+    def _reduce_code_object(self, obj: types.FunctionType | type) -> object:
+        if getattr(obj, "__module__", None) != self._module_name:
+            return NotImplemented
+        name = obj.__name__
+        bound = dict.get(self._namespace, name)  # type: ignore[arg-type]
+        if bound is obj and name not in self._members:
+            self.refs.add(name)
+            return (_namespace_value, (name,))
+        if not self._by_value:
+            raise _NeedsByValue(name)
+        if isinstance(obj, types.FunctionType) and obj.__globals__ is self._namespace:
+            return _reduce_function(obj, self._namespace)
+        return NotImplemented
+
+
+class _FastPickler(_ReducerMixin, pickle.Pickler):
+    pass
+
+
+class _DillPickler(_ReducerMixin, dill.Pickler):  # type: ignore[misc]
+    _by_value = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Serialized:
+    """A co-variable's pickle stream and its out-of-band buffers (views, not copies).
+
+    ``shared`` maps ids of identity-carrying objects the stream contains to those objects (held
+    so the ids stay unique while partitioning); ``refs`` are names referred to by name.
+    """
+
+    serializer: SerializerName
+    stream: bytes
+    buffers: tuple[memoryview, ...]
+    refs: tuple[str, ...]
+    shared: Mapping[int, object]
+
+
+def _dump_with(
+    pickler_class: type[_FastPickler] | type[_DillPickler],
+    values: tuple[object, ...],
+    namespace: Mapping[str, object],
+    members: Iterable[str],
+) -> Serialized:
+    out = io.BytesIO()
+    buffers: list[pickle.PickleBuffer] = []
+    pickler = pickler_class(out, protocol=5, buffer_callback=buffers.append)
+    pickler._setup(namespace, members)
+    pickler.dump(values)
+    memo = pickler.memo.copy() if pickler_class is _FastPickler else dict(pickler.memo)
+    shared = {
+        ident: obj
+        for ident, (_, obj) in memo.items()
+        if obj is not namespace
+        and not isinstance(obj, _NON_GLUE_TYPES)
+        and not _is_shared_singleton(obj)
+    }
+    return Serialized(
+        serializer="pickle" if pickler_class is _FastPickler else "dill",
+        stream=out.getvalue(),
+        buffers=tuple(b.raw() for b in buffers),
+        refs=tuple(sorted(pickler.refs)),
+        shared=shared,
+    )
+
+
+def _is_shared_singleton(obj: object) -> bool:
+    """Return whether obj is a library-wide singleton (a numpy dtype, an enum member)."""
+    module = type(obj).__module__
+    return (module.startswith("numpy") and type(obj).__name__.startswith("dtype")) or (
+        type(type(obj)).__name__ == "EnumType"
+    )
+
+
+def dump_values(
+    values: tuple[object, ...], namespace: Mapping[str, object], members: Iterable[str]
+) -> Serialized:
+    """Serialize the values of one co-variable as one stream.
+
+    Raises:
+        SerializationError: neither pickle nor dill can save the values, or one of them must
+            not be saved; ``reason`` says why in words meant for the user.
+    """
+    members = tuple(members)
+    try:
+        return _dump_with(_FastPickler, values, namespace, members)
+    except SerializationError:
+        raise
+    except Exception:
+        pass
+    try:
+        return _dump_with(_DillPickler, values, namespace, members)
+    except SerializationError:
+        raise
+    except RecursionError as exc:
+        raise SerializationError("", "", "the value is nested too deeply to save") from exc
+    except Exception as exc:
+        message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise SerializationError("", "", f"cannot be saved: {message}") from exc
+
+
+class _Loader:
+    """Unpickler hooks that resolve name references against a resolver."""
+
+    _resolver: NameResolver
+
+    def find_class(self, module: str, name: str) -> object:
+        if module == __name__ and name == "_namespace_value":
+            return self._resolver.value
+        if module == __name__ and name == "_namespace_dict":
+            return self._resolver.namespace
+        return super().find_class(module, name)  # type: ignore[misc]
+
+
+class _FastUnpickler(_Loader, pickle.Unpickler):
+    pass
+
+
+class _DillUnpickler(_Loader, dill.Unpickler):  # type: ignore[misc]
+    pass
+
+
+def load_values(
+    serializer: SerializerName,
+    stream: bytes,
+    buffers: Iterable[object],
+    resolver: NameResolver,
+) -> tuple[object, ...]:
+    """Load the values of one co-variable.
+
+    Raises:
+        SerializationError: the stream cannot be loaded here (a module is missing, a class
+            changed, ...).
+    """
+    unpickler_class: Callable[..., _Loader]
+    unpickler_class = _FastUnpickler if serializer == "pickle" else _DillUnpickler
+    unpickler = unpickler_class(io.BytesIO(stream), buffers=buffers)
+    unpickler._resolver = resolver
+    try:
+        values = unpickler.load()  # type: ignore[attr-defined]
+    except SerializationError:
+        raise
+    except Exception as exc:
+        raise SerializationError("", "", f"cannot be loaded: {exc}") from exc
+    if not isinstance(values, tuple):
+        raise SerializationError("", "", "the stored stream does not hold a value tuple")
+    return values

@@ -1,0 +1,24 @@
+"""Timeline layer: commits as a tree; checkpoint, checkout, undo, redo, diff, log, gc."""
+
+from timetravel_kernel.state.options import TimelineOptions
+from timetravel_kernel.timeline.plan import CheckoutPlan
+from timetravel_kernel.timeline.results import (
+    CellInfo,
+    CheckoutResult,
+    CheckpointResult,
+    DiffResult,
+    VarInfo,
+)
+from timetravel_kernel.timeline.timeline import Namespace, Timeline
+
+__all__ = [
+    "CellInfo",
+    "CheckoutPlan",
+    "CheckoutResult",
+    "CheckpointResult",
+    "DiffResult",
+    "Namespace",
+    "Timeline",
+    "TimelineOptions",
+    "VarInfo",
+]

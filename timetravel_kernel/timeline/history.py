@@ -1,0 +1,83 @@
+"""History: the index of all commits, id lookup by prefix, and diffs (timeline layer)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from timetravel_kernel.errors import UnknownCommitError
+from timetravel_kernel.ids import CommitId
+from timetravel_kernel.timeline.results import DiffResult
+
+if TYPE_CHECKING:
+    from timetravel_kernel.store.object_store import ObjectStore
+    from timetravel_kernel.store.objects import Commit
+    from timetravel_kernel.store.tree import NamespaceTree
+
+__all__ = ["CommitIndex", "diff_trees"]
+
+_MIN_PREFIX = 4
+
+
+class CommitIndex:
+    """All commits of a store, read once and kept current as commits are added.
+
+    Args:
+        store: the object store to read.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self._commits: dict[CommitId, Commit] | None = None
+
+    def _all(self) -> dict[CommitId, Commit]:
+        if self._commits is None:
+            self._commits = {c.id: c for c in self._store.iter_commits()}
+        return self._commits
+
+    def add(self, commit: Commit) -> None:
+        """Index a commit written in this process."""
+        if self._commits is not None:
+            self._commits[commit.id] = commit
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def get(self, commit_id: CommitId) -> Commit:
+        """Return a commit.
+
+        Raises:
+            UnknownCommitError: no such commit.
+        """
+        commit = self._all().get(commit_id)
+        if commit is None:
+            raise UnknownCommitError(commit_id.hex())
+        return commit
+
+    def resolve(self, text: str) -> CommitId:
+        """Return the id named by a full hex id or a unique prefix of at least 4 digits.
+
+        Raises:
+            UnknownCommitError: no commit, or several, match.
+        """
+        text = text.strip().lower()
+        if len(text) < _MIN_PREFIX or any(c not in "0123456789abcdef" for c in text):
+            raise UnknownCommitError(text)
+        matches = [cid for cid in self._all() if cid.hex().startswith(text)]
+        if len(matches) != 1:
+            raise UnknownCommitError(text)
+        return matches[0]
+
+    def log(self, limit: int | None = None) -> list[Commit]:
+        """Return commits newest first (all branches)."""
+        ordered = sorted(self._all().values(), key=lambda c: c.time, reverse=True)
+        return ordered if limit is None else ordered[:limit]
+
+
+def diff_trees(a: NamespaceTree, b: NamespaceTree) -> DiffResult:
+    """Return the names added, deleted and changed from tree ``a`` to tree ``b``."""
+    old, new = a.as_dict(), b.as_dict()
+    return DiffResult(
+        added=tuple(sorted(n for n in new if n not in old)),
+        deleted=tuple(sorted(n for n in old if n not in new)),
+        changed=tuple(sorted(n for n in new if n in old and old[n] != new[n])),
+    )

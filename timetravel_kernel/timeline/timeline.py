@@ -1,0 +1,561 @@
+"""Timeline: the history of one namespace as a tree of commits (timeline layer facade).
+
+``checkpoint`` records the namespace after a cell; ``checkout`` makes the namespace equal to
+any commit, loading only the co-variables that differ and leaving the rest untouched;
+``undo``/``redo``/``restore`` are checkouts to particular commits. Executing a cell after going
+back starts a branch; no commit is ever lost.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from timetravel_kernel.errors import (
+    MissingObjectError,
+    NothingToRedoError,
+    NothingToRestoreError,
+    NothingToUndoError,
+    SerializationError,
+    StoreError,
+    TimelineError,
+)
+from timetravel_kernel.state import (
+    CapturedCovar,
+    NameIdentities,
+    TimelineOptions,
+    TrackingNamespace,
+    build_covar,
+    capture,
+    dump_values,
+    load_values,
+    touched_names,
+)
+from timetravel_kernel.store import Commit, Covar, NamespaceTree, ObjectStore, RocksBackend
+from timetravel_kernel.store.memory import MemoryBackend
+from timetravel_kernel.store.objects import covar_id
+from timetravel_kernel.store.refs import (
+    REF_HEAD,
+    REF_SESSION,
+    SessionMarker,
+    decode_session,
+    encode_session,
+)
+from timetravel_kernel.timeline.history import CommitIndex, diff_trees
+from timetravel_kernel.timeline.livecache import LiveCache
+from timetravel_kernel.timeline.plan import CheckoutPlan, load_order, plan_checkout
+from timetravel_kernel.timeline.results import (
+    CellInfo,
+    CheckoutResult,
+    CheckpointResult,
+    DiffResult,
+    VarInfo,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from timetravel_kernel.ids import CommitId, CovarId, TreeId
+    from timetravel_kernel.store.object_store import GarbageReport
+
+__all__ = ["Namespace", "Timeline"]
+
+Namespace = dict[str, object]
+
+
+class _Resolver:
+    """Resolves by-name references of loading streams against the target state."""
+
+    def __init__(self, namespace: Namespace, staged: Namespace, kept: set[str]) -> None:
+        self._namespace = namespace
+        self._staged = staged
+        self._kept = kept
+
+    def value(self, name: str) -> object:
+        if name in self._staged:
+            return self._staged[name]
+        if name in self._kept:
+            return dict.__getitem__(self._namespace, name)
+        raise SerializationError(
+            name, "", f"it refers to {name!r}, which the restored state does not have"
+        )
+
+    def namespace(self) -> Namespace:
+        return self._namespace
+
+
+class Timeline:
+    """The checkpointed history of one namespace, kept in one store.
+
+    Args:
+        store: the object store (the timeline closes it).
+        options: what to save and how.
+        store_path: where the store lives, for display.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        options: TimelineOptions | None = None,
+        store_path: Path | None = None,
+    ) -> None:
+        self._store = store
+        self.options = options or TimelineOptions()
+        self.store_path = store_path
+        self._history = CommitIndex(store)
+        self._cache = LiveCache()
+        self._identities = NameIdentities()
+        self._tree = NamespaceTree.empty()
+        self._pending_tree: dict[TreeId, bytes] = {}
+        self._groups: dict[CovarId, set[str]] = {}
+        self._covar_refs: dict[CovarId, tuple[str, ...]] = {}
+        self._unsaved: dict[CovarId, str] = {}
+        self._tracked: dict[str, bool] = {}
+        self._head: Commit | None = None
+        self._redo: list[CommitId] = []
+        self._closed = False
+        marker = decode_session(store.read_ref(REF_SESSION))
+        self.previous_session_crashed = marker is not None and marker.state == "open"
+        self.restorable = self._find_restorable()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        options: TimelineOptions | None = None,
+        read_only: bool = False,
+        purpose: str = "",
+    ) -> Timeline:
+        """Open (or create) the store at ``path``.
+
+        Raises:
+            StoreLockedError: another process has it open for writing.
+            StoreCorruptError, StoreFormatError, StoreError: it cannot be used.
+        """
+        backend = RocksBackend(path, read_only=read_only, purpose=purpose)
+        try:
+            store = ObjectStore(backend)
+        except BaseException:
+            backend.close()
+            raise
+        return cls(store, options=options, store_path=Path(path))
+
+    @classmethod
+    def in_memory(cls, *, options: TimelineOptions | None = None) -> Timeline:
+        """Return a timeline on a fresh in-memory store (for tests and tools)."""
+        return cls(ObjectStore(MemoryBackend()), options=options)
+
+    def _find_restorable(self) -> Commit | None:
+        head_id = self._store.read_ref(REF_HEAD)
+        if head_id is None:
+            return None
+        try:
+            commit = self._store.load_commit(head_id)  # type: ignore[arg-type]
+            empty = len(self._store.load_tree(commit.tree)) == 0
+        except MissingObjectError:
+            return None
+        return None if empty else commit
+
+    # -- properties ---------------------------------------------------------------------
+    @property
+    def head(self) -> Commit | None:
+        """Return the commit the live namespace equals (None before ``start``)."""
+        return self._head
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store refuses writes."""
+        return self._store.backend.read_only
+
+    def commit_count(self) -> int:
+        """Return the number of commits in the store."""
+        return len(self._history)
+
+    def store_bytes(self) -> int:
+        """Return the size of the store."""
+        return self._store.size_bytes()
+
+    # -- session ------------------------------------------------------------------------
+    def start(self, namespace: Namespace) -> Commit:
+        """Record the fresh namespace as this session's root commit and mark the session open.
+
+        The store's HEAD stays where the last session left it, so a crash before the first
+        checkpoint still offers the earlier state for restore.
+        """
+        if not self.read_only:
+            marker = SessionMarker(state="open", pid=os.getpid(), started=time.time())
+            self._store.set_refs({REF_SESSION: encode_session(marker)})
+        names = {n for n in namespace if self._is_tracked(n)}
+        root = self._record(
+            namespace,
+            candidates=names,
+            deleted=set(),
+            touched=set(namespace),
+            base=None,
+            cell=CellInfo(),
+            status="ok",
+            duration=0.0,
+            at=time.time() if names else 0.0,
+        )
+        return root
+
+    def close(self) -> None:
+        """Mark the session cleanly closed and release the store."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if not self.read_only:
+                marker = SessionMarker(state="closed", pid=os.getpid(), started=time.time())
+                self._store.set_refs({REF_SESSION: encode_session(marker)})
+        finally:
+            self._store.close()
+
+    # -- checkpoint ---------------------------------------------------------------------
+    def checkpoint(
+        self,
+        namespace: Namespace,
+        cell: CellInfo | None = None,
+        *,
+        status: str = "ok",
+        duration: float = 0.0,
+    ) -> CheckpointResult:
+        """Commit the namespace as it is after a cell.
+
+        Only names the cell touched (and the co-variables they belong to) are serialized;
+        an interrupted or failed checkpoint changes nothing and the next one catches up.
+
+        Raises:
+            StoreError: the store cannot be written (nothing was committed).
+        """
+        started = time.perf_counter()
+        head = self._require_head()
+        touched = touched_names(namespace, self._identities)
+        present = {n for n in touched if n in namespace and self._is_tracked(n)}
+        deleted = {n for n in touched if n not in present and n in self._tree}
+        candidates = present | {
+            n for n in self._related(touched) if n in namespace and self._is_tracked(n)
+        }
+        previous = {n: self._tree.get(n) for n in candidates}
+        commit = self._record(
+            namespace,
+            candidates=candidates,
+            deleted=deleted,
+            touched=touched,
+            base=head,
+            cell=cell or CellInfo(),
+            status="error" if status == "error" else "ok",
+            duration=duration,
+            at=time.time(),
+        )
+        unsaved = {}
+        for name in commit.changed:
+            covar_of = self._tree.get(name)
+            if covar_of is not None and covar_of != previous.get(name):
+                reason = self._unsaved.get(covar_of)
+                if reason is not None:
+                    unsaved[name] = reason
+        return CheckpointResult(
+            commit=commit, unsaved=unsaved, seconds=time.perf_counter() - started
+        )
+
+    def _record(
+        self,
+        namespace: Namespace,
+        *,
+        candidates: set[str],
+        deleted: set[str],
+        touched: set[str],
+        base: Commit | None,
+        cell: CellInfo,
+        status: str,
+        duration: float,
+        at: float,
+    ) -> Commit:
+        """Serialize ``candidates``, write what is new and commit; update the live state."""
+        tree = self._tree if base is not None else NamespaceTree.empty()
+        transaction = self._store.transaction()
+        transaction.add_tree_records(self._pending_tree)
+        changes: dict[str, CovarId | None] = {}
+        new_refs: dict[CovarId, tuple[str, ...]] = {}
+        for captured in capture(namespace, candidates, self.options):
+            token = self._cache.token_for(captured.values) if captured.serialized is None else None
+            covar = build_covar(
+                captured, self.options, sink=transaction.add_chunk_if_new, token=token
+            )
+            new_id = transaction.add_covar(covar)
+            self._cache.put(new_id, covar, captured.values)
+            new_refs[new_id] = covar.refs
+            if covar.reason is not None:
+                self._unsaved[new_id] = covar.reason
+            changes.update({m: new_id for m in captured.members if tree.get(m) != new_id})
+        changes.update(dict.fromkeys(deleted))
+        new_tree, records = tree.updated(changes) if changes or base is None else (tree, {})
+        transaction.add_tree_records(records)
+        commit = Commit(
+            parent=base.id if base is not None else None,
+            tree=new_tree.root_id,
+            code=cell.code,
+            cell_id=cell.cell_id,
+            execution_count=cell.execution_count,
+            time=at,
+            duration=duration,
+            status="error" if status == "error" else "ok",
+            changed=tuple(sorted(changes)),
+        )
+        commit = transaction.commit(commit, set_head=base is not None)
+        # Committed: from here on only in-memory bookkeeping, which cannot fail.
+        self._pending_tree = {}
+        self._store.remember_tree(new_tree)
+        self._set_live_tree(new_tree)
+        for new_id, refs in new_refs.items():
+            if refs:
+                self._covar_refs[new_id] = refs
+        self._identities.record(namespace)
+        if isinstance(namespace, TrackingNamespace):
+            namespace.forget_accessed(touched)
+        self._head = commit
+        self._redo.clear()
+        self._history.add(commit)
+        return commit
+
+    def _related(self, names: Iterable[str]) -> set[str]:
+        """Return the co-members of ``names`` and the names whose streams refer to them."""
+        related: set[str] = set()
+        for name in names:
+            covar_of = self._tree.get(name)
+            if covar_of is not None:
+                related |= self._groups.get(covar_of, set())
+        for covar_of, refs in self._covar_refs.items():
+            if covar_of in self._groups and not set(refs).isdisjoint(names):
+                related |= self._groups[covar_of]
+        return related
+
+    def _set_live_tree(self, tree: NamespaceTree) -> None:
+        groups: dict[CovarId, set[str]] = {}
+        for name, covar_of in tree.items():
+            groups.setdefault(covar_of, set()).add(name)
+        self._groups = groups
+        self._tree = tree
+
+    def _is_tracked(self, name: str) -> bool:
+        tracked = self._tracked.get(name)
+        if tracked is None:
+            tracked = self._tracked[name] = isinstance(name, str) and self.options.is_tracked(
+                name
+            )
+        return tracked
+
+    def _require_head(self) -> Commit:
+        if self._head is None:
+            raise TimelineError("the timeline has no session: call start(namespace) first")
+        return self._head
+
+    # -- checkout -----------------------------------------------------------------------
+    def checkout(self, namespace: Namespace, commit_id: CommitId) -> CheckoutResult:
+        """Make the namespace equal to a commit; all or nothing.
+
+        Raises:
+            UnknownCommitError: no such commit.
+            SerializationError, StoreError: a value could not be loaded; the namespace is
+                unchanged.
+        """
+        result = self._checkout(namespace, commit_id, strict=True)
+        self._redo.clear()
+        return result
+
+    def undo(self, namespace: Namespace) -> CheckoutResult:
+        """Go back to HEAD's parent; ``redo`` returns.
+
+        Raises:
+            NothingToUndoError: HEAD is a root.
+        """
+        head = self._require_head()
+        if head.parent is None:
+            raise NothingToUndoError("nothing to undo: this is the first state of the session")
+        result = self._checkout(namespace, head.parent, strict=True)
+        self._redo.append(head.id)
+        return result
+
+    def redo(self, namespace: Namespace) -> CheckoutResult:
+        """Go forward to the commit the last undo left.
+
+        Raises:
+            NothingToRedoError: no undo since the last checkpoint or jump.
+        """
+        if not self._redo:
+            raise NothingToRedoError("nothing to redo: no cell has been undone since")
+        result = self._checkout(namespace, self._redo[-1], strict=True)
+        self._redo.pop()
+        return result
+
+    def restore(self, namespace: Namespace) -> CheckoutResult:
+        """Bring back the state the previous session ended with, as much of it as loads.
+
+        Raises:
+            NothingToRestoreError: the store has no earlier state.
+        """
+        if self.restorable is None:
+            raise NothingToRestoreError("there is no earlier state to restore")
+        result = self._checkout(namespace, self.restorable.id, strict=False)
+        self._redo.clear()
+        self.restorable = None
+        return result
+
+    def _checkout(
+        self, namespace: Namespace, commit_id: CommitId, *, strict: bool
+    ) -> CheckoutResult:
+        started = time.perf_counter()
+        self._require_head()
+        target = self._history.get(commit_id)
+        target_tree = self._store.load_tree(target.tree)
+        dirty = touched_names(namespace, self._identities)
+        present = {n for n in namespace if self._is_tracked(n)}
+        plan = plan_checkout(self._tree, target_tree, present, dirty)
+        staged, unrestored = self._load(plan, namespace, strict=strict)
+        # Everything is loaded: apply in one go, so a failure above left the namespace as it was.
+        for name in (*plan.delete, *unrestored):
+            dict.pop(namespace, name, None)
+        dict.update(namespace, staged)
+        live_tree = target_tree
+        if unrestored:
+            live_tree, records = target_tree.updated(dict.fromkeys(unrestored))
+            self._pending_tree.update(records)
+        self._set_live_tree(live_tree)
+        self._identities.record(namespace)
+        if isinstance(namespace, TrackingNamespace):
+            namespace.forget_accessed(list(namespace.peek_accessed()))
+        if not self.read_only:
+            self._store.set_refs({REF_HEAD: target.id})
+        self._head = target
+        return CheckoutResult(
+            head=target,
+            loaded=tuple(sorted(staged)),
+            deleted=tuple(sorted(n for n in plan.delete if n not in staged)),
+            kept=plan.keep,
+            seconds=time.perf_counter() - started,
+            unrestored=unrestored,
+        )
+
+    def _load(
+        self, plan: CheckoutPlan, namespace: Namespace, *, strict: bool
+    ) -> tuple[Namespace, dict[str, str]]:
+        """Load the covars of a plan into a staging dict, in reference order."""
+        staged: Namespace = {}
+        unrestored: dict[str, str] = {}
+        covars = {c: self._store.load_covar(c) for c in plan.load}
+        for covar_of, covar in covars.items():
+            if covar.refs:
+                self._covar_refs[covar_of] = covar.refs
+            if covar.reason is not None:
+                self._unsaved[covar_of] = covar.reason
+        resolver = _Resolver(namespace, staged, set(plan.keep))
+        refs = {c: covar.refs for c, covar in covars.items()}
+        for covar_of in load_order(plan.load, refs):
+            covar = covars[covar_of]
+            values = self._live_values(covar_of, covar, namespace)
+            if values is None and covar.serializer == "unsaved":
+                unrestored.update(dict.fromkeys(covar.members, covar.reason or "not saved"))
+                continue
+            if values is None:
+                try:
+                    values = self._read_values(covar, resolver)
+                except (SerializationError, StoreError) as exc:
+                    if strict:
+                        raise SerializationError(
+                            ", ".join(covar.members), "", f"cannot be restored: {exc}"
+                        ) from exc
+                    unrestored.update(dict.fromkeys(covar.members, str(exc)))
+                    continue
+                self._cache.put(covar_of, covar, values)
+            staged.update(zip(covar.members, values, strict=True))
+        return staged, unrestored
+
+    def _live_values(
+        self, covar_of: CovarId, covar: Covar, namespace: Namespace
+    ) -> tuple[object, ...] | None:
+        """Return cached live values of a covar if they are still exactly that version."""
+        values = self._cache.get(covar_of)
+        if values is None or covar.serializer == "unsaved":
+            return values
+        try:
+            serialized = dump_values(values, namespace, covar.members)
+        except SerializationError:
+            self._cache.discard(covar_of)
+            return None
+        captured = CapturedCovar(members=covar.members, values=values, serialized=serialized)
+        if covar_id(build_covar(captured, self.options, sink=None)) != covar_of:
+            self._cache.discard(covar_of)
+            return None
+        return values
+
+    def _read_values(self, covar: Covar, resolver: _Resolver) -> tuple[object, ...]:
+        stream = bytes(self._store.read_buffer(covar.buffers[0]))
+        buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
+        assert covar.serializer != "unsaved"
+        values = load_values(covar.serializer, stream, buffers, resolver)
+        if len(values) != len(covar.members):
+            raise SerializationError(
+                ", ".join(covar.members), "", "the stored stream has the wrong number of values"
+            )
+        return values
+
+    # -- history ------------------------------------------------------------------------
+    def log(self, limit: int | None = None) -> list[Commit]:
+        """Return commits newest first, all branches."""
+        return self._history.log(limit)
+
+    def commit(self, commit_id: CommitId) -> Commit:
+        """Return a commit.
+
+        Raises:
+            UnknownCommitError: no such commit.
+        """
+        return self._history.get(commit_id)
+
+    def resolve(self, text: str) -> CommitId:
+        """Return the commit id named by a full hex id or a unique prefix.
+
+        Raises:
+            UnknownCommitError: nothing (or more than one commit) matches.
+        """
+        return self._history.resolve(text)
+
+    def diff(self, a: CommitId, b: CommitId) -> DiffResult:
+        """Return the names added, deleted and changed from commit ``a`` to commit ``b``."""
+        tree_a = self._store.load_tree(self._history.get(a).tree)
+        tree_b = self._store.load_tree(self._history.get(b).tree)
+        return diff_trees(tree_a, tree_b)
+
+    def variables(self, commit_id: CommitId | None = None) -> list[VarInfo]:
+        """Return the saved (and unsaveable) names of a commit, or of the live state."""
+        if commit_id is None:
+            tree = self._tree
+        else:
+            tree = self._store.load_tree(self._history.get(commit_id).tree)
+        infos = []
+        covars: dict[CovarId, Covar] = {}
+        for name, covar_of in sorted(tree.items()):
+            covar = covars.get(covar_of) or covars.setdefault(
+                covar_of, self._store.load_covar(covar_of)
+            )
+            index = covar.members.index(name) if name in covar.members else 0
+            infos.append(
+                VarInfo(
+                    name=name,
+                    type=covar.types[index] if covar.types else "",
+                    bytes=covar.nbytes,
+                    covariable=covar_of.hex(),
+                    saved=covar.serializer != "unsaved",
+                    reason=covar.reason,
+                )
+            )
+        return infos
+
+    def collect_garbage(self) -> GarbageReport:
+        """Delete stored objects no commit reaches (left by interrupted checkpoints)."""
+        return self._store.collect_garbage()
