@@ -42,7 +42,11 @@ class CapturedCovar:
 
 
 def _dump(
-    names: tuple[str, ...], namespace: Mapping[str, object], options: TimelineOptions
+    names: tuple[str, ...],
+    namespace: Mapping[str, object],
+    options: TimelineOptions,
+    *,
+    track_sharing: bool = False,
 ) -> CapturedCovar:
     values = tuple(dict.__getitem__(namespace, n) for n in names)  # type: ignore[arg-type]
     for value in values:
@@ -51,7 +55,7 @@ def _dump(
             reason = f"values of type {qualified} are skipped by configuration"
             return CapturedCovar(members=names, values=values, serialized=None, reason=reason)
     try:
-        serialized = dump_values(values, namespace, names)
+        serialized = dump_values(values, namespace, names, track_sharing=track_sharing)
     except SerializationError as exc:
         what = f" ({exc.type_name})" if exc.type_name else ""
         reason = f"{exc.reason}{what}"
@@ -73,7 +77,11 @@ def capture(
 
     An unsaveable value is captured with its reason and never stops the others.
     """
-    singles = {name: _dump((name,), namespace, options) for name in sorted(names)}
+    names = sorted(names)
+    # One name alone has nothing to share with: skip collecting its objects (the costly part
+    # for values made of many small objects).
+    track = len(names) > 1
+    singles = {name: _dump((name,), namespace, options, track_sharing=track) for name in names}
     shared = {
         name: (c.serialized.shared if c.serialized is not None else {})
         for name, c in singles.items()

@@ -15,6 +15,7 @@ The fast path is the C pickler at protocol 5; dill is the fallback for what it c
 
 from __future__ import annotations
 
+import enum
 import importlib
 import io
 import pickle
@@ -242,25 +243,44 @@ class Serialized:
     shared: Mapping[int, object]
 
 
+def _glues(cls: type) -> bool:
+    """Return whether instances of ``cls`` make the names holding them one co-variable."""
+    glues = _GLUE_BY_CLASS.get(cls)
+    if glues is None:
+        numpy = sys.modules.get("numpy")
+        singleton = issubclass(cls, enum.Enum) or (
+            numpy is not None and issubclass(cls, numpy.dtype)
+        )
+        glues = _GLUE_BY_CLASS[cls] = not (issubclass(cls, _NON_GLUE_TYPES) or singleton)
+    return glues
+
+
+_GLUE_BY_CLASS: dict[type, bool] = {}
+
+
 def _dump_with(
     pickler_class: type[_FastPickler] | type[_DillPickler],
     values: tuple[object, ...],
     namespace: Mapping[str, object],
     members: Iterable[str],
+    *,
+    track_sharing: bool,
 ) -> Serialized:
     out = io.BytesIO()
     buffers: list[pickle.PickleBuffer] = []
     pickler = pickler_class(out, protocol=5, buffer_callback=buffers.append)
     pickler._setup(namespace, members)
     pickler.dump(values)
-    memo = pickler.memo.copy() if pickler_class is _FastPickler else dict(pickler.memo)
-    shared = {
-        ident: obj
-        for ident, (_, obj) in memo.items()
-        if obj is not namespace
-        and not isinstance(obj, _NON_GLUE_TYPES)
-        and not _is_shared_singleton(obj)
-    }
+    shared: dict[int, object] = {}
+    if track_sharing:
+        # The memo holds every object the stream contains, keeping their ids unique until
+        # the partition is done. Copying it costs ~0.5 us per object.
+        memo = pickler.memo.copy() if pickler_class is _FastPickler else dict(pickler.memo)
+        shared = {
+            ident: obj
+            for ident, (_, obj) in memo.items()
+            if _glues(type(obj)) and obj is not namespace
+        }
     return Serialized(
         serializer="pickle" if pickler_class is _FastPickler else "dill",
         stream=out.getvalue(),
@@ -270,18 +290,17 @@ def _dump_with(
     )
 
 
-def _is_shared_singleton(obj: object) -> bool:
-    """Return whether obj is a library-wide singleton (a numpy dtype, an enum member)."""
-    module = type(obj).__module__
-    return (module.startswith("numpy") and type(obj).__name__.startswith("dtype")) or (
-        type(type(obj)).__name__ == "EnumType"
-    )
-
-
 def dump_values(
-    values: tuple[object, ...], namespace: Mapping[str, object], members: Iterable[str]
+    values: tuple[object, ...],
+    namespace: Mapping[str, object],
+    members: Iterable[str],
+    *,
+    track_sharing: bool = False,
 ) -> Serialized:
     """Serialize the values of one co-variable as one stream.
+
+    With ``track_sharing`` the result lists the identity-carrying objects it contains, for
+    partitioning names into co-variables.
 
     Raises:
         SerializationError: neither pickle nor dill can save the values, or one of them must
@@ -289,13 +308,13 @@ def dump_values(
     """
     members = tuple(members)
     try:
-        return _dump_with(_FastPickler, values, namespace, members)
+        return _dump_with(_FastPickler, values, namespace, members, track_sharing=track_sharing)
     except SerializationError:
         raise
     except Exception:
         pass
     try:
-        return _dump_with(_DillPickler, values, namespace, members)
+        return _dump_with(_DillPickler, values, namespace, members, track_sharing=track_sharing)
     except SerializationError:
         raise
     except RecursionError as exc:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Callable, Collection, Mapping
 
     from timetravel_kernel.ids import CovarId
     from timetravel_kernel.store.tree import NamespaceTree
@@ -30,29 +30,40 @@ class CheckoutPlan:
 def plan_checkout(
     live: NamespaceTree,
     target: NamespaceTree,
-    present: Collection[str],
+    *,
     dirty: Collection[str],
+    is_present: Callable[[str], bool],
 ) -> CheckoutPlan:
     """Plan the move from ``live`` to ``target``.
 
+    Only names in buckets whose ids differ, and names changed since ``live`` was recorded,
+    can need work, so the cost follows the difference, not the namespace.
+
     Args:
-        live: the tree the namespace equals (HEAD).
+        live: the tree the namespace equals, except for ``dirty`` names.
         target: the tree to reach.
-        present: tracked names now in the namespace.
-        dirty: names that may have changed since ``live`` was recorded.
+        dirty: names that may have changed (or appeared) since ``live`` was recorded.
+        is_present: whether a tracked name is now in the namespace.
     """
-    members: dict[CovarId, list[str]] = {}
-    for name, covar_id in target.items():
-        members.setdefault(covar_id, []).append(name)
-    keep: list[str] = []
-    load: dict[CovarId, tuple[str, ...]] = {}
-    for covar_id, names in members.items():
-        if all(n in present and n not in dirty and live.get(n) == covar_id for n in names):
-            keep += names
-        else:
-            load[covar_id] = tuple(sorted(names))
-    delete = tuple(sorted(n for n in present if n not in target))
-    return CheckoutPlan(tuple(sorted(keep)), load, delete)
+    differing = [
+        i for i, (a, b) in enumerate(zip(live.bucket_ids, target.bucket_ids, strict=True))
+        if a != b
+    ]
+    suspects = set(dirty)
+    for index in differing:
+        suspects.update(live.buckets[index])
+        suspects.update(target.buckets[index])
+    load: dict[CovarId, list[str]] = {}
+    for name in suspects:
+        covar_id = target.get(name)
+        if covar_id is None:
+            continue
+        if name in dirty or live.get(name) != covar_id or not is_present(name):
+            load.setdefault(covar_id, []).append(name)
+    delete = tuple(sorted(n for n in suspects if n not in target and is_present(n)))
+    loading = {name for names in load.values() for name in names}
+    keep = tuple(sorted(target.as_dict().keys() - loading))
+    return CheckoutPlan(keep, {c: tuple(sorted(ns)) for c, ns in load.items()}, delete)
 
 
 def load_order(

@@ -55,7 +55,6 @@ from timetravel_kernel.timeline.results import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
 
     from timetravel_kernel.ids import CommitId, CovarId, TreeId
     from timetravel_kernel.store.object_store import GarbageReport
@@ -110,7 +109,7 @@ class Timeline:
         self._identities = NameIdentities()
         self._tree = NamespaceTree.empty()
         self._pending_tree: dict[TreeId, bytes] = {}
-        self._groups: dict[CovarId, set[str]] = {}
+        self._members: dict[CovarId, tuple[str, ...]] = {}
         self._covar_refs: dict[CovarId, tuple[str, ...]] = {}
         self._unsaved: dict[CovarId, str] = {}
         self._tracked: dict[str, bool] = {}
@@ -289,6 +288,7 @@ class Timeline:
             )
             new_id = transaction.add_covar(covar)
             self._cache.put(new_id, covar, captured.values)
+            self._members[new_id] = covar.members
             new_refs[new_id] = covar.refs
             if covar.reason is not None:
                 self._unsaved[new_id] = covar.reason
@@ -311,11 +311,11 @@ class Timeline:
         # Committed: from here on only in-memory bookkeeping, which cannot fail.
         self._pending_tree = {}
         self._store.remember_tree(new_tree)
-        self._set_live_tree(new_tree)
+        self._tree = new_tree
         for new_id, refs in new_refs.items():
             if refs:
                 self._covar_refs[new_id] = refs
-        self._identities.record(namespace)
+        self._identities.record(namespace, touched if base is not None else None)
         if isinstance(namespace, TrackingNamespace):
             namespace.forget_accessed(touched)
         self._head = commit
@@ -323,24 +323,20 @@ class Timeline:
         self._history.add(commit)
         return commit
 
-    def _related(self, names: Iterable[str]) -> set[str]:
+    def _related(self, names: set[str]) -> set[str]:
         """Return the co-members of ``names`` and the names whose streams refer to them."""
         related: set[str] = set()
         for name in names:
             covar_of = self._tree.get(name)
             if covar_of is not None:
-                related |= self._groups.get(covar_of, set())
+                related.update(self._members.get(covar_of, ()))
         for covar_of, refs in self._covar_refs.items():
-            if covar_of in self._groups and not set(refs).isdisjoint(names):
-                related |= self._groups[covar_of]
+            if names.isdisjoint(refs):
+                continue
+            members = self._members.get(covar_of, ())
+            if any(self._tree.get(m) == covar_of for m in members):
+                related.update(members)
         return related
-
-    def _set_live_tree(self, tree: NamespaceTree) -> None:
-        groups: dict[CovarId, set[str]] = {}
-        for name, covar_of in tree.items():
-            groups.setdefault(covar_of, set()).add(name)
-        self._groups = groups
-        self._tree = tree
 
     def _is_tracked(self, name: str) -> bool:
         tracked = self._tracked.get(name)
@@ -413,22 +409,25 @@ class Timeline:
         self._require_head()
         target = self._history.get(commit_id)
         target_tree = self._store.load_tree(target.tree)
-        dirty = touched_names(namespace, self._identities)
-        present = {n for n in namespace if self._is_tracked(n)}
-        plan = plan_checkout(self._tree, target_tree, present, dirty)
+        dirty = {n for n in touched_names(namespace, self._identities) if self._is_tracked(n)}
+        plan = plan_checkout(
+            self._tree,
+            target_tree,
+            dirty=dirty,
+            is_present=lambda name: name in namespace and self._is_tracked(name),
+        )
         staged, unrestored = self._load(plan, namespace, strict=strict)
         # Everything is loaded: apply in one go, so a failure above left the namespace as it was.
         for name in (*plan.delete, *unrestored):
             dict.pop(namespace, name, None)
         dict.update(namespace, staged)
-        live_tree = target_tree
+        self._tree = target_tree
         if unrestored:
-            live_tree, records = target_tree.updated(dict.fromkeys(unrestored))
+            self._tree, records = target_tree.updated(dict.fromkeys(unrestored))
             self._pending_tree.update(records)
-        self._set_live_tree(live_tree)
-        self._identities.record(namespace)
+        self._identities.record(namespace, {*dirty, *plan.delete, *unrestored, *staged})
         if isinstance(namespace, TrackingNamespace):
-            namespace.forget_accessed(list(namespace.peek_accessed()))
+            namespace.forget_accessed(namespace.peek_accessed())
         if not self.read_only:
             self._store.set_refs({REF_HEAD: target.id})
         self._head = target
@@ -436,7 +435,7 @@ class Timeline:
             head=target,
             loaded=tuple(sorted(staged)),
             deleted=tuple(sorted(n for n in plan.delete if n not in staged)),
-            kept=plan.keep,
+            kept=tuple(n for n in plan.keep if n not in staged),
             seconds=time.perf_counter() - started,
             unrestored=unrestored,
         )
@@ -449,6 +448,7 @@ class Timeline:
         unrestored: dict[str, str] = {}
         covars = {c: self._store.load_covar(c) for c in plan.load}
         for covar_of, covar in covars.items():
+            self._members[covar_of] = covar.members
             if covar.refs:
                 self._covar_refs[covar_of] = covar.refs
             if covar.reason is not None:
@@ -482,6 +482,11 @@ class Timeline:
         values = self._cache.get(covar_of)
         if values is None or covar.serializer == "unsaved":
             return values
+        for name, value in zip(covar.members, values, strict=True):
+            if dict.get(namespace, name) is value and self._tree.get(name) != covar_of:
+                # The same object was committed since as another version: it has changed.
+                self._cache.discard(covar_of)
+                return None
         try:
             serialized = dump_values(values, namespace, covar.members)
         except SerializationError:
