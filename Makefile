@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@command -v node >/dev/null || { echo "Node.js (>= 20) is needed to build the JupyterLab extension: apt-get install nodejs"; exit 1; }
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
@@ -21,6 +22,18 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.state_engine
+
+# JupyterLab on examples/ with the time-travel kernel as the default for new notebooks. On a
+# machine without a display it opens no browser and prints the URL (with its token) to open.
+LAB_PORT ?= 8888
+LAB_IP ?= 127.0.0.1
+lab: $(STAMP)
+	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+	  echo "No display here: open the http://$(LAB_IP):$(LAB_PORT)/lab?token=... URL printed below."; \
+	  BROWSER_FLAG=--no-browser; fi; \
+	$(VENV)/bin/jupyter lab $$BROWSER_FLAG --ip=$(LAB_IP) --port=$(LAB_PORT) \
+	  --ServerApp.root_dir=examples \
+	  --MappingKernelManager.default_kernel_name=timetravel
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
