@@ -1,0 +1,129 @@
+"""ProtocolHandler over a real in-memory timeline: every op, every error, one reply each."""
+
+from __future__ import annotations
+
+from timetravel_kernel.protocol import ProtocolHandler
+
+from .conftest import check_against
+
+
+def test_status_describes_head_and_store(session):
+    session.run("x = 1")
+    reply = session.ask("status")
+    assert reply["ok"]
+    result = reply["result"]
+    check_against("result_status", result)
+    assert result["protocol"] == 1
+    assert result["commits"] == 2  # root + one cell
+    assert result["head"]["code"] == "x = 1"
+    assert result["enabled"] is True
+
+
+def test_log_is_newest_first_and_limited(session):
+    session.run("x = 1")
+    session.run("y = 2")
+    commits = session.ask("log")["result"]["commits"]
+    assert [c["code"] for c in commits[:2]] == ["y = 2", "x = 1"]
+    assert len(session.ask("log", limit=1)["result"]["commits"]) == 1
+
+
+def test_undo_redo_move_the_namespace(session):
+    session.run("x = 1")
+    session.run("x = 2; y = 3")
+    reply = session.ask("undo")
+    assert reply["ok"], reply
+    check_against("result_checkout", reply["result"])
+    assert session.user_state() == {"x": 1}
+    assert set(reply["result"]["deleted"]) == {"y"}
+    assert session.ask("redo")["ok"]
+    assert session.user_state() == {"x": 2, "y": 3}
+
+
+def test_undo_at_root_and_redo_without_undo_are_errors(session):
+    assert session.ask("undo")["error"]["code"] == "nothing-to-undo"
+    assert session.ask("redo")["error"]["code"] == "nothing-to-redo"
+
+
+def test_restore_without_previous_session_is_an_error(session):
+    assert session.ask("restore")["error"]["code"] == "nothing-to-restore"
+
+
+def test_checkout_by_prefix_and_unknown_commit(session):
+    session.run("x = 1")
+    first = session.ask("log")["result"]["commits"][0]["id"]
+    session.run("x = 2")
+    reply = session.ask("checkout", commit=first[:8])
+    assert reply["ok"], reply
+    assert session.ns["x"] == 1
+    assert session.ask("checkout", commit="ffffffff")["error"]["code"] == "unknown-commit"
+
+
+def test_checkout_events_are_sent_for_moves_only(session):
+    session.run("x = 1")
+    response = session.handler.handle({"id": "1", "op": "undo"})
+    assert response.moved_head
+    assert response.events[0]["event"] == "checkout"
+    assert response.events[0]["op"] == "undo"
+    assert not session.handler.handle({"id": "2", "op": "log"}).events
+
+
+def test_checkout_is_refused_while_a_cell_runs(session):
+    session.run("x = 1")
+    session.busy = True
+    reply = session.ask("undo")
+    assert reply["error"]["code"] == "busy"
+    assert session.ns["x"] == 1
+    # Queries stay available while busy; a magic in the running cell may move.
+    assert session.ask("log")["ok"]
+    assert session.handler.handle({"id": "m", "op": "undo"}, from_cell=True).reply["ok"]
+
+
+def test_diff_and_vars(session):
+    session.run("x = 1; y = [1]")
+    a = session.ask("log")["result"]["commits"][0]["id"]
+    session.run("del x; y.append(2); z = 'new'")
+    b = session.ask("log")["result"]["commits"][0]["id"]
+    diff = session.ask("diff", a=a, b=b)["result"]
+    check_against("result_diff", diff)
+    assert diff == {"added": ["z"], "deleted": ["x"], "changed": ["y"]}
+    variables = session.ask("vars")["result"]["vars"]
+    check_against("result_vars", {"vars": variables})
+    assert {v["name"] for v in variables} == {"y", "z"}
+    old = session.ask("vars", commit=a)["result"]["vars"]
+    assert {v["name"] for v in old} == {"x", "y"}
+
+
+def test_malformed_requests_get_error_replies_with_their_id(session):
+    for data, code in [({"id": "7", "op": "nope"}, "unknown-op"),
+                       ({"id": "8", "op": "checkout"}, "bad-request"),
+                       ([1, 2], "bad-request"), ({"op": "status"}, "bad-request")]:
+        reply = session.handler.handle(data).reply
+        check_against("reply", reply)
+        assert reply["error"]["code"] == code
+        assert reply["id"] == (data.get("id") if isinstance(data, dict) else None)
+
+
+def test_a_failing_timeline_becomes_an_internal_error_reply(session):
+    def explode(limit=None):
+        raise RuntimeError("disk on fire")
+
+    session.timeline.log = explode  # type: ignore[method-assign]
+    reply = session.handler.handle({"id": "1", "op": "log"}).reply
+    assert reply["error"]["code"] == "internal"
+    assert "disk on fire" in reply["error"]["message"]
+
+
+def test_disabled_handler_answers_status_and_refuses_the_rest():
+    handler = ProtocolHandler(None, {}, notice="time travel is off")
+    status = handler.handle({"id": "1", "op": "status"}).reply
+    check_against("reply", status)
+    assert status["result"]["enabled"] is False
+    assert status["result"]["notice"] == "time travel is off"
+    assert handler.handle({"id": "2", "op": "log"}).reply["error"]["code"] == "disabled"
+
+
+def test_read_only_handler_refuses_moves(session):
+    session.run("x = 1")
+    handler = ProtocolHandler(session.timeline, session.ns, read_only=True)
+    assert handler.handle({"id": "1", "op": "undo"}).reply["error"]["code"] == "read-only"
+    assert handler.handle({"id": "2", "op": "log"}).reply["ok"]
