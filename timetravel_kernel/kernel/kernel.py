@@ -74,7 +74,7 @@ class _CellRun:
     status: str = "ok"
     execution_count: int | None = None
     duration: float = 0.0
-    moved_head: bool = False
+    uses_magic: bool = False
 
 
 _current_run: contextvars.ContextVar[_CellRun | None] = contextvars.ContextVar(
@@ -339,7 +339,7 @@ class TimeTravelKernel(IPythonKernel):
 
     def _checkpoint(self, run: _CellRun) -> None:
         timeline = self.handler.timeline
-        if timeline is None or run.silent or run.moved_head:
+        if timeline is None or run.silent or run.uses_magic:
             return
         from timetravel_kernel.timeline import CellInfo
 
@@ -378,14 +378,13 @@ class TimeTravelKernel(IPythonKernel):
     def handle_from_cell(self, request: Mapping[str, object]) -> Response:
         """Answer a request made by the running cell (a magic) and broadcast its events.
 
-        A cell that moved HEAD is not checkpointed afterwards: undoing twice from a cell must
-        go back two steps, not record a new state.
+        A cell that uses a ``%timetravel`` magic is not checkpointed afterwards: undoing twice
+        from cells must go back two steps, and looking at the log must not add a state.
         """
+        run = _current_run.get()
+        if run is not None:
+            run.uses_magic = True
         response = self.handler.handle(dict(request), from_cell=True)
-        if response.moved_head:
-            run = _current_run.get()
-            if run is not None:
-                run.moved_head = True
         for event in response.events:
             self._broadcast(event)
         return response

@@ -189,6 +189,7 @@ class _ReducerMixin:
         self.refs: set[str] = set()
         numpy = sys.modules.get("numpy")
         self._ndarray = numpy.ndarray if numpy is not None else None
+        self._dtype = numpy.dtype if numpy is not None else None
 
     def reducer_override(self, obj: object) -> object:
         if obj is self._namespace:
@@ -196,6 +197,10 @@ class _ReducerMixin:
         cls = type(obj)
         if cls is self._ndarray:
             return _reduce_array(obj) or NotImplemented
+        if self._dtype is not None and isinstance(obj, self._dtype) and obj.isbuiltin == 1:
+            # numpy's own reduction copies the dtype; by name, a restored array shares the
+            # interned singleton as the original did.
+            return (self._dtype, (obj.str,))
         if isinstance(obj, (types.FunctionType, type)):
             return self._reduce_code_object(obj)
         if isinstance(obj, types.ModuleType):

@@ -36,9 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["GarbageReport", "ObjectStore", "Transaction"]
 
-# Unlogged chunk batches are cut at this size: the extra memory a checkpoint needs.
-_CHUNK_BATCH_BYTES = 16 * 1024 * 1024
-
 
 @dataclass(frozen=True, slots=True)
 class GarbageReport:
@@ -53,13 +50,16 @@ class ObjectStore:
 
     Args:
         backend: where the bytes live; the store takes ownership and closes it.
+        chunk_batch_bytes: new chunks are streamed to the backend in batches of this size,
+            the most extra memory a commit needs.
 
     Raises:
         StoreFormatError: the store was written by an incompatible format version.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, *, chunk_batch_bytes: int = 16 << 20) -> None:
         self.backend = backend
+        self.chunk_batch_bytes = chunk_batch_bytes
         self._known_chunks: set[ChunkId] = set()
         self._trees: dict[TreeId, NamespaceTree] = {}
         self._unflushed = False
@@ -212,6 +212,24 @@ class ObjectStore:
         self._trees.clear()
         return GarbageReport(len(dead), freed)
 
+    def verify(self) -> int:
+        """Read back every object every commit reaches, checking each chunk's hash.
+
+        Returns the number of chunks checked.
+
+        Raises:
+            MissingObjectError: an object a commit needs is absent.
+            StoreCorruptError: an object is unreadable or a chunk does not match its id.
+        """
+        live: set[bytes] = set()
+        for commit in self.iter_commits():
+            self._mark_tree(commit.tree, live)
+        chunk_prefix = encode_key("chunk", b"")
+        chunks = [key[len(chunk_prefix) :] for key in live if key.startswith(chunk_prefix)]
+        for chunk_id in chunks:
+            self.load_chunk(ChunkId(chunk_id))
+        return len(chunks)
+
     def _mark_tree(self, tree_id: TreeId, live: set[bytes]) -> None:
         if encode_key("tree", tree_id) in live:
             return
@@ -251,7 +269,7 @@ class Transaction:
         self._chunk_batch.append((encode_key("chunk", chunk_id), bytes(data)))
         self._chunk_batch_bytes += len(data)
         self.bytes_written += len(data)
-        if self._chunk_batch_bytes >= _CHUNK_BATCH_BYTES:
+        if self._chunk_batch_bytes >= self._store.chunk_batch_bytes:
             self._write_chunk_batch()
         return len(data)
 

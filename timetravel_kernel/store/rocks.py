@@ -63,8 +63,14 @@ class RocksBackend(Backend):
         self.path = Path(path)
         self._read_only = read_only
         if not read_only:
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(self.path, 0o700)
+            try:
+                self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(self.path, 0o700)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the time-travel store {self.path}: {exc.strerror}; choose "
+                    "another store directory"
+                ) from exc
         elif not (self.path / "CURRENT").exists():
             raise StoreError(f"no time-travel store at {self.path}")
         access = AccessType.read_only() if read_only else AccessType.read_write()

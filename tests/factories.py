@@ -1,0 +1,34 @@
+"""Factories of records and timelines shared by the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from timetravel_kernel.ids import CommitId, TreeId, hash_bytes
+from timetravel_kernel.store import Commit
+from timetravel_kernel.timeline import Timeline, TimelineOptions
+
+
+def make_commit(**overrides: object) -> Commit:
+    """Return a commit with plausible fields, overridden as given."""
+    fields: dict[str, object] = {
+        "parent": CommitId(hash_bytes(b"parent")),
+        "tree": TreeId(hash_bytes(b"tree")),
+        "code": "x = 1",
+        "cell_id": "cell-1",
+        "execution_count": 1,
+        "time": 1_700_000_000.0,
+        "duration": 0.25,
+        "status": "ok",
+        "changed": ("x",),
+        "bytes_written": 42,
+    }
+    fields.update(overrides)
+    return Commit(**fields)  # type: ignore[arg-type]
+
+
+def open_timeline(path: Path, **options: object) -> Timeline:
+    """Open a RocksDB-backed timeline with small chunks, so tests exercise chunking cheaply."""
+    defaults: dict[str, object] = {"chunk_size": 4096, "inline_limit": 256}
+    defaults.update(options)
+    return Timeline.open(path, options=TimelineOptions(**defaults))  # type: ignore[arg-type]

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from timetravel_kernel.errors import MissingObjectError, StoreCorruptError, StoreFormatError
+from timetravel_kernel.ids import ChunkId, hash_bytes
+from timetravel_kernel.store import (
+    BufferRef,
+    MemoryBackend,
+    NamespaceTree,
+    ObjectStore,
+    RocksBackend,
+)
+from timetravel_kernel.store.keys import encode_key
+from timetravel_kernel.store.refs import REF_FORMAT, REF_HEAD, ref_key
+
+from ..factories import make_commit
+from .test_objects import make_covar
+
+
+def chunk(data: bytes) -> tuple[ChunkId, bytes]:
+    return ChunkId(hash_bytes(data)), data
+
+
+def commit_one(store: ObjectStore, payload: bytes, *, set_head: bool = True):  # noqa: ANN201
+    transaction = store.transaction()
+    chunk_id, data = chunk(payload)
+    written = transaction.add_chunk_if_new(chunk_id, memoryview(data))
+    covar = make_covar(buffers=(BufferRef(len(data), chunks=(chunk_id,)),), refs=())
+    covar_of = transaction.add_covar(covar)
+    tree, records = NamespaceTree.empty().updated({"x": covar_of})
+    transaction.add_tree_records(records)
+    commit = transaction.commit(make_commit(parent=None, tree=tree.root_id), set_head=set_head)
+    return commit, written, chunk_id
+
+
+def test_commit_is_readable_and_moves_head() -> None:
+    store = ObjectStore(MemoryBackend())
+    commit, written, chunk_id = commit_one(store, b"payload" * 10)
+    assert written == 70
+    assert store.load_commit(commit.id) == commit
+    assert store.read_ref(REF_HEAD) == commit.id
+    assert store.load_chunk(chunk_id) == b"payload" * 10
+    assert commit.bytes_written >= 70
+
+
+def test_existing_chunks_are_not_written_again() -> None:
+    store = ObjectStore(MemoryBackend())
+    commit_one(store, b"same")
+    _, written, _ = commit_one(store, b"same")
+    assert written == 0
+
+
+def test_corrupt_chunk_is_detected_on_read() -> None:
+    backend = MemoryBackend()
+    store = ObjectStore(backend)
+    _, _, chunk_id = commit_one(store, b"precious data")
+    backend.write_batch([(encode_key("chunk", chunk_id), b"precious dat4")])
+    with pytest.raises(StoreCorruptError, match="corrupt"):
+        store.load_chunk(chunk_id)
+
+
+def test_missing_objects_raise_missing_object_error() -> None:
+    store = ObjectStore(MemoryBackend())
+    with pytest.raises(MissingObjectError):
+        store.load_chunk(ChunkId(hash_bytes(b"never")))
+    with pytest.raises(KeyError):
+        store.load_commit(hash_bytes(b"never"))  # type: ignore[arg-type]
+
+
+def test_read_buffer_joins_chunks_writably() -> None:
+    store = ObjectStore(MemoryBackend())
+    transaction = store.transaction()
+    pieces = [chunk(b"a" * 10), chunk(b"b" * 5)]
+    for chunk_id, data in pieces:
+        transaction.add_chunk_if_new(chunk_id, data)
+    transaction.commit(make_commit(parent=None), set_head=False)
+    joined = store.read_buffer(BufferRef(15, chunks=tuple(c for c, _ in pieces)))
+    assert joined == bytearray(b"a" * 10 + b"b" * 5)
+    with pytest.raises(StoreCorruptError):
+        store.read_buffer(BufferRef(16, chunks=tuple(c for c, _ in pieces)))
+
+
+def test_incompatible_format_is_refused() -> None:
+    backend = MemoryBackend()
+    backend.write_batch([(ref_key(REF_FORMAT), b"99")])
+    with pytest.raises(StoreFormatError, match="format 99"):
+        ObjectStore(backend)
+
+
+def test_garbage_collection_keeps_reachable_and_drops_orphans(tmp_path: Path) -> None:
+    store = ObjectStore(RocksBackend(tmp_path / "db"))
+    _, _, kept = commit_one(store, b"reachable" * 1000)
+    orphan_id, orphan = chunk(b"orphan from a crash" * 1000)
+    store.backend.write_batch([(encode_key("chunk", orphan_id), orphan)])
+    report = store.collect_garbage()
+    assert report.objects == 1
+    assert report.bytes >= len(orphan)
+    assert store.load_chunk(kept) == b"reachable" * 1000
+    with pytest.raises(MissingObjectError):
+        store.load_chunk(orphan_id)
+    store.close()
+
+
+def test_large_commits_stream_chunks_before_the_durable_batch(tmp_path: Path) -> None:
+    store = ObjectStore(RocksBackend(tmp_path / "db"))
+    transaction = store.transaction()
+    ids = []
+    for i in range(80):  # 80 x 256 KiB = 20 MiB: more than one unlogged batch
+        chunk_id, data = chunk(bytes([i]) * 262_144)
+        transaction.add_chunk_if_new(chunk_id, data)
+        ids.append(chunk_id)
+    commit = transaction.commit(make_commit(parent=None), set_head=True)
+    store.close()
+    again = ObjectStore(RocksBackend(tmp_path / "db"))
+    assert again.read_ref(REF_HEAD) == commit.id
+    assert all(again.load_chunk(c)[:1] == bytes([i]) for i, c in enumerate(ids))
+    again.close()

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+
+from timetravel_kernel.errors import StoreCorruptError
+from timetravel_kernel.ids import ChunkId, hash_bytes
+from timetravel_kernel.store.objects import (
+    TREE_FANOUT,
+    BufferRef,
+    Covar,
+    covar_id,
+    decode_bucket,
+    decode_commit,
+    decode_covar,
+    decode_tree_root,
+    encode_bucket,
+    encode_commit,
+    encode_covar,
+    encode_tree_root,
+)
+
+from ..factories import make_commit
+
+
+def make_covar(**overrides: object) -> Covar:
+    fields: dict[str, object] = {
+        "members": ("a", "b"),
+        "serializer": "pickle",
+        "types": ("list", "dict"),
+        "nbytes": 10,
+        "buffers": (
+            BufferRef(3, inline=b"abc"),
+            BufferRef(9000, chunks=(ChunkId(hash_bytes(b"1")), ChunkId(hash_bytes(b"2")))),
+        ),
+        "refs": ("Point",),
+    }
+    fields.update(overrides)
+    return Covar(**fields)  # type: ignore[arg-type]
+
+
+def test_covar_round_trips() -> None:
+    covar = make_covar()
+    assert decode_covar(encode_covar(covar)) == covar
+
+
+def test_unsaved_covar_round_trips_with_reason_and_token() -> None:
+    covar = make_covar(serializer="unsaved", buffers=(), reason="a lock", token="t1")
+    assert decode_covar(encode_covar(covar)) == covar
+
+
+def test_covar_id_depends_on_content() -> None:
+    assert covar_id(make_covar()) == covar_id(make_covar())
+    assert covar_id(make_covar()) != covar_id(make_covar(members=("a",)))
+
+
+def test_garbage_is_not_a_covar() -> None:
+    with pytest.raises(StoreCorruptError):
+        decode_covar(b"not a manifest at all")
+
+
+def test_commit_round_trips_and_gets_its_hash_as_id() -> None:
+    commit = make_commit()
+    data = encode_commit(commit)
+    decoded = decode_commit(data)
+    assert decoded == commit
+    assert decoded.id == hash_bytes(data)
+
+
+def test_root_commit_without_parent_round_trips() -> None:
+    commit = make_commit(parent=None, cell_id=None, execution_count=None)
+    assert decode_commit(encode_commit(commit)) == commit
+
+
+def test_garbage_is_not_a_commit() -> None:
+    with pytest.raises(StoreCorruptError):
+        decode_commit(b"{not json")
+
+
+def test_bucket_round_trips_sorted_and_unicode() -> None:
+    entries = {"zeta": covar_id(make_covar()), "α": covar_id(make_covar(members=("x",)))}
+    data = encode_bucket(entries)
+    assert decode_bucket(data) == entries
+    assert encode_bucket(dict(reversed(list(entries.items())))) == data
+
+
+def test_tree_root_round_trips_with_empty_slots() -> None:
+    slots = [None] * TREE_FANOUT
+    slots[3] = hash_bytes(b"bucket")
+    assert decode_tree_root(encode_tree_root(slots)) == slots  # type: ignore[arg-type]
+    with pytest.raises(StoreCorruptError):
+        decode_tree_root(b"short")

@@ -1,0 +1,104 @@
+"""The shared workload notebooks, and an exact digest of a namespace's state for comparisons."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import socket
+import sqlite3
+import types
+from pathlib import Path
+
+import xxhash
+
+from timetravel_kernel.errors import SerializationError
+from timetravel_kernel.state import TrackingNamespace, dump_values
+from timetravel_kernel.state.serializers import _DillPickler
+
+WORKLOAD_DIR = Path(__file__).resolve().parents[2] / "shared" / "workloads"
+WORKLOADS = sorted(p.stem for p in WORKLOAD_DIR.glob("*.ipynb"))
+HIDDEN = {"__builtins__", "__name__"}
+
+
+def load_cells(name: str) -> list[str]:
+    """Return the code cells of a workload notebook."""
+    notebook = json.loads((WORKLOAD_DIR / f"{name}.ipynb").read_text())
+    return ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+
+
+def fresh_namespace() -> TrackingNamespace:
+    """Return a namespace like the kernel's ``__main__``."""
+    return TrackingNamespace(__name__="__main__")
+
+
+def run_cell(ns: dict, code: str, label: str = "<cell>") -> None:
+    """Execute one cell in ``ns`` as the kernel does (module-level code, ns as globals)."""
+    exec(compile(code, label, "exec"), ns)  # noqa: S102 - running the workload is the point
+
+
+def close_resources(ns: dict) -> None:
+    """Close the files, sockets and connections a workload opened (no ResourceWarning)."""
+    for value in list(dict.values(ns)):
+        if isinstance(value, (io.IOBase, socket.socket, sqlite3.Connection)):
+            value.close()
+
+
+class _DigestPickler(_DillPickler):
+    """The serializer's pickler, but blind to the identity of immutable atoms.
+
+    Whether two names hold the same ``str``, ``tuple`` or code object is not part of a state
+    (and a restore does not preserve it); whether they hold the same list, dict, array or
+    instance is.
+    """
+
+    def memoize(self, obj: object) -> None:
+        if type(obj) not in (str, bytes, tuple, frozenset, types.CodeType):
+            super().memoize(obj)
+
+
+def _rendered(value: object) -> str | None:
+    """Return a hash of the rendering of a matplotlib figure or axes, else None.
+
+    Pickling a figure advances counters inside it (matplotlib's CallbackRegistry calls
+    ``next`` in ``__getstate__``), so its pickle cannot be compared; what it draws can.
+    """
+    figure = getattr(value, "figure", value)
+    canvas = getattr(figure, "canvas", None)
+    if canvas is None or type(figure).__module__ != "matplotlib.figure":
+        return None
+    canvas.draw()
+    return xxhash.xxh3_128_hexdigest(bytes(canvas.buffer_rgba()))
+
+
+def state_digest(ns: dict) -> tuple[str, dict[str, object]]:
+    """Return an exact fingerprint of the namespace's state.
+
+    All saveable names are pickled together in ONE stream, so the digest covers their values,
+    dtypes, and every identity relation between them (aliases, shared members, cycles, views of
+    a base, instances of notebook classes bound by name). Unsaveable names are compared by the
+    identity of the live object; figures by what they draw.
+    """
+    names = sorted(n for n in ns if n not in HIDDEN)
+    saveable, live = [], {}
+    for name in names:
+        rendered = _rendered(dict.__getitem__(ns, name))
+        if rendered is not None:
+            live[name] = rendered
+            continue
+        try:
+            dump_values((dict.__getitem__(ns, name),), ns, (name,))
+            saveable.append(name)
+        except SerializationError:
+            live[name] = id(dict.__getitem__(ns, name))
+    out = io.BytesIO()
+    buffers: list[pickle.PickleBuffer] = []
+    pickler = _DigestPickler(out, protocol=5, buffer_callback=buffers.append)
+    pickler._setup(ns, saveable)
+    pickler.dump(tuple(dict.__getitem__(ns, n) for n in saveable))
+    digest = xxhash.xxh3_128()
+    digest.update(repr(saveable).encode())
+    digest.update(out.getvalue())
+    for buffer in buffers:
+        digest.update(buffer.raw())
+    return digest.hexdigest(), live
