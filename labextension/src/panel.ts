@@ -157,8 +157,10 @@ export class HistoryPanel extends Widget {
     const meta = document.createElement('div');
     meta.className = 'jp-TimeTravel-meta';
     meta.textContent =
-      `${formatTime(commit.time)} · ${formatDuration(commit.duration)} · ` +
-      `${formatBytes(commit.bytes_written)} written · ${shortId(commit.id)}`;
+      commit.parent === null
+        ? `the kernel's first state · ${shortId(commit.id)}`
+        : `${formatTime(commit.time)} · ran ${formatDuration(commit.duration)} · ` +
+          `${formatBytes(commit.bytes_written)} written · ${shortId(commit.id)}`;
 
     const changed = document.createElement('div');
     changed.className = 'jp-TimeTravel-changed';

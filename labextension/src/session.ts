@@ -92,9 +92,15 @@ export class TimeTravelSession {
     return this._status?.head ?? null;
   }
 
-  /** The newest commit recorded by a cell (not by a checkout). */
+  /** The newest commit recorded by a cell; null while only the session start exists. */
   get lastCheckpoint(): ICommit | null {
-    return this._commits.length ? this._commits[0] : (this._status?.head ?? null);
+    let newest: ICommit | null = null;
+    for (const commit of this._commits) {
+      if (commit.parent !== null && (!newest || commit.time > newest.time)) {
+        newest = commit;
+      }
+    }
+    return newest;
   }
 
   get isDisposed(): boolean {

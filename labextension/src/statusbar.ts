@@ -39,18 +39,18 @@ export class TimeTravelStatus extends Widget {
     this.toggleClass('jp-mod-disabled', !session?.isReady);
     if (!session || !session.isReady || !status) {
       this.node.textContent = session?.state === 'connecting' || session?.state === 'restarting'
-        ? '⏱ time travel: connecting…'
-        : '⏱ time travel: off';
+        ? 'Time travel: connecting…'
+        : 'Time travel: off';
       this.node.title = this._registry.currentHint || 'Time travel is not available for this notebook.';
       return;
     }
     const head = status.head;
-    const count = head && head.execution_count !== null ? ` [${head.execution_count}]` : '';
+    const where = !head ? 'none' : head.parent === null ? 'start' : `[${head.execution_count ?? ' '}]`;
     const last = session.lastCheckpoint;
     const parts = [
-      `⏱ HEAD ${shortId(head?.id)}${count}`,
-      formatBytes(status.store.bytes),
-      last ? `saved ${formatAgo(last.time)}` : 'nothing saved yet'
+      `Time travel: HEAD ${where} ${shortId(head?.id)}`,
+      `${formatBytes(status.store.bytes)} stored`,
+      last ? `last saved ${formatAgo(last.time)}` : 'no cell saved yet'
     ];
     if (session.pendingOp) {
       parts.push(`${session.pendingOp}…`);
