@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import queue
 import sys
 import time
 import uuid
+from importlib.resources import files
 from pathlib import Path
 
+import jsonschema
 from jupyter_client.manager import KernelManager
 
 from timetravel_kernel.kernel.kernelspec import KERNEL_NAME, write_kernel_spec
@@ -71,12 +74,23 @@ class Kernel:
             if msg["parent_header"].get("msg_id") == msg_id:
                 return msg
 
-    def collect_iopub(self, msg_id: str) -> list[dict]:
-        """Return iopub messages of a request until its idle status (keeps comm events)."""
-        outputs = []
+    def collect_iopub(self, msg_id: str, *, settle: float | None = None) -> list[dict]:
+        """Return iopub messages of a request until its idle status (keeps comm events).
+
+        With ``settle``, also stop once a comm reply came and nothing followed for that many
+        seconds: comm messages handled while a cell runs get no busy/idle status.
+        """
+        outputs: list[dict] = []
         deadline = time.monotonic() + TIMEOUT
         while True:
-            msg = self.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            wait = max(0.1, deadline - time.monotonic())
+            replied = any(o["msg_type"] == "comm_msg" for o in outputs)
+            try:
+                msg = self.kc.get_iopub_msg(timeout=settle if settle and replied else wait)
+            except queue.Empty:
+                if settle and replied:
+                    return outputs
+                raise
             if msg["msg_type"] == "comm_msg":
                 self.events.append(msg["content"]["data"])
             if msg["parent_header"].get("msg_id") != msg_id:
@@ -113,7 +127,7 @@ class Kernel:
     def request(self, data: object) -> dict:
         """Send one comm request; return its single reply (events are kept in .events)."""
         msg_id = self.send_comm(data)
-        replies = [m["content"]["data"] for m in self.collect_iopub(msg_id)
+        replies = [m["content"]["data"] for m in self.collect_iopub(msg_id, settle=0.5)
                    if m["msg_type"] == "comm_msg" and "ok" in m["content"]["data"]]
         assert len(replies) == 1, replies
         return replies[0]
@@ -144,3 +158,20 @@ class Kernel:
         if self.km.is_alive():
             self.km.shutdown_kernel(now=False)
         self.km.cleanup_resources()
+
+
+@functools.cache
+def _validator(definition: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads(files("timetravel_kernel.protocol").joinpath("schema.json").read_text())
+    schema.pop("oneOf")
+    return jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{definition}"})
+
+
+def check_reply(data: object) -> None:
+    """Validate a reply against the protocol schema."""
+    _validator("reply").validate(data)
+
+
+def check_event(data: object) -> None:
+    """Validate an event against the protocol schema."""
+    _validator("event").validate(data)

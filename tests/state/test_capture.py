@@ -47,7 +47,7 @@ def test_fingerprint_is_stable_and_sees_in_place_edits() -> None:
     ns["a"] = np.arange(100_000.0)
     options = TimelineOptions(chunk_size=4096, inline_limit=64)
 
-    def covar():  # noqa: ANN202
+    def covar():
         (captured,) = capture(ns, ["a"], options)
         return build_covar(captured, options, sink=None)
 

@@ -24,7 +24,7 @@ def chunk(data: bytes) -> tuple[ChunkId, bytes]:
     return ChunkId(hash_bytes(data)), data
 
 
-def commit_one(store: ObjectStore, payload: bytes, *, set_head: bool = True):  # noqa: ANN201
+def commit_one(store: ObjectStore, payload: bytes, *, set_head: bool = True):
     transaction = store.transaction()
     chunk_id, data = chunk(payload)
     written = transaction.add_chunk_if_new(chunk_id, memoryview(data))
