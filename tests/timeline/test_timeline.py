@@ -1,0 +1,318 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from timetravel_kernel.errors import (
+    NothingToRedoError,
+    NothingToRestoreError,
+    NothingToUndoError,
+    SerializationError,
+    TimelineError,
+    UnknownCommitError,
+)
+from timetravel_kernel.store.keys import encode_key
+from timetravel_kernel.timeline import CellInfo, Timeline
+
+from ..factories import open_timeline
+from ..workloads import fresh_namespace, run_cell
+
+
+@pytest.fixture
+def timeline(tmp_path: Path):
+    timeline = open_timeline(tmp_path / "store")
+    yield timeline
+    timeline.close()
+
+
+def step(timeline: Timeline, ns: dict, code: str):
+    run_cell(ns, code)
+    return timeline.checkpoint(ns, CellInfo(code=code))
+
+
+def test_checkpoint_requires_a_session(timeline: Timeline) -> None:
+    with pytest.raises(TimelineError, match="start"):
+        timeline.checkpoint(fresh_namespace())
+
+
+def test_each_checkpoint_is_a_commit_on_the_last(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    root = timeline.start(ns)
+    first = step(timeline, ns, "x = 1").commit
+    second = step(timeline, ns, "y = x + 1").commit
+    assert root.parent is None
+    assert first.parent == root.id and second.parent == first.id
+    assert first.changed == ("x",) and second.changed == ("y",)
+    assert [c.id for c in timeline.log()][:2] == [second.id, first.id]
+    assert timeline.commit_count() == 3
+
+
+def test_untouched_and_unchanged_values_write_almost_nothing(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    big = step(timeline, ns, "import numpy as np\na = np.random.default_rng(0).random(200_000)")
+    assert big.commit.bytes_written > 1_600_000
+    read_only = step(timeline, ns, "total = float(a.sum())")
+    assert read_only.commit.changed == ("total",)
+    assert read_only.commit.bytes_written < 10_000
+    alias = step(timeline, ns, "b = a")
+    assert alias.commit.bytes_written < 10_000
+    patch = step(timeline, ns, "a[1000:1010] = 0.0")
+    assert set(patch.commit.changed) == {"a", "b"}
+    assert patch.commit.bytes_written < 3 * 4096 + 10_000  # about one 4 KiB chunk
+
+
+def test_checkout_keeps_unchanged_covars_and_deletes_absent_names(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "keep = [1, 2]\nchange = {'v': 1}")
+    target = timeline.head
+    kept_object = ns["keep"]
+    step(timeline, ns, "change['v'] = 2\nnew = 3")
+    result = timeline.checkout(ns, target.id)
+    assert ns["keep"] is kept_object
+    assert ns["change"] == {"v": 1}
+    assert "new" not in ns
+    assert result.kept == ("keep",) and result.loaded == ("change",)
+    assert result.deleted == ("new",)
+
+
+def test_undo_redo_and_their_limits(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    with pytest.raises(NothingToUndoError):
+        timeline.undo(ns)
+    step(timeline, ns, "x = 1")
+    step(timeline, ns, "x += 1")
+    with pytest.raises(NothingToRedoError):
+        timeline.redo(ns)
+    timeline.undo(ns)
+    assert ns["x"] == 1
+    timeline.undo(ns)
+    assert "x" not in ns
+    timeline.redo(ns)
+    timeline.redo(ns)
+    assert ns["x"] == 2
+    with pytest.raises(NothingToRedoError):
+        timeline.redo(ns)
+
+
+def test_running_a_cell_after_undo_starts_a_branch(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    base = step(timeline, ns, "x = 1").commit
+    old = step(timeline, ns, "x = 'old branch'").commit
+    timeline.undo(ns)
+    new = step(timeline, ns, "x = 'new branch'").commit
+    assert new.parent == base.id
+    with pytest.raises(NothingToRedoError):
+        timeline.redo(ns)
+    ids = {c.id for c in timeline.log()}
+    assert {base.id, old.id, new.id} <= ids
+    timeline.checkout(ns, old.id)
+    assert ns["x"] == "old branch"
+    assert timeline.diff(old.id, new.id).changed == ("x",)
+
+
+def test_diff_lists_added_deleted_changed(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    a = step(timeline, ns, "x = 1\ny = 2").commit
+    b = step(timeline, ns, "del x\ny = 3\nz = 4").commit
+    diff = timeline.diff(a.id, b.id)
+    assert (diff.added, diff.deleted, diff.changed) == (("z",), ("x",), ("y",))
+
+
+def test_unknown_commits_and_prefixes(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    commit = step(timeline, ns, "x = 1").commit
+    assert timeline.resolve(commit.id.hex()[:8]) == commit.id
+    for text in ["", "zz", "0" * 32, "abc"]:
+        with pytest.raises(UnknownCommitError):
+            timeline.resolve(text)
+
+
+def test_unsaveable_values_are_reported_once_and_listed(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    first = step(timeline, ns, "import threading\nlock = threading.Lock()\nn = 1")
+    assert set(first.unsaved) == {"lock"}
+    again = step(timeline, ns, "lock.acquire(blocking=False)\nlock.release()\nn += 1")
+    assert again.unsaved == {}
+    info = {v.name: v for v in timeline.variables()}
+    assert not info["lock"].saved and "lock" in (info["lock"].reason or "")
+    assert info["n"].saved and info["n"].type == "int"
+
+
+def test_live_objects_survive_undo_and_redo(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "gen = (i for i in range(10))\nnext(gen)")
+    gen = ns["gen"]
+    step(timeline, ns, "del gen")
+    timeline.undo(ns)
+    assert ns["gen"] is gen
+    assert next(ns["gen"]) == 1
+    timeline.redo(ns)
+    assert "gen" not in ns
+    timeline.undo(ns)
+    assert ns["gen"] is gen
+
+
+def test_unchanged_live_object_is_handed_back_but_a_mutated_one_is_not(
+    timeline: Timeline,
+) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "x = [1]")
+    original = ns["x"]
+    step(timeline, ns, "x = [2]")
+    timeline.undo(ns)
+    assert ns["x"] is original  # still exists, unchanged: the very same object
+    step(timeline, ns, "x.append(99)")
+    timeline.undo(ns)
+    assert ns["x"] == [1] and ns["x"] is not original  # it changed since: loaded from store
+
+
+def test_checkout_is_all_or_nothing_when_the_store_is_corrupt(tmp_path: Path) -> None:
+    timeline = open_timeline(tmp_path / "store")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    target = step(timeline, ns, "import numpy as np\na = np.arange(50_000.0)\nb = [1]").commit
+    step(timeline, ns, "a = None\nb = [2]\nc = 3")
+    # Corrupt every chunk of the store behind the timeline's back.
+    backend = timeline._store.backend
+    prefix = encode_key("chunk", b"")
+    backend.write_batch([(k, b"garbage") for k, _ in backend.scan_prefix(prefix)])
+    timeline._cache = type(timeline._cache)()  # a new process would have no live objects
+    before = dict(ns)
+    with pytest.raises(SerializationError, match="corrupt"):
+        timeline.checkout(ns, target.id)
+    assert ns == before and ns["b"] is before["b"]
+    timeline.close()
+
+
+def test_restore_after_reopen_brings_back_the_last_state(tmp_path: Path) -> None:
+    timeline = open_timeline(tmp_path / "store")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "class Point:\n    def __init__(self, x):\n        self.x = x\n"
+                       "p = Point(3)\nimport numpy as np\na = np.arange(10.0)\nv = a[2:]\n"
+                       "import threading\nlock = threading.Lock()")
+    timeline.close()
+
+    again = open_timeline(tmp_path / "store")
+    assert not again.previous_session_crashed
+    assert again.restorable is not None
+    fresh = fresh_namespace()
+    again.start(fresh)
+    result = again.restore(fresh)
+    assert isinstance(fresh["p"], fresh["Point"]) and fresh["p"].x == 3
+    assert fresh["v"].base is fresh["a"] and fresh["v"][0] == 2.0
+    assert set(result.unrestored) == {"lock"}
+    assert "lock" not in fresh
+    with pytest.raises(NothingToRestoreError):
+        again.restore(fresh)
+    again.close()
+
+
+def test_a_session_that_did_not_close_is_reported_crashed(tmp_path: Path) -> None:
+    timeline = open_timeline(tmp_path / "store")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "x = 1")
+    timeline._store.close()  # the process dies: no clean close
+    again = open_timeline(tmp_path / "store")
+    assert again.previous_session_crashed
+    assert again.restorable is not None
+    again.close()
+
+
+def test_restore_skips_what_cannot_load_and_loads_the_rest(tmp_path: Path) -> None:
+    timeline = open_timeline(tmp_path / "store")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "import numpy as np\nbig = np.arange(100_000.0)\nsmall = [1, 2]")
+    timeline.close()
+    again = open_timeline(tmp_path / "store")
+    backend = again._store.backend
+    prefix = encode_key("chunk", b"")
+    backend.write_batch([(k, b"x") for k, _ in backend.scan_prefix(prefix)])
+    fresh = fresh_namespace()
+    again.start(fresh)
+    result = again.restore(fresh)
+    assert fresh["small"] == [1, 2]
+    assert "big" in result.unrestored and "corrupt" in result.unrestored["big"]
+    again.close()
+
+
+def test_interrupted_checkpoint_changes_nothing_and_the_next_catches_up(
+    timeline: Timeline,
+) -> None:
+    class Interrupting:
+        armed = True
+
+        def __reduce__(self) -> tuple:
+            if Interrupting.armed:
+                raise KeyboardInterrupt
+            return (Interrupting, ())
+
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "x = 1")
+    head = timeline.head
+    ns["x"] = 2
+    ns["trap"] = Interrupting()
+    with pytest.raises(KeyboardInterrupt):
+        timeline.checkpoint(ns, CellInfo(code="x = 2"))
+    assert timeline.head == head
+    Interrupting.armed = False
+    commit = timeline.checkpoint(ns, CellInfo(code="retry")).commit
+    assert set(commit.changed) == {"x", "trap"}
+
+
+def test_gc_keeps_every_commit_loadable(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    commits = [step(timeline, ns, f"a = np.full(20_000, {i}.0)" if i else
+                    "import numpy as np").commit for i in range(4)]
+    timeline.collect_garbage()
+    for index, commit in enumerate(commits[1:], start=1):
+        timeline.checkout(ns, commit.id)
+        assert np.all(ns["a"] == index)
+
+
+def test_plain_dict_namespaces_work_without_tracking(timeline: Timeline) -> None:
+    ns: dict = {"__name__": "__main__"}
+    timeline.start(ns)
+    ns["data"] = [1]
+    c1 = timeline.checkpoint(ns).commit
+    ns["data"].append(2)  # invisible to tracking; a plain dict is re-fingerprinted whole
+    c2 = timeline.checkpoint(ns).commit
+    assert c2.changed == ("data",)
+    timeline.checkout(ns, c1.id)
+    assert ns["data"] == [1]
+
+
+def test_skip_names_are_never_saved(tmp_path: Path) -> None:
+    timeline = open_timeline(tmp_path / "store", skip_names=frozenset({"In", "Out"}),
+                             skip_pattern=r"__.*__|_\d+")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    ns.update({"In": [""], "Out": {}, "_1": 5, "kept": 1})
+    commit = timeline.checkpoint(ns).commit
+    assert commit.changed == ("kept",)
+    timeline.close()
+
+
+def test_lock_held_in_a_thread_is_not_a_problem(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    ns["lock"] = threading.RLock()
+    ns["lock"].acquire()
+    assert "lock" in timeline.checkpoint(ns).unsaved
+    ns["lock"].release()
