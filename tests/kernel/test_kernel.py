@@ -1,0 +1,175 @@
+"""TimeTravelKernel through real kernels: checkpoints, the comm, magics, timing, failures."""
+
+from __future__ import annotations
+
+import time
+
+from .harness import check_event, check_reply
+
+SLOW_CHECKPOINT = """
+_k = get_ipython().kernel
+_orig = _k.timeline.checkpoint
+def _slow(*args, **kwargs):
+    import time
+    time.sleep({seconds})
+    return _orig(*args, **kwargs)
+_k.timeline.checkpoint = _slow
+del _k, _slow
+"""
+
+
+def stderr(outputs):
+    return "".join(o["content"]["text"] for o in outputs
+                   if o["msg_type"] == "stream" and o["content"]["name"] == "stderr")
+
+
+def test_shell_namespace_tracks_accesses_and_is_main(start_kernel):
+    k = start_kernel()
+    assert k.value("type(globals()).__name__") == "TrackingNamespace"
+    assert k.value("__import__('sys').modules['__main__'].__dict__ is globals()") is True
+    reply, _ = k.execute("class P:\n    pass\nimport pickle\nq = pickle.loads(pickle.dumps(P()))")
+    assert reply["status"] == "ok"
+    assert k.value("isinstance(q, P)") is True
+
+
+def test_every_executed_cell_is_a_commit_with_its_status(start_kernel):
+    k = start_kernel()
+    k.execute("x = 1", cell_id="cell-a")
+    reply, _ = k.execute("y = 2\n1/0", cell_id="cell-b")
+    assert reply["status"] == "error"
+    commits = k.op("log")["result"]["commits"]
+    assert [(c["cell_id"], c["status"]) for c in commits[:2]] == [("cell-b", "error"),
+                                                                   ("cell-a", "ok")]
+    assert commits[0]["changed"] == ["y"]
+    assert commits[0]["execution_count"] == 2
+    assert commits[-1]["parent"] is None  # the root: the first cell can be undone too
+    for event in k.events:
+        check_event(event) if "event" in event else check_reply(event)
+
+
+def test_interrupted_cell_is_recorded_as_it_left_the_state(start_kernel):
+    k = start_kernel()
+    msg_id = k.send_execute("x = 1\nimport time\ntime.sleep(60)\nx = 2")
+    time.sleep(1.0)
+    k.km.interrupt_kernel()
+    reply = k._shell_reply(msg_id)
+    k.collect_iopub(msg_id)
+    assert reply["content"]["status"] == "error"
+    head = k.op("status")["result"]["head"]
+    assert head["status"] == "error"
+    assert k.value("x") == 1
+    assert "x" in head["changed"]
+
+
+def test_silent_runs_and_user_expressions_add_no_commit(start_kernel):
+    k = start_kernel()
+    k.execute("x = 1")
+    before = k.op("status")["result"]["commits"]
+    k.execute("y = 5", silent=True)
+    k.execute("", silent=True, user_expressions={"e": "x + 1"})
+    assert k.op("status")["result"]["commits"] == before
+
+
+def test_ipython_bookkeeping_names_are_not_saved(start_kernel):
+    k = start_kernel()
+    k.execute("1 + 1")
+    k.execute("_ + 1")
+    k.execute("z = _2")
+    names = {v["name"] for v in k.op("vars")["result"]["vars"]}
+    assert names == {"z"}
+
+
+def test_undo_and_redo_through_the_comm(start_kernel):
+    k = start_kernel()
+    k.execute("x = 1")
+    k.execute("x = 2\ny = [x]")
+    reply = k.op("undo")
+    check_reply(reply)
+    assert reply["ok"], reply
+    assert k.value("[x, 'y' in globals()]") == [1, False]
+    assert k.op("redo")["ok"]
+    assert k.value("[x, y]") == [2, [2]]
+    assert [e["op"] for e in k.events if e.get("event") == "checkout"] == ["undo", "redo"]
+    # Executing after an undo starts a branch; the old future stays in the log.
+    k.op("undo")
+    k.execute("x = 10")
+    assert len(k.op("log")["result"]["commits"]) == 4
+
+
+def test_checkout_is_refused_while_a_cell_runs(start_kernel):
+    k = start_kernel()
+    k.execute("x = 1")
+    k.open_comm()
+    # An async cell yields to the event loop, where ipykernel 7 dispatches comm messages.
+    msg_id = k.send_execute("import asyncio\nawait asyncio.sleep(2)\nx = 2")
+    time.sleep(0.5)
+    reply = k.request({"id": "u", "op": "undo"})
+    assert reply["error"]["code"] == "busy"
+    k._shell_reply(msg_id)
+    k.collect_iopub(msg_id)
+    assert k.value("x") == 2
+
+
+def test_reply_is_not_held_back_by_the_checkpoint(start_kernel):
+    k = start_kernel()
+    k.execute(SLOW_CHECKPOINT.format(seconds=1.5), silent=True)
+    sent = time.monotonic()
+    msg_id = k.send_execute("x = 1")
+    k._shell_reply(msg_id)
+    to_reply = time.monotonic() - sent
+    k.collect_iopub(msg_id)
+    to_idle = time.monotonic() - sent
+    assert to_reply < 1.0 <= to_idle
+    # The next request waited for the checkpoint: it sees the new commit.
+    assert k.op("status")["result"]["head"]["code"] == "x = 1"
+
+
+def test_a_failing_checkpoint_never_fails_the_cell_and_warns_once(start_kernel):
+    k = start_kernel()
+    k.execute("_k = get_ipython().kernel\ndef _boom(*a, **k):\n    raise OSError('disk full')\n"
+              "_k.timeline.checkpoint = _boom\ndel _k", silent=True)
+    reply, outputs = k.execute("x = 1\nprint('ran')")
+    assert reply["status"] == "ok"
+    assert "could not be saved" in stderr(outputs) and "disk full" in stderr(outputs)
+    reply, outputs = k.execute("x = 2")
+    assert reply["status"] == "ok"
+    assert stderr(outputs) == ""
+
+
+def test_unsaveable_values_are_named_once(start_kernel):
+    k = start_kernel()
+    _, outputs = k.execute("g = (i for i in range(3))")
+    assert "not saved" in stderr(outputs) and "g" in stderr(outputs)
+    _, outputs = k.execute("h = 1")
+    assert stderr(outputs) == ""
+    saved = {v["name"]: v["saved"] for v in k.op("vars")["result"]["vars"]}
+    assert saved == {"g": False, "h": True}
+
+
+def test_magics_show_and_move_the_history(start_kernel):
+    k = start_kernel()
+    k.execute("x = 1")
+    k.execute("x = 2")
+    _, outputs = k.execute("%tt log")
+    text = outputs[-1]["content"]["data"]["text/plain"]
+    assert "x = 2" in text and "text/html" in outputs[-1]["content"]["data"]
+    _, outputs = k.execute("%timetravel undo")
+    assert k.value("x") == 1
+    k.execute("%tt undo")
+    assert k.value("'x' in globals()") is False  # two magic cells went back two steps
+    k.execute("%tt redo")
+    assert k.value("x") == 1
+    _, outputs = k.execute("%tt frobnicate")
+    assert "%tt log" in outputs[-1]["content"]["data"]["text/plain"]
+    _, outputs = k.execute("%tt checkout zzzz")
+    assert "unknown-commit" in outputs[-1]["content"]["data"]["text/plain"]
+
+
+def test_disabled_kernel_runs_cells_and_says_why(start_kernel):
+    k = start_kernel(TIMETRAVEL_ENABLED="0")
+    reply, _ = k.execute("x = 1")
+    assert reply["status"] == "ok"
+    status = k.op("status")["result"]
+    assert status["enabled"] is False
+    assert "off" in status["notice"]
+    assert k.op("undo")["error"]["code"] == "disabled"
