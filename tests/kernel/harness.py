@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import queue
+import signal
 import sys
 import time
 import uuid
@@ -19,6 +20,12 @@ from jupyter_client.manager import KernelManager
 from timetravel_kernel.kernel.kernelspec import KERNEL_NAME, write_kernel_spec
 
 TIMEOUT = 120
+
+
+def stderr(outputs: list[dict]) -> str:
+    """Return the stderr text among a cell's outputs."""
+    return "".join(o["content"]["text"] for o in outputs
+                   if o["msg_type"] == "stream" and o["content"]["name"] == "stderr")
 
 
 def install_test_specs(root: Path) -> Path:
@@ -150,7 +157,10 @@ class Kernel:
     def kill(self) -> None:
         """SIGKILL the kernel process, as a crash or the OOM killer would."""
         self.kc.stop_channels()
-        self.km.kill_kernel()
+        self.km.signal_kernel(signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while self.km.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.km.cleanup_resources()
 
     def shutdown(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .harness import check_event, check_reply
+from .harness import check_event, check_reply, stderr
 
 SLOW_CHECKPOINT = """
 _k = get_ipython().kernel
@@ -16,11 +16,6 @@ def _slow(*args, **kwargs):
 _k.timeline.checkpoint = _slow
 del _k, _slow
 """
-
-
-def stderr(outputs):
-    return "".join(o["content"]["text"] for o in outputs
-                   if o["msg_type"] == "stream" and o["content"]["name"] == "stderr")
 
 
 def test_shell_namespace_tracks_accesses_and_is_main(start_kernel):
