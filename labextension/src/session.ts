@@ -38,6 +38,12 @@ export interface ISessionOptions {
   historyLimit: number;
 }
 
+/** How long a kernel_info round trip may take before reopening is retried at the next idle. */
+const KERNEL_INFO_TIMEOUT_MS = 5_000;
+
+/** Pause between two attempts to reopen the comm after a restart. */
+const REOPEN_RETRY_MS = 1_000;
+
 /** How long to wait for the kernel's own `restored` event before saying it from `status`. */
 const RESTORED_EVENT_GRACE_MS = 2500;
 
@@ -211,6 +217,7 @@ export class TimeTravelSession {
       return;
     }
     kernel.statusChanged.connect(this._onKernelStatus, this);
+    kernel.connectionStatusChanged.connect(this._onConnectionStatus, this);
     kernel.registerCommTarget(TARGET_NAME, this._onKernelComm);
     this._commTargetKernel = kernel;
     void this._open(false);
@@ -225,6 +232,7 @@ export class TimeTravelSession {
     this._kernelClients = [];
     if (this._kernel && !this._kernel.isDisposed) {
       this._kernel.statusChanged.disconnect(this._onKernelStatus, this);
+      this._kernel.connectionStatusChanged.disconnect(this._onConnectionStatus, this);
       if (this._commTargetKernel === this._kernel) {
         this._kernel.removeCommTarget(TARGET_NAME, this._onKernelComm);
       }
@@ -234,6 +242,7 @@ export class TimeTravelSession {
     this._status = null;
     this._commits = [];
     clearTimeout(this._restoredTimer);
+    clearTimeout(this._retryTimer);
   }
 
   /** Open the comm and ask `status`; `afterRestart` says which restart came before. */
@@ -386,17 +395,73 @@ export class TimeTravelSession {
       return;
     }
     if (status === 'idle' || status === 'busy') {
-      const needsOpen = !this._client || !this._client.isOpen;
-      if (needsOpen && !this._opening && this._state !== 'unsupported') {
-        const kind = this._restartKind ?? false;
-        this._restartKind = null;
-        void this._open(kind);
-      } else if (this._retryOnIdle && status === 'idle' && this._client) {
+      if (this._retryOnIdle && status === 'idle' && this._client && !this._opening) {
         this._retryOnIdle = false;
         this._client.dispose();
         this._client = null;
         void this._open(false);
+        return;
       }
+      this._ensureOpen();
+    }
+  }
+
+  private _onConnectionStatus(_: Kernel.IKernelConnection, status: Kernel.ConnectionStatus): void {
+    if (status === 'connected') {
+      this._ensureOpen();
+    }
+  }
+
+  /** Reopen the comm if it is closed and the kernel is connected and running. */
+  private _ensureOpen(): void {
+    const kernel = this._kernel;
+    if (!kernel || kernel.isDisposed || this._opening || this._state === 'unsupported') {
+      return;
+    }
+    if ((this._client && this._client.isOpen) || kernel.connectionStatus !== 'connected') {
+      return;
+    }
+    if (kernel.status !== 'idle' && kernel.status !== 'busy') {
+      return;
+    }
+    const kind = this._restartKind ?? false;
+    this._restartKind = null;
+    void this._reopen(kernel, kind);
+  }
+
+  /**
+   * Open the comm again once the kernel that answers is the restarted one.
+   *
+   * Statuses of the old process can still arrive during a restart. JupyterLab 4.6 sends comm
+   * messages on a per-target kernel subshell that it creates when the comm is made: made
+   * too early, that subshell lives in the old process and the new one rejects every message
+   * ("Unknown subshell_id"). A kernel_info round trip is queued until the reconnect, so its
+   * reply comes from the new process.
+   */
+  private async _reopen(kernel: Kernel.IKernelConnection, kind: 'crash' | 'restart' | false): Promise<void> {
+    this._opening = true;
+    let answered = false;
+    try {
+      // Bounded: a reply lost in a second restart must not stop the comm from reopening.
+      answered = await Promise.race([
+        kernel.requestKernelInfo().then(reply => reply !== undefined),
+        new Promise<boolean>(resolve => setTimeout(() => resolve(false), KERNEL_INFO_TIMEOUT_MS))
+      ]);
+    } catch (err) {
+      console.debug('timetravel: kernel_info after restart failed', err);
+    } finally {
+      this._opening = false;
+    }
+    if (kernel !== this._kernel || kernel.isDisposed || (this._client && this._client.isOpen)) {
+      return;
+    }
+    if (answered) {
+      await this._open(kind);
+    } else {
+      // Try again soon, still remembering which restart it was.
+      this._restartKind = kind || null;
+      clearTimeout(this._retryTimer);
+      this._retryTimer = setTimeout(() => this._ensureOpen(), REOPEN_RETRY_MS);
     }
   }
 
@@ -428,6 +493,7 @@ export class TimeTravelSession {
   private _restoreOfferShown = false;
   private _restoredTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   private _refreshTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private _retryTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   private _isDisposed = false;
   private _changed = new Signal<this, void>(this);
   private _notice = new Signal<this, Notice>(this);
