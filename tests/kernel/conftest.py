@@ -14,11 +14,19 @@ from .harness import Kernel, install_test_specs
 
 @pytest.fixture(scope="session", autouse=True)
 def jupyter_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Put the test kernelspecs first on JUPYTER_PATH for the whole session."""
+    """Put the test kernelspecs first on JUPYTER_PATH and keep stores in a temporary dir."""
     root = install_test_specs(tmp_path_factory.mktemp("jupyter"))
     old = os.environ.get("JUPYTER_PATH")
+    old_stores = os.environ.get("TIMETRAVEL_STORE_DIR")
     os.environ["JUPYTER_PATH"] = os.pathsep.join([str(root), *([old] if old else [])])
+    # Kernels started by other tools (jupyter_kernel_test) must not write to the user's
+    # Jupyter data dir either.
+    os.environ["TIMETRAVEL_STORE_DIR"] = str(tmp_path_factory.mktemp("stores"))
     yield root
+    if old_stores is None:
+        os.environ.pop("TIMETRAVEL_STORE_DIR", None)
+    else:
+        os.environ["TIMETRAVEL_STORE_DIR"] = old_stores
     if old is None:
         os.environ.pop("JUPYTER_PATH", None)
     else:
