@@ -1,0 +1,145 @@
+"""Latency as a client sees it: execute_request -> execute_reply and -> idle, per cell.
+
+Runs every workload notebook on the stock python3 kernel and on the time-travel kernel in the
+same run (cells interleaved: stock, then time-travel), plus a stream of tiny cells that shows
+the fixed cost per cell. Prints a table; targets: median added time to execute_reply <= 2 ms,
+and on frame_edits total time to idle <= 1.3x the stock kernel's.
+
+    python -m benchmarks.kernel_latency [--reps 3] [--only frame_edits,...] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jupyter_client.manager import KernelManager
+
+from timetravel_kernel.kernel.kernelspec import write_kernel_spec
+
+WORKLOAD_DIR = Path(__file__).resolve().parents[2] / "shared" / "workloads"
+TINY_CELLS = [("tiny", "x = 0")] + [(f"tiny-{i}", "x += 1") for i in range(60)]
+
+
+def _install_specs(root: Path) -> None:
+    write_kernel_spec(root / "kernels" / "timetravel", sys.executable)
+    stock = root / "kernels" / "python3"
+    stock.mkdir(parents=True, exist_ok=True)
+    (stock / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3", "language": "python"}))
+
+
+class _Kernel:
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        self.km = KernelManager(kernel_name=name)
+        self.km.start_kernel(env={**os.environ, **env})
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
+
+    def run(self, code: str, cell_id: str) -> tuple[float, float]:
+        """Return seconds to execute_reply and to idle for one cell."""
+        msg = self.kc.session.msg("execute_request", {
+            "code": code, "silent": False, "store_history": True, "user_expressions": {},
+            "allow_stdin": False, "stop_on_error": False}, metadata={"cellId": cell_id})
+        msg_id = msg["header"]["msg_id"]
+        start = time.perf_counter()
+        self.kc.shell_channel.send(msg)
+        while True:
+            reply = self.kc.get_shell_msg(timeout=600)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                to_reply = time.perf_counter() - start
+                break
+        while True:
+            status = self.kc.get_iopub_msg(timeout=600)
+            if (status["parent_header"].get("msg_id") == msg_id
+                    and status["msg_type"] == "status"
+                    and status["content"]["execution_state"] == "idle"):
+                return to_reply, time.perf_counter() - start
+
+    def stop(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
+
+
+def _cells(name: str) -> list[tuple[str, str]]:
+    if name == "tiny":
+        return TINY_CELLS
+    notebook = json.loads((WORKLOAD_DIR / f"{name}.ipynb").read_text())
+    return [(c["id"], "".join(c["source"])) for c in notebook["cells"]
+            if c["cell_type"] == "code"]
+
+
+def measure(name: str, reps: int, stores: Path) -> dict[str, list[tuple[float, float]]]:
+    """Return per-cell (to reply, to idle) times of both kernels over ``reps`` fresh runs."""
+    times: dict[str, list[tuple[float, float]]] = {"python3": [], "timetravel": []}
+    for rep in range(reps):
+        kernels = {"python3": _Kernel("python3", {}),
+                   "timetravel": _Kernel("timetravel", {
+                       "TIMETRAVEL_STORE_DIR": str(stores / f"{name}-{rep}")})}
+        try:
+            for cell_id, code in _cells(name):
+                for kind, kernel in kernels.items():
+                    times[kind].append(kernel.run(code, cell_id))
+        finally:
+            for kernel in kernels.values():
+                kernel.stop()
+    return times
+
+
+def summarize(name: str, times: dict[str, list[tuple[float, float]]], reps: int) -> dict:
+    stock, tt = times["python3"], times["timetravel"]
+    added = [t[0] - s[0] for s, t in zip(stock, tt, strict=True)]
+    return {
+        "workload": name,
+        "cells": len(stock) // reps,
+        "reply_ms_stock": 1000 * statistics.median(s[0] for s in stock),
+        "reply_ms_tt": 1000 * statistics.median(t[0] for t in tt),
+        "added_reply_ms": 1000 * statistics.median(added),
+        "idle_s_stock": sum(s[1] for s in stock) / reps,
+        "idle_s_tt": sum(t[1] for t in tt) / reps,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3, help="fresh runs per workload")
+    parser.add_argument("--only", help="comma-separated workloads (and/or 'tiny')")
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args(argv)
+    names = ["tiny", *sorted(p.stem for p in WORKLOAD_DIR.glob("*.ipynb"))]
+    if args.only:
+        names = [n for n in names if n in args.only.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        _install_specs(Path(tmp) / "jupyter")
+        os.environ["JUPYTER_PATH"] = str(Path(tmp) / "jupyter")
+        for name in names:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            rows.append(summarize(name, measure(name, args.reps, Path(tmp) / "stores"),
+                                  args.reps))
+    header = (f"{'workload':<16}{'cells':>6}{'reply ms stock':>16}{'reply ms tt':>13}"
+              f"{'added ms':>10}{'idle s stock':>14}{'idle s tt':>11}{'ratio':>7}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        ratio = r["idle_s_tt"] / r["idle_s_stock"] if r["idle_s_stock"] else float("nan")
+        print(f"{r['workload']:<16}{r['cells']:>6}{r['reply_ms_stock']:>16.2f}"
+              f"{r['reply_ms_tt']:>13.2f}{r['added_reply_ms']:>10.2f}{r['idle_s_stock']:>14.3f}"
+              f"{r['idle_s_tt']:>11.3f}{ratio:>7.2f}")
+    print(f"(medians over {args.reps} fresh runs per workload; idle = total time to idle "
+          "per run; ratio = time-travel / stock)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
