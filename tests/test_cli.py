@@ -1,0 +1,86 @@
+"""The `timetravel` command line on real stores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from timetravel_kernel.cli import main
+from timetravel_kernel.kernel.storage import store_path_for
+from timetravel_kernel.state.tracking import TrackingNamespace
+from timetravel_kernel.timeline import CellInfo, Timeline
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A store for notebook nb.ipynb with three cells, closed; returns (stores dir, path)."""
+    stores = tmp_path / "stores"
+    path = store_path_for(stores, str(tmp_path / "nb.ipynb"))
+    timeline = Timeline.open(path, purpose="kernel for nb.ipynb")
+    ns = TrackingNamespace()
+    timeline.start(ns)
+    for count, code in enumerate(["x = 1", "y = [x] * 3", "del x\nz = 'zed'"], start=1):
+        exec(code, ns)
+        timeline.checkpoint(ns, CellInfo(code=code, execution_count=count), status="ok",
+                            duration=0.01)
+    timeline.close()
+    return stores, path
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_list_shows_stores_and_their_notebook(store, capsys):
+    stores, path = store
+    status, out, _ = run(capsys, "list", "--dir", stores)
+    assert status == 0
+    assert path.name in out and "kernel for nb.ipynb" in out
+
+
+def test_log_by_store_name_path_or_notebook(store, capsys, tmp_path):
+    stores, path = store
+    for ref in (path, path.name, tmp_path / "nb.ipynb"):
+        status, out, _ = run(capsys, "log", ref, "--dir", stores)
+        assert status == 0, out
+        assert "4 states" in out and "del x" in out
+    status, out, _ = run(capsys, "log", path, "-n", "2", "--json")
+    commits = json.loads(out)["commits"]
+    assert [c["execution_count"] for c in commits] == [3, 2]
+
+
+def test_show_and_diff(store, capsys):
+    _, path = store
+    _, out, _ = run(capsys, "log", path, "--json")
+    ids = [c["id"] for c in json.loads(out)["commits"]]
+    status, out, _ = run(capsys, "show", path, ids[0][:8])
+    assert status == 0
+    assert "del x" in out and "2 variables" in out
+    status, out, _ = run(capsys, "diff", path, ids[2], ids[0], "--json")
+    assert json.loads(out) == {"added": ["y", "z"], "deleted": ["x"], "changed": []}
+
+
+def test_gc_reports_what_it_removed(store, capsys):
+    _, path = store
+    status, out, _ = run(capsys, "gc", path)
+    assert status == 0
+    assert "removed" in out
+
+
+def test_clear_errors(store, capsys, tmp_path):
+    stores, path = store
+    status, _, err = run(capsys, "log", tmp_path / "missing.ipynb", "--dir", stores)
+    assert status == 1 and "no time-travel store" in err
+    status, _, err = run(capsys, "show", path, "zzzz")
+    assert status == 1 and "unknown-commit" not in err and "no commit" in err
+    holder = Timeline.open(path, purpose="a running kernel")
+    try:
+        status, _, err = run(capsys, "gc", path)
+        assert status == 1 and "a running kernel" in err
+        status, out, _ = run(capsys, "log", path)  # read-only beside the live writer
+        assert status == 0 and "states" in out
+    finally:
+        holder.close()
