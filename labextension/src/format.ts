@@ -126,17 +126,27 @@ export function summarizeCheckout(result: ICheckoutResult): string {
   return `${parts.join('; ')} (${formatDuration(result.seconds)}).`;
 }
 
-/** One row of the commit tree: the commit, its lane and the lanes alive beside it. */
+/** One row of the commit tree: the commit, its lane, and the lines drawn beside it. */
 export interface ITreeRow {
   commit: ICommit;
+  /** The lane of the commit's dot. */
   lane: number;
+  /** How many lanes the row needs to draw. */
   lanes: number;
+  /** A newer commit (a child) continues this lane above the dot. */
+  hasChild: boolean;
+  /** The parent is listed: the lane continues below the dot. */
+  hasParent: boolean;
+  /** Lanes that pass by this row on their way to an older commit. */
+  through: number[];
+  /** Lanes of other children that end here, joining the dot from above. */
+  joined: number[];
   onHeadPath: boolean;
 }
 
 /**
  * Lay out commits (newest first, any branches) in lanes, as `git log --graph`
- * does for a tree: a commit takes the lane that waits for it, or a new one;
+ * does for a tree: a commit takes the lane that waits for it, or a free one;
  * then that lane waits for its parent. Children of one parent meet in the
  * leftmost lane. Commits whose parent is absent from the list end their lane.
  */
@@ -149,7 +159,8 @@ export function layoutTree(commits: ICommit[], headId: string | null): ITreeRow[
   const waiting: (string | null)[] = [];
   const rows: ITreeRow[] = [];
   for (const commit of commits) {
-    let lane = waiting.indexOf(commit.id);
+    const found = waiting.indexOf(commit.id);
+    let lane = found;
     if (lane === -1) {
       lane = waiting.indexOf(null);
       if (lane === -1) {
@@ -157,17 +168,35 @@ export function layoutTree(commits: ICommit[], headId: string | null): ITreeRow[
         waiting.push(null);
       }
     }
-    // Other lanes that waited for this commit end here.
+    const joined: number[] = [];
+    const through: number[] = [];
     for (let i = 0; i < waiting.length; i++) {
-      if (i !== lane && waiting[i] === commit.id) {
+      if (i === lane) {
+        continue;
+      }
+      if (waiting[i] === commit.id) {
+        joined.push(i);
         waiting[i] = null;
+      } else if (waiting[i] !== null) {
+        through.push(i);
       }
     }
-    waiting[lane] = commit.parent && byId.has(commit.parent) ? commit.parent : null;
+    const width = waiting.length;
+    const parent = commit.parent && byId.has(commit.parent) ? commit.parent : null;
+    waiting[lane] = parent;
     while (waiting.length && waiting[waiting.length - 1] === null) {
       waiting.pop();
     }
-    rows.push({ commit, lane, lanes: Math.max(waiting.length, lane + 1), onHeadPath: onHead.has(commit.id) });
+    rows.push({
+      commit,
+      lane,
+      lanes: Math.max(width, lane + 1),
+      hasChild: found !== -1,
+      hasParent: parent !== null,
+      through,
+      joined,
+      onHeadPath: onHead.has(commit.id)
+    });
   }
   return rows;
 }

@@ -87,7 +87,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       try {
         const result = await session[op]();
-        Notification.info(summarizeCheckout(result), { autoClose: 4000 });
+        Notification.info(summarizeCheckout(result), { autoClose: 3000 });
       } catch (err) {
         const { text, level } = explainError(op, err);
         Notification[level](text, { autoClose: level === 'error' ? false : 5000 });

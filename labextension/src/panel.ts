@@ -17,12 +17,53 @@ import {
   shortId,
   summarizeCheckout
 } from './format';
-import type { ICommit } from './protocol';
+import type { ITreeRow } from './format';
 import type { SessionRegistry } from './registry';
 import type { TimeTravelSession } from './session';
 
-/** Pixels between two lanes of the tree. */
+/** Pixels between two lanes of the tree, and from a row's top to its dot's centre. */
 const LANE_WIDTH = 14;
+const DOT_Y = 9;
+
+/** The tree beside one row: lines of passing lanes, the joins from above, the dot. */
+function renderGraph(tree: ITreeRow): HTMLElement {
+  const graph = document.createElement('div');
+  graph.className = 'jp-TimeTravel-graph';
+  graph.style.width = `${tree.lanes * LANE_WIDTH}px`;
+  const x = (lane: number): number => lane * LANE_WIDTH + LANE_WIDTH / 2;
+  const line = (left: number, top: number, width: number, height: number | null): void => {
+    const el = document.createElement('span');
+    el.className = 'jp-TimeTravel-edge';
+    el.style.left = `${left - 1}px`;
+    el.style.top = `${top}px`;
+    el.style.width = `${width + 2}px`;
+    if (height === null) {
+      el.style.bottom = '0';
+    } else {
+      el.style.height = `${height}px`;
+    }
+    graph.append(el);
+  };
+  for (const lane of tree.through) {
+    line(x(lane), 0, 0, null);
+  }
+  if (tree.hasChild) {
+    line(x(tree.lane), 0, 0, DOT_Y);
+  }
+  if (tree.hasParent) {
+    line(x(tree.lane), DOT_Y, 0, null);
+  }
+  for (const lane of tree.joined) {
+    line(x(lane), 0, 0, DOT_Y);
+    line(Math.min(x(lane), x(tree.lane)), DOT_Y - 1, Math.abs(x(lane) - x(tree.lane)), 0);
+  }
+  const dot = document.createElement('span');
+  dot.className = 'jp-TimeTravel-dot';
+  dot.style.left = `${x(tree.lane) - 5}px`;
+  dot.style.top = `${DOT_Y - 5}px`;
+  graph.append(dot);
+  return graph;
+}
 
 export class HistoryPanel extends Widget {
   constructor(registry: SessionRegistry) {
@@ -106,18 +147,12 @@ export class HistoryPanel extends Widget {
     }
     const headId = session.head?.id ?? null;
     for (const row of layoutTree(session.commits, headId)) {
-      this._list.append(this._renderCommit(row.commit, row.lane, row.lanes, row.commit.id === headId, row.onHeadPath, busy));
+      this._list.append(this._renderCommit(row, row.commit.id === headId, busy));
     }
   }
 
-  private _renderCommit(
-    commit: ICommit,
-    lane: number,
-    lanes: number,
-    isHead: boolean,
-    onHeadPath: boolean,
-    busy: boolean
-  ): HTMLElement {
+  private _renderCommit(tree: ITreeRow, isHead: boolean, busy: boolean): HTMLElement {
+    const { commit, onHeadPath } = tree;
     const row = document.createElement('div');
     row.className = 'jp-TimeTravel-commit';
     row.setAttribute('role', 'listitem');
@@ -128,13 +163,7 @@ export class HistoryPanel extends Widget {
     row.classList.toggle('jp-mod-error', commit.status === 'error');
     row.title = `${isHead ? 'Current state' : 'Click to go back to this state'}\n\n${commit.code}`;
 
-    const graph = document.createElement('div');
-    graph.className = 'jp-TimeTravel-graph';
-    graph.style.width = `${lanes * LANE_WIDTH + 4}px`;
-    const dot = document.createElement('span');
-    dot.className = 'jp-TimeTravel-dot';
-    dot.style.left = `${lane * LANE_WIDTH}px`;
-    graph.append(dot);
+    const graph = renderGraph(tree);
 
     const body = document.createElement('div');
     body.className = 'jp-TimeTravel-body';

@@ -136,6 +136,12 @@ test('layoutTree puts a branch in its own lane and marks the head path', () => {
   assert.equal(lane.root, 0);
   const onHead = Object.fromEntries(rows.map(r => [r.commit.id, r.onHeadPath]));
   assert.deepEqual(onHead, { c: false, b: true, a: true, root: true });
+  // b sits in lane 1 while lane 0 passes by on its way from c to a.
+  assert.deepEqual(rows[1].through, [0]);
+  // a is where b's lane joins c's.
+  assert.deepEqual(rows[2].joined, [1]);
+  assert.equal(rows[2].hasChild, true);
+  assert.equal(rows[3].hasParent, false);
 });
 
 test('summarizeCheckout says what came back and what could not', () => {

@@ -142,16 +142,28 @@ class LabServer:
             text = response.read()
         return json.loads(text) if text else None
 
-    def kernel_pids(self) -> list[int]:
-        """Process ids of the time-travel kernels this server started."""
+    def kernel_pid(self, notebook: str) -> int:
+        """Process id of the kernel the server runs for `notebook` (a path under root)."""
         import psutil
 
-        pids = []
+        sessions = self.api("/api/sessions")
+        assert isinstance(sessions, list)
+        ids = [s["kernel"]["id"] for s in sessions if s["path"] == notebook]
+        assert len(ids) == 1, f"no single session for {notebook}: {sessions}"
         for child in psutil.Process(self.process.pid).children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                if "timetravel_kernel" in " ".join(child.cmdline()):
-                    pids.append(child.pid)
-        return pids
+                if f"kernel-{ids[0]}.json" in " ".join(child.cmdline()):
+                    return int(child.pid)
+        raise AssertionError(f"no kernel process for {notebook} (kernel {ids[0]})")
+
+    def put_notebook(self, name: str, kernel_name: str, display_name: str) -> None:
+        """Create an empty notebook `name` bound to a kernelspec, as a saved file would be."""
+        cell = {"cell_type": "code", "source": "", "metadata": {}, "outputs": [],
+                "execution_count": None, "id": uuid.uuid4().hex[:8]}
+        content = {"cells": [cell], "nbformat": 4, "nbformat_minor": 5, "metadata": {
+            "kernelspec": {"name": kernel_name, "display_name": display_name,
+                           "language": "python"}}}
+        self.api(f"/api/contents/{name}", "PUT", {"type": "notebook", "content": content})
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + SERVER_START_TIMEOUT

@@ -34,6 +34,18 @@ def new_notebook(page: Page, kernel: str = KERNEL_DISPLAY_NAME) -> None:
     wait_kernel_idle(page)
 
 
+def wait_time_travel_ready(page: Page) -> None:
+    """Wait until the extension has talked to the kernel: its toolbar undo button is enabled."""
+    page.locator('.jp-NotebookPanel:visible [data-jp-item-name="timetravel-undo"] '
+                 'jp-button[aria-disabled="false"]').wait_for(timeout=RUN_TIMEOUT)
+
+
+def current_notebook_name(page: Page) -> str:
+    """The file name on the active JupyterLab tab."""
+    return page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current "
+                        ".lm-TabBar-tabLabel").inner_text().strip()
+
+
 def wait_kernel_idle(page: Page, timeout: float = RUN_TIMEOUT) -> None:
     """Wait until the notebook toolbar's kernel indicator says idle."""
     page.locator(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator"
@@ -106,9 +118,13 @@ def toast(page: Page, text: str | re.Pattern[str]) -> Locator:
     return page.locator(".Toastify__toast").filter(has_text=text)
 
 
-def dismiss_toasts(page: Page) -> None:
-    for close in page.locator(".Toastify__toast .jp-toast-button, "
-                              ".Toastify__toast .Toastify__close-button").all():
-        if close.is_visible() and (close.get_attribute("title") or "").lower() in (
-                "dismiss notification", "close"):
-            close.click()
+def settle_toasts(page: Page) -> None:
+    """Wait until no toast is sliding in, so a screenshot shows them whole."""
+    page.wait_for_function(
+        "!document.querySelector('.Toastify__toast[class*=\"-enter--\"]')")
+    page.wait_for_timeout(300)  # the last frames of the slide, for the picture only
+
+
+def wait_toasts_gone(page: Page, timeout: float = 20_000) -> None:
+    """Wait until the self-closing toasts (undo, redo, jumps) have closed."""
+    page.wait_for_function("!document.querySelector('.Toastify__toast')", timeout=timeout)

@@ -1,0 +1,162 @@
+"""The labextension in a real JupyterLab and Notebook 7, driven like a person drives them.
+
+One `jupyter lab` server and one Chromium serve the whole module; each test opens its own
+notebook. Screenshots go to tests/browser/artifacts/; with TIMETRAVEL_UPDATE_DOCS=1 the ones
+docs/extension.md shows are copied into docs/images/ as well.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import pages
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+    from .conftest import LabServer
+
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+def _screenshot(page: Page, artifacts: Path, name: str) -> Path:
+    path = artifacts / name
+    page.screenshot(path=str(path))
+    if os.environ.get("TIMETRAVEL_UPDATE_DOCS") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, DOCS_IMAGES / name)
+    return path
+
+
+def _new_time_travel_notebook(page: Page, lab: LabServer) -> str:
+    pages.open_lab(page, lab.url("/lab"))
+    pages.new_notebook(page, pages.KERNEL_DISPLAY_NAME)
+    pages.wait_time_travel_ready(page)
+    return pages.current_notebook_name(page)
+
+
+def test_undo_redo_shortcuts_and_history_panel(page: Page, lab: LabServer,
+                                               artifacts: Path) -> None:
+    _new_time_travel_notebook(page, lab)
+    pages.run_in_new_cell(page, "x = 1")
+    pages.run_in_new_cell(page, "x = 2")
+    pages.wait_head(page, 2)
+
+    # Undo then redo by keyboard: the state is the one after [2] again.
+    pages.press(page, pages.UNDO_KEYS)
+    pages.wait_head(page, 1)
+    pages.toast(page, "Now at [1] x = 1").wait_for()
+    pages.press(page, pages.REDO_KEYS)
+    pages.wait_head(page, 2)
+    assert pages.run_in_new_cell(page, "print(x)") == "2"  # [3]
+
+    # Undo the print and the assignment: a new cell sees the earlier value.
+    pages.press(page, pages.UNDO_KEYS)
+    pages.wait_head(page, 2)
+    pages.press(page, pages.UNDO_KEYS)
+    pages.wait_head(page, 1)
+    assert pages.run_in_new_cell(page, "print(x)") == "1"  # [4], a new branch from [1]
+
+    # The History panel lists the tree; a click on [2] jumps there.
+    panel = pages.open_history(page)
+    head = panel.locator(".jp-TimeTravel-commit.jp-mod-head")
+    assert head.get_attribute("data-execution-count") == "4"
+    assert panel.locator(".jp-TimeTravel-commit").count() == 5  # start, [1], [2], [3], [4]
+    assert "x" in pages.history_row(page, 1).locator(".jp-TimeTravel-changed").inner_text()
+    pages.history_row(page, 2).click()
+    pages.wait_head(page, 2)
+    assert pages.run_in_new_cell(page, "print(x)") == "2"  # [5]
+
+    # Tick [1] and [2]: the diff says x changed.
+    pages.history_row(page, 1).locator(".jp-TimeTravel-compare").check()
+    pages.history_row(page, 2).locator(".jp-TimeTravel-compare").check()
+    diff = panel.locator(".jp-TimeTravel-diff")
+    diff.locator(".jp-TimeTravel-diff-changed").filter(has_text="x").wait_for()
+    assert "From [1] x = 1 to [2] x = 2" in diff.inner_text()
+    pages.wait_toasts_gone(page)
+    _screenshot(page, artifacts, "history-panel.png")
+
+    # The toolbar button does what the shortcut does: from [5] back to its parent [2].
+    page.locator('.jp-NotebookPanel:visible [data-jp-item-name="timetravel-undo"] '
+                 "jp-button").click()
+    pages.wait_head(page, 2)
+
+
+def test_crash_restores_state_with_a_notification(page: Page, lab: LabServer,
+                                                   artifacts: Path) -> None:
+    name = _new_time_travel_notebook(page, lab)
+    pages.run_in_new_cell(page, "x = 41; y = [1, 2]")
+    pages.run_in_new_cell(page, "x += 1")
+    pages.wait_head(page, 2)
+
+    os.kill(lab.kernel_pid(name), signal.SIGKILL)
+
+    toast = pages.toast(page, "crashed and restarted")
+    toast.wait_for(timeout=pages.RUN_TIMEOUT)
+    assert "the state after [2] x += 1 is back" in toast.inner_text()
+    # JupyterLab's own "Kernel Restarting" dialog comes too.
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count():
+        dialog.locator(".jp-mod-accept").click()
+    pages.wait_time_travel_ready(page)
+    output = pages.run_in_new_cell(page, "print(x, y)")
+    assert output.splitlines()[-1] == "42 [1, 2]"
+    pages.settle_toasts(page)
+    _screenshot(page, artifacts, "restore-after-crash.png")
+
+
+def test_restart_offers_restore_button(page: Page, lab: LabServer, artifacts: Path) -> None:
+    _new_time_travel_notebook(page, lab)
+    pages.run_in_new_cell(page, "z = {'a': 1}")
+    pages.wait_head(page, 1)
+
+    # Kernel > Restart Kernel..., confirmed: the kernel starts empty and offers the old state.
+    page.keyboard.press("Escape")
+    page.keyboard.press("0")
+    page.keyboard.press("0")
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    toast = pages.toast(page, "can be restored")
+    toast.wait_for(timeout=pages.RUN_TIMEOUT)
+    pages.settle_toasts(page)
+    _screenshot(page, artifacts, "restore-offer.png")
+    toast.get_by_role("button", name="Restore").click()
+    pages.toast(page, re.compile(r"Now at \[1\]")).wait_for()
+    assert pages.run_in_new_cell(page, "print(z)").splitlines()[-1] == "{'a': 1}"
+
+
+def test_stock_kernel_gets_a_hint_not_commands(page: Page, lab: LabServer) -> None:
+    pages.open_lab(page, lab.url("/lab"))
+    stock = page.locator('.jp-LauncherCard[data-category="Notebook"]').filter(
+        has_not_text="time-travel").first
+    display = stock.get_attribute("title") or ""
+    pages.new_notebook(page, display)
+    undo = page.locator('.jp-NotebookPanel:visible [data-jp-item-name="timetravel-undo"] '
+                        "jp-button")
+    assert undo.get_attribute("aria-disabled") == "true"
+    assert "Python 3 (time-travel)" in (undo.get_attribute("title") or "")
+    panel = pages.open_history(page)
+    hint = panel.locator(".jp-TimeTravel-hint")
+    assert "time-travel" in hint.inner_text()
+    assert panel.locator(".jp-TimeTravel-commit").count() == 0
+    assert pages.status_text(page) == "Time travel: off"
+    # The shortcut does nothing, and cells still run.
+    pages.run_in_new_cell(page, "v = 1")
+    pages.press(page, pages.UNDO_KEYS)
+    assert pages.run_in_new_cell(page, "print(v)") == "1"
+
+
+def test_notebook7_undo_shortcut(page: Page, lab: LabServer) -> None:
+    lab.put_notebook("nb7.ipynb", "timetravel", pages.KERNEL_DISPLAY_NAME)
+    page.goto(lab.url("/notebooks/nb7.ipynb"))
+    pages.cells(page).first.wait_for(timeout=pages.RUN_TIMEOUT)
+    pages.wait_time_travel_ready(page)
+    pages.run_in_new_cell(page, "x = 1")
+    pages.run_in_new_cell(page, "x = 2")
+    pages.press(page, pages.UNDO_KEYS)
+    pages.toast(page, "Now at [1] x = 1").wait_for()
+    assert pages.run_in_new_cell(page, "print(x)") == "1"
