@@ -9,12 +9,13 @@ from .harness import check_event, check_reply, stderr
 SLOW_CHECKPOINT = """
 _k = get_ipython().kernel
 _orig = _k.timeline.checkpoint
-def _slow(*args, **kwargs):
+def _slow(*args, _tl=_k.timeline, _orig=_orig, **kwargs):
     import time
+    _tl.checkpoint = _orig  # slow once
     time.sleep({seconds})
     return _orig(*args, **kwargs)
 _k.timeline.checkpoint = _slow
-del _k, _slow
+del _k, _slow, _orig
 """
 
 
@@ -168,3 +169,19 @@ def test_disabled_kernel_runs_cells_and_says_why(start_kernel):
     assert status["enabled"] is False
     assert "off" in status["notice"]
     assert k.op("undo")["error"]["code"] == "disabled"
+
+
+def test_a_hanging_checkpoint_can_be_interrupted_without_harm(start_kernel):
+    k = start_kernel()
+    k.execute(SLOW_CHECKPOINT.format(seconds=60), silent=True)
+    msg_id = k.send_execute("x = 1")
+    assert k._shell_reply(msg_id)["content"]["status"] == "ok"
+    time.sleep(0.5)
+    started = time.monotonic()
+    k.km.interrupt_kernel()
+    outputs = k.collect_iopub(msg_id)
+    assert time.monotonic() - started < 10
+    assert "could not be saved" in stderr(outputs) and "KeyboardInterrupt" in stderr(outputs)
+    reply, _ = k.execute("y = x + 1")
+    assert reply["status"] == "ok"
+    assert k.value("y") == 2

@@ -362,8 +362,9 @@ class TimeTravelKernel(IPythonKernel):
             names = ", ".join(f"{n} ({why})" for n, why in sorted(result.unsaved.items()))
             self._tell(f"time travel: not saved, will not come back after undo or a crash: "
                        f"{names}")
-            self._broadcast({"event": "warning", "message": "not saved",
-                             "names": dict(result.unsaved)})
+            self._broadcast({"event": "warning", "names": dict(result.unsaved),
+                             "message": "some values could not be saved: undo, jumps and "
+                             "crash restore cannot bring them back"})
         self._broadcast(format_checkpoint_event(result))
 
     def _tell(self, message: str) -> None:
