@@ -47,8 +47,8 @@ def test_undo_redo_shortcuts_and_history_panel(page: Page, lab: LabServer,
     pages.run_in_new_cell(page, "x = 2")
     pages.wait_head(page, 2)
 
-    # Undo then redo by keyboard: the state is the one after [2] again.
-    pages.press(page, pages.UNDO_KEYS)
+    # Undo (focus still in the new cell's editor: edit mode) then redo (command mode).
+    page.keyboard.press(pages.UNDO_KEYS)
     pages.wait_head(page, 1)
     pages.toast(page, "Now at [1] x = 1").wait_for()
     pages.press(page, pages.REDO_KEYS)
