@@ -24,6 +24,7 @@ OWNER_FILE = "OWNER.json"
 # Values this large go to blob files: big chunks are written once instead of being rewritten
 # by every compaction, which keeps checkpoints of large arrays near disk speed.
 _MIN_BLOB_SIZE = 64 * 1024
+_WRITE_BUFFER_BYTES = 8 * 1024 * 1024
 
 
 def _options(*, create: bool) -> Options:
@@ -34,6 +35,9 @@ def _options(*, create: bool) -> Options:
     options.set_min_blob_size(_MIN_BLOB_SIZE)
     options.set_blob_compression_type(DBCompressionType.none())
     options.set_keep_log_file_num(2)
+    # Small memtables: big checkpoints stream through them, and each one is resident memory
+    # until flushed (the default 64 MiB would be the largest part of a checkpoint's peak).
+    options.set_write_buffer_size(_WRITE_BUFFER_BYTES)
     return options
 
 

@@ -45,25 +45,32 @@ def plan_checkout(
         dirty: names that may have changed (or appeared) since ``live`` was recorded.
         is_present: whether a tracked name is now in the namespace.
     """
-    differing = [
-        i for i, (a, b) in enumerate(zip(live.bucket_ids, target.bucket_ids, strict=True))
-        if a != b
-    ]
-    suspects = set(dirty)
-    for index in differing:
-        suspects.update(live.buckets[index])
-        suspects.update(target.buckets[index])
     load: dict[CovarId, list[str]] = {}
-    for name in suspects:
+    delete: set[str] = set()
+    for index, (live_id, target_id) in enumerate(
+        zip(live.bucket_ids, target.bucket_ids, strict=True)
+    ):
+        if live_id == target_id:
+            continue
+        live_bucket, target_bucket = live.buckets[index], target.buckets[index]
+        for name, covar_id in target_bucket.items():
+            if live_bucket.get(name) != covar_id:
+                load.setdefault(covar_id, []).append(name)
+        delete.update(name for name in live_bucket if name not in target_bucket)
+    # A name changed since the live tree was recorded is reloaded, or deleted if the target
+    # lacks it; a name the live tree has but the namespace lost is reloaded.
+    for name in dirty:
         covar_id = target.get(name)
         if covar_id is None:
-            continue
-        if name in dirty or live.get(name) != covar_id or not is_present(name):
+            delete.add(name)
+        elif name not in load.get(covar_id, ()):
             load.setdefault(covar_id, []).append(name)
-    delete = tuple(sorted(n for n in suspects if n not in target and is_present(n)))
+    delete = {name for name in delete if is_present(name)}
     loading = {name for names in load.values() for name in names}
     keep = tuple(sorted(target.as_dict().keys() - loading))
-    return CheckoutPlan(keep, {c: tuple(sorted(ns)) for c, ns in load.items()}, delete)
+    return CheckoutPlan(
+        keep, {c: tuple(sorted(ns)) for c, ns in load.items()}, tuple(sorted(delete))
+    )
 
 
 def load_order(

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints a table comparing the product against a baseline in one run."""
