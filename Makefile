@@ -22,6 +22,7 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.state_engine
+	$(PY) -m benchmarks.kernel_latency
 
 # JupyterLab on examples/ with the time-travel kernel as the default for new notebooks. On a
 # machine without a display it opens no browser and prints the URL (with its token) to open.
