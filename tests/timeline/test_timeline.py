@@ -316,3 +316,15 @@ def test_lock_held_in_a_thread_is_not_a_problem(timeline: Timeline) -> None:
     ns["lock"].acquire()
     assert "lock" in timeline.checkpoint(ns).unsaved
     ns["lock"].release()
+
+
+def test_a_timeline_that_never_started_leaves_the_crash_marker(tmp_path: Path) -> None:
+    timeline = open_timeline(tmp_path / "store")
+    timeline.start(fresh_namespace())
+    timeline._store.close()  # crash
+    inspector = open_timeline(tmp_path / "store")
+    inspector.collect_garbage()
+    inspector.close()
+    again = open_timeline(tmp_path / "store")
+    assert again.previous_session_crashed
+    again.close()

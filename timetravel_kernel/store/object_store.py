@@ -57,7 +57,7 @@ class ObjectStore:
         StoreFormatError: the store was written by an incompatible format version.
     """
 
-    def __init__(self, backend: Backend, *, chunk_batch_bytes: int = 16 << 20) -> None:
+    def __init__(self, backend: Backend, *, chunk_batch_bytes: int = 4 << 20) -> None:
         self.backend = backend
         self.chunk_batch_bytes = chunk_batch_bytes
         self._known_chunks: set[ChunkId] = set()

@@ -116,6 +116,7 @@ class Timeline:
         self._head: Commit | None = None
         self._redo: list[CommitId] = []
         self._closed = False
+        self._session_open = False
         marker = decode_session(store.read_ref(REF_SESSION))
         self.previous_session_crashed = marker is not None and marker.state == "open"
         self.restorable = self._find_restorable()
@@ -188,6 +189,7 @@ class Timeline:
         if not self.read_only:
             marker = SessionMarker(state="open", pid=os.getpid(), started=time.time())
             self._store.set_refs({REF_SESSION: encode_session(marker)})
+            self._session_open = True
         names = {n for n in namespace if self._is_tracked(n)}
         root = self._record(
             namespace,
@@ -203,12 +205,16 @@ class Timeline:
         return root
 
     def close(self) -> None:
-        """Mark the session cleanly closed and release the store."""
+        """Release the store, marking this session (if it started one) cleanly closed.
+
+        A timeline used only to inspect or collect garbage leaves the marker alone, so a
+        crashed session is still recognised by the next kernel.
+        """
         if self._closed:
             return
         self._closed = True
         try:
-            if not self.read_only:
+            if self._session_open:
                 marker = SessionMarker(state="closed", pid=os.getpid(), started=time.time())
                 self._store.set_refs({REF_SESSION: encode_session(marker)})
         finally:
