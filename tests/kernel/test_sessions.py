@@ -122,3 +122,19 @@ def test_an_unwritable_store_dir_falls_back_to_a_temporary_history(start_kernel,
     assert k.op("undo")["ok"]
     assert k.value("x") == 1
     json.dumps(k.op("status"))
+
+
+def test_crash_restore_names_what_it_could_not_bring_back(start_kernel, notebook, tmp_path):
+    modules = tmp_path / "mods"
+    modules.mkdir()
+    (modules / "vanishing_mod.py").write_text("class Thing:\n    pass\n")
+    k = start_kernel(notebook=notebook, PYTHONPATH=str(modules))
+    k.execute("import vanishing_mod\nobj = vanishing_mod.Thing()\nx = 7")
+    k.kill()
+    (modules / "vanishing_mod.py").unlink()
+    k2 = start_kernel(notebook=notebook, PYTHONPATH=str(modules))
+    reply, outputs = k2.execute("x")
+    assert reply["status"] == "ok"
+    text = stderr(outputs)
+    assert "restored" in text and "obj" in text, text
+    assert k2.value("x") == 7

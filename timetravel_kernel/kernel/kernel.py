@@ -241,7 +241,7 @@ class TimeTravelKernel(IPythonKernel):
         except Exception as exc:
             # Checkpoint boundary (STYLE.md): the history is optional, the kernel is not.
             self.log.exception("time travel could not start")
-            self.handler.timeline = None
+            self.close_history()
             message = f"time travel is off: it could not start ({type(exc).__name__}: {exc})"
             self.handler.notice = message
             self._announce(message)
@@ -257,7 +257,16 @@ class TimeTravelKernel(IPythonKernel):
         cell = f"cell [{restorable.execution_count}]" if restorable.execution_count else "its start"
         before = "the previous kernel crashed" if crashed else "the previous session ended"
         if policy == "restore":
-            result = timeline.restore(self.shell.user_ns)
+            try:
+                result = timeline.restore(self.shell.user_ns)
+            except Exception as exc:
+                # Checkpoint boundary: a state that cannot come back must not stop the kernel;
+                # it stays in the history for %tt restore or a jump.
+                self.log.warning("time travel: restore failed", exc_info=True)
+                self._announce(f"time travel: {before}; restoring its state after {cell} failed "
+                               f"({type(exc).__name__}: {exc}); it stays in the history "
+                               "(%timetravel log)")
+                return
             missing = ""
             if result.unrestored:
                 missing = "; could not restore: " + ", ".join(
