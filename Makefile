@@ -29,10 +29,11 @@ bench: $(STAMP)
 LAB_PORT ?= 8888
 LAB_IP ?= 127.0.0.1
 lab: $(STAMP)
-	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+	@FLAGS=; if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
 	  echo "No display here: open the http://$(LAB_IP):$(LAB_PORT)/lab?token=... URL printed below."; \
-	  BROWSER_FLAG=--no-browser; fi; \
-	$(VENV)/bin/jupyter lab $$BROWSER_FLAG --ip=$(LAB_IP) --port=$(LAB_PORT) \
+	  FLAGS=--no-browser; fi; \
+	if [ "$$(id -u)" = 0 ]; then FLAGS="$$FLAGS --allow-root"; fi; \
+	$(VENV)/bin/jupyter lab $$FLAGS --ip=$(LAB_IP) --port=$(LAB_PORT) \
 	  --ServerApp.root_dir=examples \
 	  --MappingKernelManager.default_kernel_name=timetravel
 
