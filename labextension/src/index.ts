@@ -177,7 +177,8 @@ function showNotice(
   const openHistory = { label: 'Show history', callback: () => app.shell.activateById(panel.id) };
   switch (notice.kind) {
     case 'restored': {
-      const lines = [`The kernel of ${name} crashed and restarted: the state after ${describeCommit(notice.head)} is back.`];
+      const what = notice.crashed ? 'crashed and restarted' : 'restarted';
+      const lines = [`The kernel of ${name} ${what}: the state after ${describeCommit(notice.head)} is back.`];
       if (notice.restored.length) {
         lines.push(`Restored: ${listNames(notice.restored, 8)}.`);
       }

@@ -27,7 +27,14 @@ export type SessionState = 'no-kernel' | 'unsupported' | 'connecting' | 'ready' 
 
 /** Something the user should be told once: the UI turns it into a notification. */
 export type Notice =
-  | { kind: 'restored'; head: ICommit | null; restored: string[]; unrestored: { [name: string]: string }; source: 'event' | 'status' }
+  | {
+      kind: 'restored';
+      head: ICommit | null;
+      restored: string[];
+      unrestored: { [name: string]: string };
+      crashed: boolean;
+      source: 'event' | 'status';
+    }
   | { kind: 'restore-available'; commit: ICommit | null }
   | { kind: 'warning'; message: string };
 
@@ -214,8 +221,18 @@ export class TimeTravelSession {
         `This notebook's kernel is "${this.sessionContext.kernelDisplayName || kernel.name}". ` +
           'Undo, redo and history need the "Python 3 (time-travel)" kernel: use Kernel › Change Kernel….'
       );
+      // A time-travel kernelspec installed under another name still says so in its display name.
+      void kernel.spec.then(spec => {
+        if (kernel === this._kernel && spec && /\(time-travel\)/.test(spec.display_name)) {
+          this._connect(kernel);
+        }
+      }, () => undefined);
       return;
     }
+    this._connect(kernel);
+  }
+
+  private _connect(kernel: Kernel.IKernelConnection): void {
     kernel.statusChanged.connect(this._onKernelStatus, this);
     kernel.connectionStatusChanged.connect(this._onConnectionStatus, this);
     kernel.registerCommTarget(TARGET_NAME, this._onKernelComm);
@@ -303,7 +320,14 @@ export class TimeTravelSession {
       this._restoredTimer = setTimeout(() => {
         if (!this._restoredNoticeShown && this._status?.head) {
           this._restoredNoticeShown = true;
-          this._notice.emit({ kind: 'restored', head: this._status.head, restored: [], unrestored: {}, source: 'status' });
+          this._notice.emit({
+            kind: 'restored',
+            head: this._status.head,
+            restored: [],
+            unrestored: {},
+            crashed: true,
+            source: 'status'
+          });
         }
       }, RESTORED_EVENT_GRACE_MS);
       return;
@@ -342,6 +366,7 @@ export class TimeTravelSession {
             head: asCommit(result.head) ?? asCommit(event.commit) ?? this._status?.head ?? null,
             restored: Array.isArray(result.loaded) ? result.loaded : Array.isArray(event.restored) ? (event.restored as string[]) : [],
             unrestored: (result.unrestored && typeof result.unrestored === 'object' ? result.unrestored : {}) as any,
+            crashed: event.crashed !== false,
             source: 'event'
           });
         }
@@ -359,10 +384,36 @@ export class TimeTravelSession {
         this._scheduleRefresh();
         break;
       case 'warning':
-        this._notice.emit({ kind: 'warning', message: String(event.message ?? 'The time-travel kernel sent a warning.') });
+        this._onWarning(event);
         break;
       default:
         break;
+    }
+  }
+
+  /**
+   * Tell a warning once: the kernel repeats "not saved" for every checkpoint that still
+   * holds an unsaveable value, and replays its startup warnings to every new comm.
+   */
+  private _onWarning(event: IEvent): void {
+    const names = event.names && typeof event.names === 'object' ? (event.names as { [name: string]: string }) : {};
+    const message = String(event.message ?? 'The time-travel kernel sent a warning.');
+    const fresh = Object.keys(names).filter(name => !this._warned.has(`name:${name}`));
+    if (Object.keys(names).length) {
+      if (!fresh.length) {
+        return;
+      }
+      fresh.forEach(name => this._warned.add(`name:${name}`));
+      const list = fresh.map(name => `${name} (${names[name]})`).join(', ');
+      this._notice.emit({
+        kind: 'warning',
+        message: `${message === 'not saved' ? 'Not saved, will not come back after an undo or a crash' : message}: ${list}.`
+      });
+      return;
+    }
+    if (!this._warned.has(`message:${message}`)) {
+      this._warned.add(`message:${message}`);
+      this._notice.emit({ kind: 'warning', message });
     }
   }
 
@@ -384,6 +435,7 @@ export class TimeTravelSession {
       this._client = null;
       this._restoredNoticeShown = false;
       this._restoreOfferShown = false;
+      this._warned.clear();
       this._setState('restarting', 'The kernel is restarting…');
       return;
     }
@@ -490,6 +542,7 @@ export class TimeTravelSession {
   private _retryOnIdle = false;
   private _restartKind: 'crash' | 'restart' | null = null;
   private _restoredNoticeShown = false;
+  private _warned = new Set<string>();
   private _restoreOfferShown = false;
   private _restoredTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   private _refreshTimer: ReturnType<typeof setTimeout> | undefined = undefined;
