@@ -328,3 +328,32 @@ def test_a_timeline_that_never_started_leaves_the_crash_marker(tmp_path: Path) -
     again = open_timeline(tmp_path / "store")
     assert again.previous_session_crashed
     again.close()
+
+
+def test_undo_of_an_in_place_edit_patches_the_live_array(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "import numpy as np\na = np.arange(100_000.0)\nv = a[::2]")
+    array, view = ns["a"], ns["v"]
+    step(timeline, ns, "a[5000:5010] = -1.0")
+    result = timeline.undo(ns)
+    assert result.loaded == ("a", "v")
+    assert ns["a"] is array and ns["v"] is view  # the same objects, as at that commit
+    np.testing.assert_array_equal(array, np.arange(100_000.0))
+    timeline.redo(ns)
+    assert ns["a"] is array and array[5005] == -1.0
+
+
+def test_in_place_patch_is_all_or_nothing(tmp_path: Path) -> None:
+    timeline = open_timeline(tmp_path / "store")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    target = step(timeline, ns, "import numpy as np\na = np.arange(100_000.0)").commit
+    step(timeline, ns, "a[:10] = -1.0")
+    backend = timeline._store.backend
+    prefix = encode_key("chunk", b"")
+    backend.write_batch([(k, b"junk") for k, _ in backend.scan_prefix(prefix)])
+    with pytest.raises(SerializationError):
+        timeline.checkout(ns, target.id)
+    assert ns["a"][0] == -1.0 and ns["a"][20] == 20.0
+    timeline.close()

@@ -257,26 +257,7 @@ class TimeTravelKernel(IPythonKernel):
         cell = f"cell [{restorable.execution_count}]" if restorable.execution_count else "its start"
         before = "the previous kernel crashed" if crashed else "the previous session ended"
         if policy == "restore":
-            try:
-                result = timeline.restore(self.shell.user_ns)
-            except Exception as exc:
-                # Checkpoint boundary: a state that cannot come back must not stop the kernel;
-                # it stays in the history for %tt restore or a jump.
-                self.log.warning("time travel: restore failed", exc_info=True)
-                self._announce(f"time travel: {before}; restoring its state after {cell} failed "
-                               f"({type(exc).__name__}: {exc}); it stays in the history "
-                               "(%timetravel log)")
-                return
-            missing = ""
-            if result.unrestored:
-                missing = "; could not restore: " + ", ".join(
-                    f"{name} ({why})" for name, why in sorted(result.unrestored.items()))
-            message = (f"time travel: {before}; restored its state after {cell} "
-                       f"({len(result.loaded)} names){missing}")
-            self._startup_events.append({
-                "event": "restored", "head": format_commit(result.head), "crashed": crashed,
-                "unrestored": dict(result.unrestored), "message": message})
-            self._notices.append(message)
+            self._restore_at_start(timeline, crashed, f"{before}; restored its state after {cell}")
         elif policy == "offer":
             message = (f"time travel: {before}; its state after {cell} can be restored with "
                        "%timetravel restore (or the history panel)")
@@ -284,6 +265,27 @@ class TimeTravelKernel(IPythonKernel):
                 "event": "restore-available", "restorable": format_commit(restorable),
                 "crashed": crashed, "message": message})
             self._notices.append(message)
+
+    def _restore_at_start(self, timeline: Timeline, crashed: bool, what: str) -> None:
+        try:
+            result = timeline.restore(self.shell.user_ns)
+        except Exception as exc:
+            # Checkpoint boundary: a state that cannot come back must not stop the kernel; it
+            # stays in the history for %tt restore or a jump.
+            self.log.warning("time travel: restore failed", exc_info=True)
+            self._announce(f"time travel: {what.replace('restored', 'restoring')} failed "
+                           f"({type(exc).__name__}: {exc}); it stays in the history "
+                           "(%timetravel log)")
+            return
+        missing = ""
+        if result.unrestored:
+            missing = "; could not restore: " + ", ".join(
+                f"{name} ({why})" for name, why in sorted(result.unrestored.items()))
+        message = f"time travel: {what} ({len(result.loaded)} names){missing}"
+        self._startup_events.append({
+            "event": "restored", "head": format_commit(result.head), "crashed": crashed,
+            "unrestored": dict(result.unrestored), "message": message})
+        self._notices.append(message)
 
     def _announce(self, message: str) -> None:
         """Tell the user once: in the next cell's output, the banner and a comm event."""

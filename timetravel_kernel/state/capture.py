@@ -129,4 +129,5 @@ def build_covar(
         nbytes=sum(b.size for b in buffers),
         buffers=buffers,
         refs=serialized.refs,
+        chunk_size=options.chunk_size,
     )

@@ -65,7 +65,8 @@ class Covar:
 
     ``buffers[0]`` is the pickle stream (the skeleton); the rest are its out-of-band buffers.
     ``refs`` are top-level names the stream refers to by name (notebook classes and
-    functions), which must be in place before it loads. An ``unsaved`` covar has no buffers,
+    functions), which must be in place before it loads. Chunked buffers are cut every
+    ``chunk_size`` bytes. An ``unsaved`` covar has no buffers,
     a ``reason`` and a ``token`` that tells apart two unsaveable objects of the same kind.
     """
 
@@ -77,6 +78,7 @@ class Covar:
     refs: tuple[str, ...] = ()
     reason: str | None = None
     token: str | None = None
+    chunk_size: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +108,7 @@ def encode_covar(covar: Covar) -> bytes:
         "refs": covar.refs,
         "reason": covar.reason,
         "token": covar.token,
+        "chunk_size": covar.chunk_size,
         "buffers": [[b.size, -1 if b.inline is not None else len(b.chunks)] for b in covar.buffers],
     }
     head = json.dumps(header, separators=(",", ":")).encode()
@@ -149,6 +152,7 @@ def decode_covar(data: bytes) -> Covar:
             refs=tuple(header["refs"]),
             reason=header["reason"],
             token=header["token"],
+            chunk_size=header["chunk_size"],
         )
     except (ValueError, KeyError, TypeError, struct.error) as exc:
         raise StoreCorruptError(f"a covariable manifest is unreadable: {exc}") from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,7 @@ from timetravel_kernel.store.refs import (
 )
 from timetravel_kernel.timeline.history import CommitIndex, diff_trees
 from timetravel_kernel.timeline.livecache import LiveCache
+from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
 from timetravel_kernel.timeline.plan import CheckoutPlan, load_order, plan_checkout
 from timetravel_kernel.timeline.results import (
     CellInfo,
@@ -62,6 +64,16 @@ if TYPE_CHECKING:
 __all__ = ["Namespace", "Timeline"]
 
 Namespace = dict[str, object]
+
+
+@dataclass
+class _Loaded:
+    """What a checkout loaded, before it is applied to the namespace."""
+
+    staged: Namespace = field(default_factory=dict)
+    unrestored: dict[str, str] = field(default_factory=dict)
+    patches: list[BufferPatch] = field(default_factory=list)
+    fresh: list[tuple[CovarId, Covar, tuple[object, ...]]] = field(default_factory=list)
 
 
 class _Resolver:
@@ -422,8 +434,13 @@ class Timeline:
             dirty=dirty,
             is_present=lambda name: name in namespace and self._is_tracked(name),
         )
-        staged, unrestored = self._load(plan, namespace, strict=strict)
+        loaded = self._load(plan, namespace, strict=strict)
+        staged, unrestored = loaded.staged, loaded.unrestored
         # Everything is loaded: apply in one go, so a failure above left the namespace as it was.
+        for patch in loaded.patches:
+            patch.apply()
+        for covar_of, covar, values in loaded.fresh:
+            self._cache.put(covar_of, covar, values)
         for name in (*plan.delete, *unrestored):
             dict.pop(namespace, name, None)
         dict.update(namespace, staged)
@@ -448,10 +465,9 @@ class Timeline:
 
     def _load(
         self, plan: CheckoutPlan, namespace: Namespace, *, strict: bool
-    ) -> tuple[Namespace, dict[str, str]]:
-        """Load the covars of a plan into a staging dict, in reference order."""
-        staged: Namespace = {}
-        unrestored: dict[str, str] = {}
+    ) -> _Loaded:
+        """Load the covars of a plan, in reference order, without touching the namespace."""
+        loaded = _Loaded()
         covars = {c: self._store.load_covar(c) for c in plan.load}
         for covar_of, covar in covars.items():
             self._members[covar_of] = covar.members
@@ -459,27 +475,64 @@ class Timeline:
                 self._covar_refs[covar_of] = covar.refs
             if covar.reason is not None:
                 self._unsaved[covar_of] = covar.reason
-        resolver = _Resolver(namespace, staged, set(plan.keep))
+        resolver = _Resolver(namespace, loaded.staged, set(plan.keep))
         refs = {c: covar.refs for c, covar in covars.items()}
         for covar_of in load_order(plan.load, refs):
             covar = covars[covar_of]
             values = self._live_values(covar_of, covar, namespace)
             if values is None and covar.serializer == "unsaved":
-                unrestored.update(dict.fromkeys(covar.members, covar.reason or "not saved"))
+                loaded.unrestored.update(dict.fromkeys(covar.members, covar.reason or "not saved"))
                 continue
             if values is None:
                 try:
-                    values = self._read_values(covar, resolver)
+                    values = self._patch_or_read(covar, namespace, resolver, loaded)
                 except (SerializationError, StoreError) as exc:
                     if strict:
                         raise SerializationError(
                             ", ".join(covar.members), "", f"cannot be restored: {exc}"
                         ) from exc
-                    unrestored.update(dict.fromkeys(covar.members, str(exc)))
+                    loaded.unrestored.update(dict.fromkeys(covar.members, str(exc)))
                     continue
-                self._cache.put(covar_of, covar, values)
-            staged.update(zip(covar.members, values, strict=True))
-        return staged, unrestored
+                loaded.fresh.append((covar_of, covar, values))
+            loaded.staged.update(zip(covar.members, values, strict=True))
+        return loaded
+
+    def _patch_or_read(
+        self,
+        covar: Covar,
+        namespace: Namespace,
+        resolver: _Resolver,
+        loaded: _Loaded,
+    ) -> tuple[object, ...]:
+        """Return the target values: the live objects patched in place when they allow it."""
+        in_place = self._plan_in_place(covar, namespace)
+        if in_place is not None:
+            values, patches = in_place
+            loaded.patches += patches
+            return values
+        return self._read_values(covar, resolver)
+
+    def _plan_in_place(
+        self, covar: Covar, namespace: Namespace
+    ) -> tuple[tuple[object, ...], list[BufferPatch]] | None:
+        members = covar.members
+        live_ids = {self._tree.get(m) for m in members}
+        # Dirty names qualify too: the fingerprint below proves the objects are unchanged.
+        if len(live_ids) != 1 or any(m not in namespace for m in members):
+            return None
+        (live_id,) = live_ids
+        if live_id is None or self._members.get(live_id) != members:
+            return None
+        values = tuple(dict.__getitem__(namespace, m) for m in members)
+        try:
+            serialized = dump_values(values, namespace, members)
+        except SerializationError:
+            return None
+        captured = CapturedCovar(members=members, values=values, serialized=serialized)
+        if covar_id(build_covar(captured, self.options, sink=None)) != live_id:
+            return None  # the live objects are not exactly their recorded version
+        patches = plan_in_place(self._store, self._store.load_covar(live_id), covar, serialized)
+        return None if patches is None else (values, patches)
 
     def _live_values(
         self, covar_of: CovarId, covar: Covar, namespace: Namespace
