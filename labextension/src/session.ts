@@ -173,6 +173,7 @@ export class TimeTravelSession {
       return;
     }
     this._isDisposed = true;
+    clearTimeout(this._refreshTimer);
     this._detach();
     Signal.clearData(this);
   }
@@ -493,15 +494,19 @@ export class TimeTravelSession {
   private async _reopen(kernel: Kernel.IKernelConnection, kind: 'crash' | 'restart' | false): Promise<void> {
     this._opening = true;
     let answered = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       // Bounded: a reply lost in a second restart must not stop the comm from reopening.
       answered = await Promise.race([
         kernel.requestKernelInfo().then(reply => reply !== undefined),
-        new Promise<boolean>(resolve => setTimeout(() => resolve(false), KERNEL_INFO_TIMEOUT_MS))
+        new Promise<boolean>(resolve => {
+          timer = setTimeout(() => resolve(false), KERNEL_INFO_TIMEOUT_MS);
+        })
       ]);
     } catch (err) {
       console.debug('timetravel: kernel_info after restart failed', err);
     } finally {
+      clearTimeout(timer);
       this._opening = false;
     }
     if (kernel !== this._kernel || kernel.isDisposed || (this._client && this._client.isOpen)) {

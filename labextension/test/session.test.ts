@@ -1,0 +1,242 @@
+// Unit checks of TimeTravelSession against a fake kernel: which kernels get the comm, the
+// handshake, live events, restarts, and notices told once.
+import { strict as assert } from 'node:assert';
+import { afterEach, test } from 'node:test';
+
+import { Signal } from '@lumino/signaling';
+
+import { Notice, TimeTravelSession } from '../src/session';
+
+class FakeComm {
+  opened: any = null;
+  sent: any[] = [];
+  onMsg: (msg: any) => void = () => undefined;
+  onClose: (msg: any) => void = () => undefined;
+  open(data: any): void {
+    this.opened = data;
+  }
+  send(data: any): void {
+    this.sent.push(data);
+  }
+  close(): void {
+    /* closed by the client */
+  }
+  /** Answer the oldest unanswered request with `result`. */
+  reply(op: string, result: any): void {
+    const request = this.sent.find(r => r.op === op && !r.answered);
+    assert.ok(request, `no pending ${op} request; sent: ${JSON.stringify(this.sent)}`);
+    request.answered = true;
+    this.onMsg({ content: { data: { id: request.id, ok: true, result } } });
+  }
+  event(data: any): void {
+    this.onMsg({ content: { data } });
+  }
+}
+
+class FakeKernel {
+  constructor(
+    public name: string,
+    private displayName = name
+  ) {}
+  status = 'idle';
+  connectionStatus = 'connected';
+  isDisposed = false;
+  comms: FakeComm[] = [];
+  infoRequests = 0;
+  statusChanged = new Signal<any, string>(this);
+  connectionStatusChanged = new Signal<any, string>(this);
+  get spec(): Promise<any> {
+    return Promise.resolve({ display_name: this.displayName });
+  }
+  createComm(): FakeComm {
+    const comm = new FakeComm();
+    this.comms.push(comm);
+    return comm;
+  }
+  registerCommTarget(): void {
+    /* events arrive on our own comm in these tests */
+  }
+  removeCommTarget(): void {
+    /* nothing registered */
+  }
+  requestKernelInfo(): Promise<any> {
+    this.infoRequests++;
+    return Promise.resolve({ content: {} });
+  }
+  setStatus(status: string): void {
+    this.status = status;
+    this.statusChanged.emit(status);
+  }
+}
+
+function fakeContext(kernel: FakeKernel): any {
+  return {
+    session: { kernel },
+    kernelChanged: new Signal<any, any>({}),
+    kernelDisplayName: kernel.name === 'python3' ? 'Python 3 (ipykernel)' : 'Python 3 (time-travel)'
+  };
+}
+
+function commit(id: string, parent: string | null, count: number | null): any {
+  return {
+    id,
+    parent,
+    execution_count: count,
+    cell_id: null,
+    code: `x = ${count}`,
+    time: 1_700_000_000 + (count ?? 0),
+    duration: 0.001,
+    status: 'ok',
+    changed: ['x'],
+    bytes_written: 10
+  };
+}
+
+const ROOT = commit('r000', null, null);
+const C1 = commit('c111', 'r000', 1);
+const OPTIONS = { kernelNames: ['timetravel'], historyLimit: 50 };
+
+function status(head: any, restorable: any = null): any {
+  return { protocol: 1, head, commits: 2, store: { path: '/s', bytes: 1000 }, restorable };
+}
+
+const tick = (): Promise<void> => new Promise(resolve => setTimeout(resolve, 0));
+
+/** Sessions made by a test, disposed after it so no timer outlives it. */
+const sessions: TimeTravelSession[] = [];
+afterEach(() => {
+  sessions.splice(0).forEach(session => session.dispose());
+});
+
+function makeSession(kernel: FakeKernel): TimeTravelSession {
+  const session = new TimeTravelSession(fakeContext(kernel), OPTIONS);
+  sessions.push(session);
+  return session;
+}
+
+/** Open a session on a time-travel kernel and answer its handshake. */
+async function readySession(kernel = new FakeKernel('timetravel')): Promise<{
+  session: TimeTravelSession;
+  kernel: FakeKernel;
+  comm: FakeComm;
+  notices: Notice[];
+}> {
+  const session = makeSession(kernel);
+  const notices: Notice[] = [];
+  session.notice.connect((_, notice) => notices.push(notice));
+  const comm = kernel.comms[0];
+  comm.reply('status', status(C1));
+  await tick();
+  comm.reply('status', status(C1));
+  comm.reply('log', { commits: [C1, ROOT] });
+  await tick();
+  return { session, kernel, comm, notices };
+}
+
+test('another kernel gets a hint and no comm', async () => {
+  const kernel = new FakeKernel('python3', 'Python 3 (ipykernel)');
+  const session = makeSession(kernel);
+  await tick();
+  assert.equal(session.state, 'unsupported');
+  assert.match(session.hint, /Python 3 \(ipykernel\).*Python 3 \(time-travel\)/);
+  assert.equal(kernel.comms.length, 0);
+  assert.equal(session.isReady, false);
+});
+
+test('a time-travel kernelspec under another name is recognised by its display name', async () => {
+  const kernel = new FakeKernel('tt-custom', 'Python 3 (time-travel)');
+  const session = makeSession(kernel);
+  await tick();
+  assert.equal(kernel.comms.length, 1);
+  assert.equal(session.state, 'connecting');
+});
+
+test('the handshake opens the comm, asks status and log, and gets ready', async () => {
+  const { session, comm } = await readySession();
+  assert.deepEqual(comm.opened, {});
+  assert.equal(session.state, 'ready');
+  assert.equal(session.head?.id, 'c111');
+  assert.deepEqual(
+    session.commits.map(c => c.id),
+    ['c111', 'r000']
+  );
+  assert.equal(session.lastCheckpoint?.id, 'c111');
+});
+
+test('a kernel that closes the comm is not the time-travel one', async () => {
+  const kernel = new FakeKernel('timetravel');
+  const session = makeSession(kernel);
+  kernel.comms[0].onClose({ content: { data: {} } });
+  await tick();
+  assert.equal(session.state, 'unsupported');
+  assert.match(session.hint, /did not accept/);
+});
+
+test('a checkpoint event moves HEAD and adds the commit at once', async () => {
+  const { session, comm } = await readySession();
+  const c2 = commit('c222', 'c111', 2);
+  comm.event({ event: 'checkpoint', commit: c2, unsaved: {}, seconds: 0.001 });
+  assert.equal(session.head?.id, 'c222');
+  assert.equal(session.commits[0].id, 'c222');
+});
+
+test('undo sends the op and reports the new head', async () => {
+  const { session, comm } = await readySession();
+  const pending = session.undo();
+  assert.equal(session.pendingOp, 'undo');
+  comm.reply('undo', { head: ROOT, loaded: [], deleted: ['x'], kept: [], seconds: 0.001, unrestored: {} });
+  const result = await pending;
+  assert.equal(result.head.id, 'r000');
+  assert.equal(session.head?.id, 'r000');
+  assert.equal(session.pendingOp, null);
+});
+
+test('after a restart the comm reopens once the new kernel answers, and the offer is told once', async () => {
+  const { session, kernel, notices } = await readySession();
+  kernel.setStatus('restarting');
+  assert.equal(session.state, 'restarting');
+  kernel.setStatus('idle');
+  await tick();
+  await tick();
+  assert.equal(kernel.infoRequests, 1);
+  assert.equal(kernel.comms.length, 2);
+  const comm = kernel.comms[1];
+  comm.event({ event: 'restore-available', restorable: C1, crashed: false, message: 'offer' });
+  comm.reply('status', status(ROOT, C1));
+  await tick();
+  comm.reply('status', status(ROOT, C1));
+  comm.reply('log', { commits: [C1, ROOT] });
+  await tick();
+  assert.equal(session.state, 'ready');
+  const offers = notices.filter(n => n.kind === 'restore-available');
+  assert.equal(offers.length, 1);
+});
+
+test('a crash restore is told from the kernel event, with what could not come back', async () => {
+  const { kernel, notices } = await readySession();
+  kernel.setStatus('restarting');
+  kernel.setStatus('autorestarting');
+  kernel.setStatus('idle');
+  await tick();
+  await tick();
+  const comm = kernel.comms[1];
+  comm.event({ event: 'restored', head: C1, crashed: true, unrestored: { gen: 'generator' }, message: 'm' });
+  const restored = notices.filter(n => n.kind === 'restored');
+  assert.equal(restored.length, 1);
+  const notice = restored[0] as Extract<Notice, { kind: 'restored' }>;
+  assert.equal(notice.crashed, true);
+  assert.equal(notice.head?.id, 'c111');
+  assert.deepEqual(Object.keys(notice.unrestored), ['gen']);
+});
+
+test('unsaved names are warned about once each', async () => {
+  const { comm, notices } = await readySession();
+  comm.event({ event: 'warning', message: 'not saved', names: { gen: 'generator' } });
+  comm.event({ event: 'warning', message: 'not saved', names: { gen: 'generator' } });
+  comm.event({ event: 'warning', message: 'not saved', names: { gen: 'generator', sock: 'socket' } });
+  const warnings = notices.filter(n => n.kind === 'warning') as Extract<Notice, { kind: 'warning' }>[];
+  assert.equal(warnings.length, 2);
+  assert.match(warnings[0].message, /gen \(generator\)/);
+  assert.match(warnings[1].message, /^Not saved.*sock \(socket\)\.$/);
+  assert.doesNotMatch(warnings[1].message, /gen/);
+});
