@@ -333,8 +333,11 @@ export class TimeTravelSession {
       }, RESTORED_EVENT_GRACE_MS);
       return;
     }
+    // `restorable` stays set for the kernel's whole life: offer it from `status` only right
+    // after a restart seen here; on a page load the kernel's replayed event (dropped by the
+    // kernel once a restore or a jump happened) is the judge.
     const offer = status.restorable;
-    if (offer && offer.id !== status.head?.id && !this._restoreOfferShown) {
+    if (afterRestart === 'restart' && offer && offer.id !== status.head?.id && !this._restoreOfferShown) {
       this._restoreOfferShown = true;
       this._notice.emit({ kind: 'restore-available', commit: offer });
     }

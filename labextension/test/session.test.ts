@@ -240,3 +240,18 @@ test('unsaved names are warned about once each', async () => {
   assert.match(warnings[1].message, /^Not saved.*sock \(socket\)\.$/);
   assert.doesNotMatch(warnings[1].message, /gen/);
 });
+
+test('on a page load, a stale `restorable` in status alone offers nothing', async () => {
+  const kernel = new FakeKernel('timetravel');
+  const session = makeSession(kernel);
+  const notices: Notice[] = [];
+  session.notice.connect((_, notice) => notices.push(notice));
+  const comm = kernel.comms[0];
+  comm.reply('status', status(ROOT, C1));
+  await tick();
+  comm.reply('status', status(ROOT, C1));
+  comm.reply('log', { commits: [C1, ROOT] });
+  await tick();
+  assert.equal(session.state, 'ready');
+  assert.deepEqual(notices, []);
+});
