@@ -33,7 +33,6 @@ from timetravel_kernel.protocol.messages import (
     format_checkpoint_event,
     format_commit,
 )
-from timetravel_kernel.state.tracking import TrackingNamespace
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -164,11 +163,6 @@ class TimeTravelKernel(IPythonKernel):
         return _env_choice("TIMETRAVEL_RESTORE_AFTER_RESTART", _POLICIES, "offer")
 
     def __init__(self, **kwargs: Any) -> None:
-        # The shell's globals must be a TrackingNamespace so the timeline learns which names
-        # each cell touched; IPython wraps a given user_ns in its own __main__ module.
-        given = kwargs.get("user_ns")
-        if not isinstance(given, TrackingNamespace):
-            kwargs["user_ns"] = TrackingNamespace(given or {})
         super().__init__(**kwargs)
         self._running = 0
         self._lock = threading.RLock()
@@ -348,13 +342,21 @@ class TimeTravelKernel(IPythonKernel):
             run.execution_count = count if isinstance(count, int) else None
         return reply
 
+    def _python_source(self, code: str) -> str | None:
+        """Return the Python IPython ran for a cell (magics expanded), None if unknown."""
+        try:
+            return str(self.shell.transform_cell(code))
+        except Exception:
+            return None
+
     def _checkpoint(self, run: _CellRun) -> None:
         timeline = self.handler.timeline
         if timeline is None or run.silent or run.uses_magic:
             return
         from timetravel_kernel.timeline import CellInfo
 
-        cell = CellInfo(code=run.code, cell_id=run.cell_id, execution_count=run.execution_count)
+        cell = CellInfo(code=run.code, source=self._python_source(run.code), cell_id=run.cell_id,
+                        execution_count=run.execution_count)
         try:
             with self._lock:
                 result = timeline.checkpoint(self.shell.user_ns, cell, status=run.status,
