@@ -21,7 +21,7 @@ del _k, _slow, _orig
 
 def test_shell_namespace_tracks_accesses_and_is_main(start_kernel):
     k = start_kernel()
-    assert k.value("type(globals()).__name__") == "TrackingNamespace"
+    assert k.value("type(globals()).__name__") == "dict"
     assert k.value("__import__('sys').modules['__main__'].__dict__ is globals()") is True
     reply, _ = k.execute("class P:\n    pass\nimport pickle\nq = pickle.loads(pickle.dumps(P()))")
     assert reply["status"] == "ok"
@@ -185,3 +185,35 @@ def test_a_hanging_checkpoint_can_be_interrupted_without_harm(start_kernel):
     reply, _ = k.execute("y = x + 1")
     assert reply["status"] == "ok"
     assert k.value("y") == 2
+
+
+def test_reset_magic_is_recorded_and_undoable(start_kernel):
+    k = start_kernel()
+    k.execute("x = 1\ny = 'kept?'")
+    reply, _ = k.execute("%reset -f")
+    assert reply["status"] == "ok"
+    # %reset is a line magic but not ours: the cell is recorded, deleting both names.
+    head = k.op("status")["result"]["head"]
+    assert set(head["changed"]) == {"x", "y"}
+    assert k.op("undo")["ok"]
+    assert k.value("[x, y]") == [1, "kept?"]
+
+
+def test_completion_inspection_and_debugger_work_as_in_the_stock_kernel(start_kernel):
+    replies = {}
+    for name in ("python3", "timetravel"):
+        k = start_kernel(name)
+        k.execute("my_variable = [1, 2]")
+        complete = k.kc.complete("my_va", reply=True, timeout=30)["content"]
+        inspect = k.kc.inspect("my_variable", reply=True, timeout=30)["content"]
+        msg = k.kc.session.msg("debug_request", {
+            "type": "request", "seq": 1, "command": "initialize",
+            "arguments": {"clientID": "test", "adapterID": "python", "pathFormat": "path",
+                          "linesStartAt1": True, "columnsStartAt1": True}})
+        k.kc.control_channel.send(msg)
+        debug = k.kc.control_channel.get_msg(timeout=30)["content"]
+        replies[name] = (complete["matches"], inspect["found"], debug.get("success"),
+                         sorted(debug.get("body", {})))
+        k.shutdown()
+    assert replies["timetravel"] == replies["python3"]
+    assert "my_variable" in replies["timetravel"][0]
