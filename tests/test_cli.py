@@ -8,7 +8,6 @@ import pytest
 
 from timetravel_kernel.cli import main
 from timetravel_kernel.kernel.storage import store_path_for
-from timetravel_kernel.state.tracking import TrackingNamespace
 from timetravel_kernel.timeline import CellInfo, Timeline
 
 
@@ -18,7 +17,7 @@ def store(tmp_path):
     stores = tmp_path / "stores"
     path = store_path_for(stores, str(tmp_path / "nb.ipynb"))
     timeline = Timeline.open(path, purpose="kernel for nb.ipynb")
-    ns = TrackingNamespace()
+    ns: dict = {"__name__": "__main__"}
     timeline.start(ns)
     for count, code in enumerate(["x = 1", "y = [x] * 3", "del x\nz = 'zed'"], start=1):
         exec(code, ns)

@@ -13,7 +13,7 @@ from pathlib import Path
 import xxhash
 
 from timetravel_kernel.errors import SerializationError
-from timetravel_kernel.state import TrackingNamespace, dump_values
+from timetravel_kernel.state import dump_values
 from timetravel_kernel.state.serializers import _DillPickler
 
 WORKLOAD_DIR = Path(__file__).resolve().parents[2] / "shared" / "workloads"
@@ -27,9 +27,9 @@ def load_cells(name: str) -> list[str]:
     return ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
 
 
-def fresh_namespace() -> TrackingNamespace:
+def fresh_namespace() -> dict:
     """Return a namespace like the kernel's ``__main__``."""
-    return TrackingNamespace(__name__="__main__")
+    return {"__name__": "__main__"}
 
 
 def run_cell(ns: dict, code: str, label: str = "<cell>") -> None:

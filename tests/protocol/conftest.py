@@ -10,7 +10,6 @@ import jsonschema
 import pytest
 
 from timetravel_kernel.protocol import ProtocolHandler
-from timetravel_kernel.state.tracking import TrackingNamespace
 
 
 def load_schema() -> dict:
@@ -37,7 +36,7 @@ class Session:
     def __init__(self) -> None:
         from timetravel_kernel.timeline import CellInfo, Timeline
 
-        self.ns = TrackingNamespace()
+        self.ns: dict = {"__name__": "__main__"}
         self.timeline = Timeline.in_memory()
         self.timeline.start(self.ns)
         self.busy = False

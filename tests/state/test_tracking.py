@@ -1,44 +1,89 @@
 from __future__ import annotations
 
-from timetravel_kernel.state import NameIdentities, TrackingNamespace, touched_names
+from timetravel_kernel.state import NameIdentities, names_read, touched_names
 
-from ..workloads import run_cell
+from ..workloads import fresh_namespace, run_cell
+
+NOTEBOOK = """
+data, log, other = [], [], []
+def add(x):
+    data.append(x)
+def deco(f):
+    def wrap(*args):
+        return f(*args)
+    return wrap
+@deco
+def logit(message):
+    log.append(message)
+class Model:
+    def run(self):
+        add(1)
+    @property
+    def size(self):
+        return len(other)
+model = Model()
+handlers = {'log': logit}
+"""
 
 
-def test_reads_writes_and_deletes_are_recorded() -> None:
-    ns = TrackingNamespace(__name__="__main__", a=1, b=2, c=3, unused=4)
-    ns.forget_accessed(ns.peek_accessed())
-    run_cell(ns, "x = a + 1\ndel b\nc.bit_length()\nlen([])")
-    assert ns.peek_accessed() == {"a", "b", "c", "x"}
+def read(source: str) -> set[str] | None:
+    ns = fresh_namespace()
+    run_cell(ns, NOTEBOOK)
+    names = names_read(source, ns)
+    return None if names is None else {n for n in names if n in ns}
 
 
-def test_functions_defined_in_cells_report_global_reads() -> None:
-    ns = TrackingNamespace(__name__="__main__")
-    run_cell(ns, "data = []\ndef add():\n    data.append(1)")
-    ns.forget_accessed(ns.peek_accessed())
-    run_cell(ns, "add()")
-    assert ns.peek_accessed() == {"add", "data"}
+def test_module_level_reads_and_writes() -> None:
+    assert read("x = data[0] + len(log)") == {"data", "log"}
 
 
-def test_writes_behind_the_namespace_are_caught_by_identity() -> None:
-    ns = TrackingNamespace(__name__="__main__", v=1, w=2)
+def test_functions_called_are_followed_to_the_globals_they_name() -> None:
+    assert read("add(3)") == {"add", "data"}
+
+
+def test_decorated_functions_are_followed_through_their_closure() -> None:
+    assert read("logit('hi')") >= {"logit", "log"}
+
+
+def test_methods_and_properties_of_notebook_classes_are_followed() -> None:
+    assert read("model.run()") >= {"model", "add", "data"}
+    assert "other" in read("model.size")
+
+
+def test_functions_inside_named_containers_are_followed() -> None:
+    assert read("handlers['log']('x')") >= {"handlers", "log"}
+
+
+def test_comprehensions_and_nested_functions_count() -> None:
+    assert read("[v for v in data]\ndef g():\n    return log") == {"data", "log"}
+
+
+def test_dynamic_access_makes_every_name_a_candidate() -> None:
+    for source in ["globals()['data'].append(1)", "exec('x = 1')", "eval('data')",
+                   "import __main__", "vars()", "import sys\nsys.modules['__main__']",
+                   "get_ipython().run_line_magic('run', 'script.py')", "def broken(:"]:
+        assert read(source) is None, source
+
+
+def test_magics_that_run_code_are_read_and_others_ignored() -> None:
+    assert read("get_ipython().run_line_magic('time', 'add(1)')") >= {"add", "data"}
+    assert read("get_ipython().run_line_magic('matplotlib', 'inline')") == set()
+    assert read("get_ipython().run_cell_magic('timeit', '', 'log.append(1)')") == {"log"}
+
+
+def test_rebinding_behind_the_namespace_is_caught_by_identity() -> None:
+    ns = fresh_namespace()
+    run_cell(ns, "v = 1\nw = 2\ndef f():\n    global v\n    v = 100\n")
     identities = NameIdentities()
     identities.record(ns)
-    run_cell(ns, "def f():\n    global v\n    v = 100\n")
-    ns.forget_accessed(ns.peek_accessed())
-    identities.record(ns)
-    run_cell(ns, "f()\nglobals().update(z=5)")
-    assert touched_names(ns, identities) >= {"v", "z", "f"}
-    assert "w" not in touched_names(ns, identities)
+    source = "f()\nglobals().update(z=5)"
+    run_cell(ns, source)
+    assert identities.changed(ns) == {"v", "z"}
+    assert touched_names(ns, identities, "f()") >= {"f", "v"}
+    assert "w" not in touched_names(ns, identities, "f()")
 
 
-def test_exec_inside_a_cell_is_tracked() -> None:
-    ns = TrackingNamespace(__name__="__main__")
-    run_cell(ns, "exec('v13 = [1, 2, 3]')")
-    assert "v13" in ns.peek_accessed()
-
-
-def test_plain_dict_makes_every_name_a_candidate() -> None:
+def test_no_source_makes_every_name_a_candidate() -> None:
     ns = {"a": 1, "b": 2}
     identities = NameIdentities()
     identities.record(ns)

@@ -22,13 +22,12 @@ KILLS = 50
 CHILD = textwrap.dedent("""
     import sys
     import numpy as np
-    from timetravel_kernel.state import TrackingNamespace
     from timetravel_kernel.store import ObjectStore, RocksBackend
     from timetravel_kernel.timeline import CellInfo, Timeline, TimelineOptions
 
     store = ObjectStore(RocksBackend(sys.argv[1]), chunk_batch_bytes=256 * 1024)
     timeline = Timeline(store, options=TimelineOptions(chunk_size=64 * 1024))
-    ns = TrackingNamespace(__name__="__main__")
+    ns = {"__name__": "__main__"}
     rng = np.random.default_rng(int(sys.argv[2]))
     print("R", timeline.start(ns).id.hex(), flush=True)
     ns["a"] = rng.random(262_144)

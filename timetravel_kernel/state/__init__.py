@@ -10,7 +10,7 @@ from timetravel_kernel.state.serializers import (
     load_values,
     type_name,
 )
-from timetravel_kernel.state.tracking import NameIdentities, TrackingNamespace, touched_names
+from timetravel_kernel.state.tracking import NameIdentities, names_read, touched_names
 
 __all__ = [
     "CapturedCovar",
@@ -18,11 +18,11 @@ __all__ = [
     "NameResolver",
     "Serialized",
     "TimelineOptions",
-    "TrackingNamespace",
     "build_covar",
     "capture",
     "dump_values",
     "load_values",
+    "names_read",
     "partition",
     "touched_names",
     "type_name",

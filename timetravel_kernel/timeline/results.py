@@ -21,9 +21,15 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CellInfo:
-    """The cell whose execution a checkpoint records."""
+    """The cell whose execution a checkpoint records.
+
+    ``source`` is the Python that actually ran, when ``code`` (what the user typed, shown in
+    the history) has IPython syntax; the checkpoint reads it to learn which names the cell may
+    have touched. Without either, every name is examined.
+    """
 
     code: str = ""
+    source: str | None = None
     cell_id: str | None = None
     execution_count: int | None = None
 

@@ -27,7 +27,6 @@ from timetravel_kernel.state import (
     CapturedCovar,
     NameIdentities,
     TimelineOptions,
-    TrackingNamespace,
     build_covar,
     capture,
     dump_values,
@@ -251,7 +250,8 @@ class Timeline:
         """
         started = time.perf_counter()
         head = self._require_head()
-        touched = touched_names(namespace, self._identities)
+        cell = cell or CellInfo()
+        touched = touched_names(namespace, self._identities, cell.source or cell.code)
         present = {n for n in touched if n in namespace and self._is_tracked(n)}
         deleted = {n for n in touched if n not in present and n in self._tree}
         candidates = present | {
@@ -264,7 +264,7 @@ class Timeline:
             deleted=deleted,
             touched=touched,
             base=head,
-            cell=cell or CellInfo(),
+            cell=cell,
             status="error" if status == "error" else "ok",
             duration=duration,
             at=time.time(),
@@ -334,8 +334,6 @@ class Timeline:
             if refs:
                 self._covar_refs[new_id] = refs
         self._identities.record(namespace, touched if base is not None else None)
-        if isinstance(namespace, TrackingNamespace):
-            namespace.forget_accessed(touched)
         self._head = commit
         self._redo.clear()
         self._history.add(commit)
@@ -427,7 +425,9 @@ class Timeline:
         self._require_head()
         target = self._history.get(commit_id)
         target_tree = self._store.load_tree(target.tree)
-        dirty = {n for n in touched_names(namespace, self._identities) if self._is_tracked(n)}
+        # Names rebound since the last checkpoint; in-place changes can only come from code
+        # that ran without a checkpoint (silent executions), which the kernel does not record.
+        dirty = {n for n in self._identities.changed(namespace) if self._is_tracked(n)}
         plan = plan_checkout(
             self._tree,
             target_tree,
@@ -449,8 +449,6 @@ class Timeline:
             self._tree, records = target_tree.updated(dict.fromkeys(unrestored))
             self._pending_tree.update(records)
         self._identities.record(namespace, {*dirty, *plan.delete, *unrestored, *staged})
-        if isinstance(namespace, TrackingNamespace):
-            namespace.forget_accessed(namespace.peek_accessed())
         if not self.read_only:
             self._store.set_refs({REF_HEAD: target.id})
         self._head = target
