@@ -347,6 +347,8 @@ class TimeTravelKernel(IPythonKernel):
         try:
             return str(self.shell.transform_cell(code))
         except Exception:
+            # Part of the checkpoint boundary: IPython's transformers may raise on any input;
+            # without the source every name is examined, which is slower but correct.
             return None
 
     def _checkpoint(self, run: _CellRun) -> None:
