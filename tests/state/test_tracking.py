@@ -59,7 +59,7 @@ def test_comprehensions_and_nested_functions_count() -> None:
 
 
 def test_dynamic_access_makes_every_name_a_candidate() -> None:
-    for source in ["globals()['data'].append(1)", "exec('x = 1')", "eval('data')",
+    for source in ["globals()['data'].append(1)", "exec(text)", "eval(text, {})",
                    "import __main__", "vars()", "import sys\nsys.modules['__main__']",
                    "get_ipython().run_line_magic('run', 'script.py')", "def broken(:"]:
         assert read(source) is None, source
@@ -101,3 +101,12 @@ def test_partial_record_updates_only_named_entries() -> None:
     del ns["a"]
     identities.record(ns, ["a"])
     assert identities.changed(ns) == {"b"}
+
+
+def test_writes_through_globals_and_literal_exec_are_read_statically() -> None:
+    assert read("globals()['fresh'] = 1\nglobals().update(more=2)\ndel globals()['fresh']") == set()
+    assert read("exec('data.append(1)')") == {"data"}
+    assert read("for i in range(3):\n    globals()[f'v{i}'] = -i") == set()
+    assert read("g = globals()") is None
+    assert read("globals()['data'].append(1)") is None
+    assert read("exec(code_text)") is None

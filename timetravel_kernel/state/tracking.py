@@ -70,10 +70,54 @@ def _names_of_source(source: str) -> frozenset[str]:
         code = compile(tree, "<cell>", "exec")
     except (SyntaxError, ValueError) as exc:
         raise _Dynamic from exc
-    names = _names_of_code(code)
+    names: set[str] = set()
+    for each in _code_objects(code):
+        names.update(each.co_names)
+        if "__main__" in each.co_consts:
+            raise _Dynamic
+    if not names.isdisjoint(_DYNAMIC_NAMES - _CHECKED_DYNAMIC_NAMES):
+        raise _Dynamic
+    if not names.isdisjoint(_CHECKED_DYNAMIC_NAMES):
+        names |= _names_of_checked_dynamic(tree)
     for node in ast.walk(tree):
         names.update(_names_of_magic(node))
     return frozenset(names)
+
+
+# Uses of these that only bind names, or run literal code, are read like the cell itself.
+_CHECKED_DYNAMIC_NAMES = frozenset({"globals", "exec", "eval"})
+
+
+def _names_of_checked_dynamic(tree: ast.AST) -> set[str]:
+    """Return the names read by ``exec``/``eval`` of literal code; allow ``globals()`` writes.
+
+    ``globals()[name] = value``, ``del globals()[name]`` and ``globals().update(...)`` only
+    rebind names (the identity check sees them); any other use may read any name.
+    """
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Name) and node.id in _CHECKED_DYNAMIC_NAMES):
+            continue
+        call = parents.get(node)
+        if not (isinstance(call, ast.Call) and call.func is node):
+            raise _Dynamic
+        user = parents.get(call)
+        if node.id == "globals":
+            writes = isinstance(user, ast.Subscript) and isinstance(user.ctx, (ast.Store, ast.Del))
+            updates = isinstance(user, ast.Attribute) and user.attr == "update"
+            if not (writes or updates):
+                raise _Dynamic
+        elif (
+            len(call.args) == 1
+            and not call.keywords
+            and isinstance(call.args[0], ast.Constant)
+            and isinstance(call.args[0].value, str)
+        ):
+            names |= _names_of_source(call.args[0].value)
+        else:
+            raise _Dynamic
+    return names
 
 
 def _names_of_magic(node: ast.AST) -> set[str]:
