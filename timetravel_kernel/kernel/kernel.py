@@ -52,6 +52,7 @@ IPYTHON_HIDDEN_NAMES = frozenset({
 # dunders, input history (_i12), output history (_12).
 IPYTHON_HIDDEN_PATTERN = r"__.*__|_i\d+|_\d+"
 _POLICIES = ("restore", "offer", "never")
+_CHECKPOINT_SWITCH_INTERVAL = 0.0002  # seconds; see _checkpoint
 
 
 def _env_list(name: str) -> list[str]:
@@ -359,6 +360,11 @@ class TimeTravelKernel(IPythonKernel):
 
         cell = CellInfo(code=run.code, source=self._python_source(run.code), cell_id=run.cell_id,
                         execution_count=run.execution_count)
+        # The execute_reply is queued by now, but ipykernel's shell-channel and iopub threads
+        # forward it only once they get the GIL: with the default 5 ms switch interval a
+        # CPU-bound checkpoint holds the reply back that long. A short interval lets it out.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(_CHECKPOINT_SWITCH_INTERVAL)
         try:
             with self._lock:
                 result = timeline.checkpoint(self.shell.user_ns, cell, status=run.status,
@@ -373,6 +379,8 @@ class TimeTravelKernel(IPythonKernel):
                            f"({type(exc).__name__}: {exc}); the cell itself is fine and the "
                            "next cells will be saved again if the problem goes away")
             return
+        finally:
+            sys.setswitchinterval(switch_interval)
         if result.unsaved:
             names = ", ".join(f"{n} ({why})" for n, why in sorted(result.unsaved.items()))
             self._tell(f"time travel: not saved, will not come back after undo or a crash: "
