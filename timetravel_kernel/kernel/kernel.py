@@ -363,12 +363,15 @@ class TimeTravelKernel(IPythonKernel):
         # The execute_reply is queued by now, but ipykernel's shell-channel and iopub threads
         # forward it only once they get the GIL: with the default 5 ms switch interval a
         # CPU-bound checkpoint holds the reply back that long. A short interval lets it out.
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(_CHECKPOINT_SWITCH_INTERVAL)
         try:
-            with self._lock:
-                result = timeline.checkpoint(self.shell.user_ns, cell, status=run.status,
-                                             duration=run.duration)
+            with self._lock:  # also keeps a subshell's checkpoint from restoring the interval
+                switch_interval = sys.getswitchinterval()
+                sys.setswitchinterval(_CHECKPOINT_SWITCH_INTERVAL)
+                try:
+                    result = timeline.checkpoint(self.shell.user_ns, cell, status=run.status,
+                                                 duration=run.duration)
+                finally:
+                    sys.setswitchinterval(switch_interval)
         except (Exception, KeyboardInterrupt) as exc:
             # Checkpoint boundary (STYLE.md): nothing here may fail or hang the user's cell.
             # A Ctrl-C lands here too when it arrives after the cell finished.
@@ -379,8 +382,6 @@ class TimeTravelKernel(IPythonKernel):
                            f"({type(exc).__name__}: {exc}); the cell itself is fine and the "
                            "next cells will be saved again if the problem goes away")
             return
-        finally:
-            sys.setswitchinterval(switch_interval)
         if result.unsaved:
             names = ", ".join(f"{n} ({why})" for n, why in sorted(result.unsaved.items()))
             self._tell(f"time travel: not saved, will not come back after undo or a crash: "
