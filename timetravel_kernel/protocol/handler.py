@@ -149,7 +149,7 @@ class ProtocolHandler:
     def _checkout(self, timeline: Timeline, request: Request, *, from_cell: bool) -> Response:
         if self._is_busy() and not from_cell:
             raise BusyError("a cell is running; the state can be changed when it finishes")
-        if self.read_only:
+        if self.read_only or timeline.read_only:
             return Response(make_error_reply(
                 request.id, "read-only",
                 "this kernel's history is read-only (another kernel owns the store)"))
@@ -192,12 +192,12 @@ class ProtocolHandler:
         return {
             "protocol": PROTOCOL_VERSION,
             "head": format_commit(head) if head is not None else None,
-            "commits": len(timeline.log()),
+            "commits": timeline.commit_count(),
             "store": {"path": str(path) if path is not None else "",
                       "bytes": timeline.store_bytes()},
             "restorable": format_commit(restorable) if restorable is not None else None,
             "enabled": True,
-            "read_only": self.read_only,
+            "read_only": self.read_only or timeline.read_only,
             "notice": self.notice,
         }
 
