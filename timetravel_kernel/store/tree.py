@@ -54,7 +54,10 @@ class NamespaceTree:
 
     def as_dict(self) -> dict[str, CovarId]:
         """Return the whole table as a dict."""
-        return dict(self.items())
+        table: dict[str, CovarId] = {}
+        for bucket in self.buckets:
+            table.update(bucket)
+        return table
 
     def updated(
         self, changes: Mapping[str, CovarId | None]

@@ -65,6 +65,13 @@ __all__ = ["Namespace", "Timeline"]
 Namespace = dict[str, object]
 
 
+def _without(names: tuple[str, ...], drop: Namespace) -> tuple[str, ...]:
+    """Return ``names`` minus the keys of ``drop`` (in C when nothing is dropped)."""
+    if drop.keys().isdisjoint(names):
+        return names
+    return tuple(n for n in names if n not in drop)
+
+
 @dataclass
 class _Loaded:
     """What a checkout loaded, before it is applied to the namespace."""
@@ -456,7 +463,7 @@ class Timeline:
             head=target,
             loaded=tuple(sorted(staged)),
             deleted=tuple(sorted(n for n in plan.delete if n not in staged)),
-            kept=tuple(n for n in plan.keep if n not in staged),
+            kept=_without(plan.keep, staged),
             seconds=time.perf_counter() - started,
             unrestored=unrestored,
         )
