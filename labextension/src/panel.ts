@@ -124,8 +124,9 @@ export class HistoryPanel extends Widget {
     const ready = !!session && session.isReady;
     const busy = !!session?.pendingOp;
     this.toggleClass('jp-mod-disabled', !ready);
-    this._hint.textContent = ready ? '' : this._registry.currentHint;
-    this._hint.hidden = ready;
+    const notice = ready ? (session?.kernelNotice ?? '') : this._registry.currentHint;
+    this._hint.textContent = notice;
+    this._hint.hidden = !notice;
     this._undoButton.disabled = !ready || busy;
     this._redoButton.disabled = !ready || busy;
     this._refreshButton.disabled = !ready;
@@ -217,7 +218,13 @@ export class HistoryPanel extends Widget {
     row.append(graph, body, compare);
     if (!isHead && !busy) {
       row.classList.add('jp-mod-clickable');
+      row.tabIndex = 0;
       row.addEventListener('click', () => this._run(s => s.checkout(commit.id)));
+      row.addEventListener('keydown', event => {
+        if (event.key === 'Enter' && event.target === row) {
+          void this._run(s => s.checkout(commit.id));
+        }
+      });
     }
     return row;
   }

@@ -33,6 +33,12 @@ export interface IStatusResult {
   commits: number;
   store: { path: string; bytes: number };
   restorable: ICommit | null;
+  /** Added within v1 by the kernel: false when time travel could not start. */
+  enabled?: boolean;
+  /** Added within v1: the history is read-only (moves are refused). */
+  read_only?: boolean;
+  /** Added within v1: one sentence about an unusual state (temporary history, off, ...). */
+  notice?: string | null;
 }
 
 export interface ILogResult {

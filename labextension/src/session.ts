@@ -87,6 +87,11 @@ export class TimeTravelSession {
     return this._state === 'ready' && this._client !== null && this._client.isOpen;
   }
 
+  /** The kernel's sentence about an unusual state of the history (temporary, read-only). */
+  get kernelNotice(): string {
+    return this._status?.notice ?? '';
+  }
+
   /** The op now running (`undo`, `checkout`, ...), or null. */
   get pendingOp(): string | null {
     return this._pendingOp;
@@ -287,6 +292,10 @@ export class TimeTravelSession {
         return;
       }
       this._status = status;
+      if (status.enabled === false) {
+        this._setState('failed', status.notice || 'Time travel is off for this kernel.');
+        return;
+      }
       this._setState('ready', '');
       await this.refresh();
       this._afterOpen(status, afterRestart);

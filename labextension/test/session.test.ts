@@ -255,3 +255,17 @@ test('on a page load, a stale `restorable` in status alone offers nothing', asyn
   assert.equal(session.state, 'ready');
   assert.deepEqual(notices, []);
 });
+
+test('a kernel whose time travel is off says why, and nothing is enabled', async () => {
+  const kernel = new FakeKernel('timetravel');
+  const session = makeSession(kernel);
+  kernel.comms[0].reply('status', {
+    ...status(null),
+    enabled: false,
+    notice: 'time travel is off: it could not start (OSError: disk full)'
+  });
+  await tick();
+  assert.equal(session.state, 'failed');
+  assert.equal(session.isReady, false);
+  assert.match(session.hint, /disk full/);
+});
