@@ -160,3 +160,11 @@ def test_notebook7_undo_shortcut(page: Page, lab: LabServer) -> None:
     pages.press(page, pages.UNDO_KEYS)
     pages.toast(page, "Now at [1] x = 1").wait_for()
     assert pages.run_in_new_cell(page, "print(x)") == "1"
+    # The History panel opens from the command palette in Notebook 7's left sidebar too.
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+c")
+    page.keyboard.type("Show cell-state history")
+    page.keyboard.press("Enter")
+    head = page.locator("#timetravel-history .jp-TimeTravel-commit.jp-mod-head")
+    head.wait_for()
+    assert head.get_attribute("data-execution-count") == "3"
