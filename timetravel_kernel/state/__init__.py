@@ -1,6 +1,6 @@
 """State layer: what changed in a namespace and how values become bytes and back."""
 
-from timetravel_kernel.state.capture import CapturedCovar, build_covar, capture
+from timetravel_kernel.state.capture import CapturedCovar, build_covar, capture, fingerprint
 from timetravel_kernel.state.covariables import partition
 from timetravel_kernel.state.options import TimelineOptions
 from timetravel_kernel.state.serializers import (
@@ -21,6 +21,7 @@ __all__ = [
     "build_covar",
     "capture",
     "dump_values",
+    "fingerprint",
     "load_values",
     "names_read",
     "partition",

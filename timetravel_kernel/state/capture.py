@@ -15,15 +15,15 @@ from timetravel_kernel.errors import SerializationError
 from timetravel_kernel.state.chunking import buffer_ref
 from timetravel_kernel.state.covariables import partition
 from timetravel_kernel.state.serializers import Serialized, dump_values, type_name
-from timetravel_kernel.store.objects import Covar
+from timetravel_kernel.store.objects import Covar, covar_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-    from timetravel_kernel.ids import ChunkId
+    from timetravel_kernel.ids import ChunkId, CovarId
     from timetravel_kernel.state.options import TimelineOptions
 
-__all__ = ["CapturedCovar", "build_covar", "capture"]
+__all__ = ["CapturedCovar", "build_covar", "capture", "fingerprint"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,3 +131,22 @@ def build_covar(
         refs=serialized.refs,
         chunk_size=options.chunk_size,
     )
+
+
+def fingerprint(
+    values: tuple[object, ...],
+    namespace: Mapping[str, object],
+    members: tuple[str, ...],
+    options: TimelineOptions,
+) -> tuple[CovarId, Serialized] | None:
+    """Return the covar id live values would be stored under (and their serialization).
+
+    Hashes buffers in place without copying or writing; None when the values cannot be
+    serialized (then they match no stored version).
+    """
+    try:
+        serialized = dump_values(values, namespace, members)
+    except SerializationError:
+        return None
+    captured = CapturedCovar(members=members, values=values, serialized=serialized)
+    return covar_id(build_covar(captured, options, sink=None)), serialized

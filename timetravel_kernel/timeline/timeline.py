@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,23 +18,17 @@ from timetravel_kernel.errors import (
     NothingToRedoError,
     NothingToRestoreError,
     NothingToUndoError,
-    SerializationError,
-    StoreError,
     TimelineError,
 )
 from timetravel_kernel.state import (
-    CapturedCovar,
     NameIdentities,
     TimelineOptions,
     build_covar,
     capture,
-    dump_values,
-    load_values,
     touched_names,
 )
 from timetravel_kernel.store import Commit, Covar, NamespaceTree, ObjectStore, RocksBackend
 from timetravel_kernel.store.memory import MemoryBackend
-from timetravel_kernel.store.objects import covar_id
 from timetravel_kernel.store.refs import (
     REF_HEAD,
     REF_SESSION,
@@ -45,8 +38,8 @@ from timetravel_kernel.store.refs import (
 )
 from timetravel_kernel.timeline.history import CommitIndex, diff_trees
 from timetravel_kernel.timeline.livecache import LiveCache
-from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
-from timetravel_kernel.timeline.plan import CheckoutPlan, load_order, plan_checkout
+from timetravel_kernel.timeline.loading import CheckoutLoader
+from timetravel_kernel.timeline.plan import plan_checkout
 from timetravel_kernel.timeline.results import (
     CellInfo,
     CheckoutResult,
@@ -56,6 +49,7 @@ from timetravel_kernel.timeline.results import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
 
     from timetravel_kernel.ids import CommitId, CovarId, TreeId
     from timetravel_kernel.store.object_store import GarbageReport
@@ -70,37 +64,6 @@ def _without(names: tuple[str, ...], drop: Namespace) -> tuple[str, ...]:
     if drop.keys().isdisjoint(names):
         return names
     return tuple(n for n in names if n not in drop)
-
-
-@dataclass
-class _Loaded:
-    """What a checkout loaded, before it is applied to the namespace."""
-
-    staged: Namespace = field(default_factory=dict)
-    unrestored: dict[str, str] = field(default_factory=dict)
-    patches: list[BufferPatch] = field(default_factory=list)
-    fresh: list[tuple[CovarId, Covar, tuple[object, ...]]] = field(default_factory=list)
-
-
-class _Resolver:
-    """Resolves by-name references of loading streams against the target state."""
-
-    def __init__(self, namespace: Namespace, staged: Namespace, kept: set[str]) -> None:
-        self._namespace = namespace
-        self._staged = staged
-        self._kept = kept
-
-    def value(self, name: str) -> object:
-        if name in self._staged:
-            return self._staged[name]
-        if name in self._kept:
-            return dict.__getitem__(self._namespace, name)
-        raise SerializationError(
-            name, "", f"it refers to {name!r}, which the restored state does not have"
-        )
-
-    def namespace(self) -> Namespace:
-        return self._namespace
 
 
 class Timeline:
@@ -441,7 +404,10 @@ class Timeline:
             dirty=dirty,
             is_present=lambda name: name in namespace and self._is_tracked(name),
         )
-        loaded = self._load(plan, namespace, strict=strict)
+        loader = CheckoutLoader(
+            self._store, self.options, self._cache, self._tree, self._members, namespace
+        )
+        loaded = loader.load(plan, self._load_manifests(plan.load), strict=strict)
         staged, unrestored = loaded.staged, loaded.unrestored
         # Everything is loaded: apply in one go, so a failure above left the namespace as it was.
         for patch in loaded.patches:
@@ -468,110 +434,16 @@ class Timeline:
             unrestored=unrestored,
         )
 
-    def _load(
-        self, plan: CheckoutPlan, namespace: Namespace, *, strict: bool
-    ) -> _Loaded:
-        """Load the covars of a plan, in reference order, without touching the namespace."""
-        loaded = _Loaded()
-        covars = {c: self._store.load_covar(c) for c in plan.load}
+    def _load_manifests(self, covar_ids: Iterable[CovarId]) -> dict[CovarId, Covar]:
+        """Read a checkout's manifests, remembering what the live state needs of them."""
+        covars = {c: self._store.load_covar(c) for c in covar_ids}
         for covar_of, covar in covars.items():
             self._members[covar_of] = covar.members
             if covar.refs:
                 self._covar_refs[covar_of] = covar.refs
             if covar.reason is not None:
                 self._unsaved[covar_of] = covar.reason
-        resolver = _Resolver(namespace, loaded.staged, set(plan.keep))
-        refs = {c: covar.refs for c, covar in covars.items()}
-        for covar_of in load_order(plan.load, refs):
-            covar = covars[covar_of]
-            values = self._live_values(covar_of, covar, namespace)
-            if values is None and covar.serializer == "unsaved":
-                loaded.unrestored.update(dict.fromkeys(covar.members, covar.reason or "not saved"))
-                continue
-            if values is None:
-                try:
-                    values = self._patch_or_read(covar, namespace, resolver, loaded)
-                except (SerializationError, StoreError) as exc:
-                    if strict:
-                        raise SerializationError(
-                            ", ".join(covar.members), "", f"cannot be restored: {exc}"
-                        ) from exc
-                    loaded.unrestored.update(dict.fromkeys(covar.members, str(exc)))
-                    continue
-                loaded.fresh.append((covar_of, covar, values))
-            loaded.staged.update(zip(covar.members, values, strict=True))
-        return loaded
-
-    def _patch_or_read(
-        self,
-        covar: Covar,
-        namespace: Namespace,
-        resolver: _Resolver,
-        loaded: _Loaded,
-    ) -> tuple[object, ...]:
-        """Return the target values: the live objects patched in place when they allow it."""
-        in_place = self._plan_in_place(covar, namespace)
-        if in_place is not None:
-            values, patches = in_place
-            loaded.patches += patches
-            return values
-        return self._read_values(covar, resolver)
-
-    def _plan_in_place(
-        self, covar: Covar, namespace: Namespace
-    ) -> tuple[tuple[object, ...], list[BufferPatch]] | None:
-        members = covar.members
-        live_ids = {self._tree.get(m) for m in members}
-        # Dirty names qualify too: the fingerprint below proves the objects are unchanged.
-        if len(live_ids) != 1 or any(m not in namespace for m in members):
-            return None
-        (live_id,) = live_ids
-        if live_id is None or self._members.get(live_id) != members:
-            return None
-        values = tuple(dict.__getitem__(namespace, m) for m in members)
-        try:
-            serialized = dump_values(values, namespace, members)
-        except SerializationError:
-            return None
-        captured = CapturedCovar(members=members, values=values, serialized=serialized)
-        if covar_id(build_covar(captured, self.options, sink=None)) != live_id:
-            return None  # the live objects are not exactly their recorded version
-        patches = plan_in_place(self._store, self._store.load_covar(live_id), covar, serialized)
-        return None if patches is None else (values, patches)
-
-    def _live_values(
-        self, covar_of: CovarId, covar: Covar, namespace: Namespace
-    ) -> tuple[object, ...] | None:
-        """Return cached live values of a covar if they are still exactly that version."""
-        values = self._cache.get(covar_of)
-        if values is None or covar.serializer == "unsaved":
-            return values
-        for name, value in zip(covar.members, values, strict=True):
-            if dict.get(namespace, name) is value and self._tree.get(name) != covar_of:
-                # The same object was committed since as another version: it has changed.
-                self._cache.discard(covar_of)
-                return None
-        try:
-            serialized = dump_values(values, namespace, covar.members)
-        except SerializationError:
-            self._cache.discard(covar_of)
-            return None
-        captured = CapturedCovar(members=covar.members, values=values, serialized=serialized)
-        if covar_id(build_covar(captured, self.options, sink=None)) != covar_of:
-            self._cache.discard(covar_of)
-            return None
-        return values
-
-    def _read_values(self, covar: Covar, resolver: _Resolver) -> tuple[object, ...]:
-        stream = bytes(self._store.read_buffer(covar.buffers[0]))
-        buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
-        assert covar.serializer != "unsaved"
-        values = load_values(covar.serializer, stream, buffers, resolver)
-        if len(values) != len(covar.members):
-            raise SerializationError(
-                ", ".join(covar.members), "", "the stored stream has the wrong number of values"
-            )
-        return values
+        return covars
 
     # -- history ------------------------------------------------------------------------
     def log(self, limit: int | None = None) -> list[Commit]:

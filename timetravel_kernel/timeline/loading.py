@@ -1,0 +1,182 @@
+"""CheckoutLoader: bring the co-variables of a checkout plan into memory (timeline layer).
+
+Each differing co-variable comes, in order of preference, from the live cache (the very
+objects, if they still exist unchanged), from the live objects patched in place (when only
+buffer chunks differ), or from the store. Nothing touches the namespace here: the timeline
+applies the result all at once, so a failure leaves the namespace as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from timetravel_kernel.errors import SerializationError, StoreError
+from timetravel_kernel.state import fingerprint, load_values
+from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
+from timetravel_kernel.timeline.plan import load_order
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from timetravel_kernel.ids import CovarId
+    from timetravel_kernel.state import TimelineOptions
+    from timetravel_kernel.store import Covar, NamespaceTree, ObjectStore
+    from timetravel_kernel.timeline.livecache import LiveCache
+    from timetravel_kernel.timeline.plan import CheckoutPlan
+
+__all__ = ["CheckoutLoader", "Loaded"]
+
+Namespace = dict[str, object]
+
+
+@dataclass
+class Loaded:
+    """What a checkout loaded, before it is applied to the namespace.
+
+    ``fresh`` are versions read from the store, to cache once applied.
+    """
+
+    staged: Namespace = field(default_factory=dict)
+    unrestored: dict[str, str] = field(default_factory=dict)
+    patches: list[BufferPatch] = field(default_factory=list)
+    fresh: list[tuple[CovarId, Covar, tuple[object, ...]]] = field(default_factory=list)
+
+
+class _Resolver:
+    """Resolves by-name references of loading streams against the target state."""
+
+    def __init__(self, namespace: Namespace, staged: Namespace, kept: set[str]) -> None:
+        self._namespace = namespace
+        self._staged = staged
+        self._kept = kept
+
+    def value(self, name: str) -> object:
+        if name in self._staged:
+            return self._staged[name]
+        if name in self._kept:
+            return dict.__getitem__(self._namespace, name)
+        raise SerializationError(
+            name, "", f"it refers to {name!r}, which the restored state does not have"
+        )
+
+    def namespace(self) -> Namespace:
+        return self._namespace
+
+
+class CheckoutLoader:
+    """Loads the covars of one checkout plan.
+
+    Args:
+        store: where versions are read from.
+        options: the options the live versions were fingerprinted with.
+        cache: live objects of recent versions.
+        live_tree: the tree the namespace equals.
+        live_members: members of every covar in the live tree.
+        namespace: the live namespace (read, never written).
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        options: TimelineOptions,
+        cache: LiveCache,
+        live_tree: NamespaceTree,
+        live_members: Mapping[CovarId, tuple[str, ...]],
+        namespace: Namespace,
+    ) -> None:
+        self._store = store
+        self._options = options
+        self._cache = cache
+        self._tree = live_tree
+        self._members = live_members
+        self._namespace = namespace
+
+    def load(
+        self, plan: CheckoutPlan, covars: Mapping[CovarId, Covar], *, strict: bool
+    ) -> Loaded:
+        """Load every covar of the plan, a covar referring to a name after that name's.
+
+        Raises:
+            SerializationError: with ``strict``, a covar could not be loaded (corrupt or
+                missing data, a module that is gone); otherwise it is listed as unrestored.
+        """
+        loaded = Loaded()
+        resolver = _Resolver(self._namespace, loaded.staged, set(plan.keep))
+        refs = {c: covar.refs for c, covar in covars.items()}
+        for covar_of in load_order(plan.load, refs):
+            covar = covars[covar_of]
+            values = self._cached(covar_of, covar)
+            if values is None and covar.serializer == "unsaved":
+                loaded.unrestored.update(dict.fromkeys(covar.members, covar.reason or "not saved"))
+                continue
+            if values is None:
+                try:
+                    values = self._patch_or_read(covar, resolver, loaded)
+                except (SerializationError, StoreError) as exc:
+                    if strict:
+                        raise SerializationError(
+                            ", ".join(covar.members), "", f"cannot be restored: {exc}"
+                        ) from exc
+                    loaded.unrestored.update(dict.fromkeys(covar.members, str(exc)))
+                    continue
+                loaded.fresh.append((covar_of, covar, values))
+            loaded.staged.update(zip(covar.members, values, strict=True))
+        return loaded
+
+    def _cached(self, covar_of: CovarId, covar: Covar) -> tuple[object, ...] | None:
+        """Return cached live values of a covar if they are still exactly that version."""
+        values = self._cache.get(covar_of)
+        if values is None or covar.serializer == "unsaved":
+            return values
+        for name, value in zip(covar.members, values, strict=True):
+            if dict.get(self._namespace, name) is value and self._tree.get(name) != covar_of:
+                # The same object was committed since as another version: it has changed.
+                self._cache.discard(covar_of)
+                return None
+        found = fingerprint(values, self._namespace, covar.members, self._options)
+        if found is None or found[0] != covar_of:
+            self._cache.discard(covar_of)
+            return None
+        return values
+
+    def _patch_or_read(
+        self, covar: Covar, resolver: _Resolver, loaded: Loaded
+    ) -> tuple[object, ...]:
+        """Return the target values: the live objects patched in place when they allow it."""
+        in_place = self._plan_in_place(covar)
+        if in_place is not None:
+            values, patches = in_place
+            loaded.patches += patches
+            return values
+        return self._read(covar, resolver)
+
+    def _plan_in_place(
+        self, covar: Covar
+    ) -> tuple[tuple[object, ...], list[BufferPatch]] | None:
+        members = covar.members
+        live_ids = {self._tree.get(m) for m in members}
+        # Names changed since the checkpoint qualify too: the fingerprint proves they are not.
+        if len(live_ids) != 1 or any(m not in self._namespace for m in members):
+            return None
+        (live_id,) = live_ids
+        if live_id is None or self._members.get(live_id) != members:
+            return None
+        values = tuple(dict.__getitem__(self._namespace, m) for m in members)
+        found = fingerprint(values, self._namespace, members, self._options)
+        if found is None or found[0] != live_id:
+            return None  # the live objects are not exactly their recorded version
+        live = self._store.load_covar(live_id)
+        patches = plan_in_place(self._store, live, covar, found[1])
+        return None if patches is None else (values, patches)
+
+    def _read(self, covar: Covar, resolver: _Resolver) -> tuple[object, ...]:
+        stream = bytes(self._store.read_buffer(covar.buffers[0]))
+        buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
+        assert covar.serializer != "unsaved"
+        values = load_values(covar.serializer, stream, buffers, resolver)
+        if len(values) != len(covar.members):
+            raise SerializationError(
+                ", ".join(covar.members), "", "the stored stream has the wrong number of values"
+            )
+        return values
