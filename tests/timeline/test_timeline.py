@@ -145,6 +145,7 @@ def test_unsaveable_values_are_reported_once_and_listed(timeline: Timeline) -> N
     assert again.unsaved == {}
     info = {v.name: v for v in timeline.variables()}
     assert not info["lock"].saved and "lock" in (info["lock"].reason or "")
+    assert "made by the cell `import threading`" in (info["lock"].reason or "")
     assert info["n"].saved and info["n"].type == "int"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,14 @@ __all__ = ["Namespace", "Timeline"]
 Namespace = dict[str, object]
 
 
+def _describe(cell: CellInfo) -> str:
+    """Return how a user finds a cell again: its execution count, else its first line."""
+    if cell.execution_count is not None:
+        return f"cell [{cell.execution_count}]"
+    first = cell.code.strip().splitlines()[0] if cell.code.strip() else ""
+    return f"the cell `{first[:60]}`" if first else "the session's start"
+
+
 def _without(names: tuple[str, ...], drop: Namespace) -> tuple[str, ...]:
     """Return ``names`` minus the keys of ``drop`` (in C when nothing is dropped)."""
     if drop.keys().isdisjoint(names):
@@ -93,6 +102,7 @@ class Timeline:
         self._members: dict[CovarId, tuple[str, ...]] = {}
         self._covar_refs: dict[CovarId, tuple[str, ...]] = {}
         self._unsaved: dict[CovarId, str] = {}
+        self._origins: dict[str, str] = {}
         self._tracked: dict[str, bool] = {}
         self._head: Commit | None = None
         self._redo: list[CommitId] = []
@@ -270,7 +280,13 @@ class Timeline:
         changes: dict[str, CovarId | None] = {}
         new_refs: dict[CovarId, tuple[str, ...]] = {}
         for captured in capture(namespace, candidates, self.options):
-            token = self._cache.token_for(captured.values) if captured.serialized is None else None
+            token = None
+            if captured.serialized is None:
+                # The cell that made an unsaveable value is what rebuilds it: name it, once
+                # per live object, so the version (and its id) stays stable while it lives.
+                token = self._cache.token_for(captured.values)
+                origin = self._origins.setdefault(token, _describe(cell))
+                captured = replace(captured, reason=f"{captured.reason}; it was made by {origin}")
             covar = build_covar(
                 captured, self.options, sink=transaction.add_chunk_if_new, token=token
             )
