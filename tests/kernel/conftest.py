@@ -43,11 +43,12 @@ def start_kernel(store_dir: Path) -> Iterator[Callable[..., Kernel]]:
     """Return a factory of kernels, each shut down (or killed) at the end of the test."""
     kernels: list[Kernel] = []
 
-    def start(name: str = "timetravel", notebook: str | None = None, **env: str) -> Kernel:
+    def start(name: str = "timetravel", notebook: str | None = None,
+              arguments: list[str] | None = None, **env: str) -> Kernel:
         full = {"TIMETRAVEL_STORE_DIR": str(store_dir), **env}
         if notebook is not None:
             full["JPY_SESSION_NAME"] = notebook
-        kernel = Kernel(name, env=full)
+        kernel = Kernel(name, env=full, extra_arguments=arguments)
         kernels.append(kernel)
         return kernel
 

@@ -44,11 +44,11 @@ class Kernel:
     """One running kernel and a blocking client, with the calls the tests need."""
 
     def __init__(self, name: str = KERNEL_NAME, env: dict[str, str] | None = None,
-                 cwd: str | None = None) -> None:
+                 cwd: str | None = None, extra_arguments: list[str] | None = None) -> None:
         self.km = KernelManager(kernel_name=name)
         full_env = dict(os.environ)
         full_env.update(env or {})
-        self.km.start_kernel(env=full_env, cwd=cwd)
+        self.km.start_kernel(env=full_env, cwd=cwd, extra_arguments=extra_arguments or [])
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=TIMEOUT)

@@ -217,3 +217,18 @@ def test_completion_inspection_and_debugger_work_as_in_the_stock_kernel(start_ke
         k.shutdown()
     assert replies["timetravel"] == replies["python3"]
     assert "my_variable" in replies["timetravel"][0]
+
+
+def test_names_types_and_size_budget_are_configurable(start_kernel):
+    # Traits (config files, command line) and environment variables mix; a configured trait
+    # wins over its environment variable.
+    k = start_kernel(
+        arguments=["--TimeTravelKernel.max_var_bytes=100000"],
+        TIMETRAVEL_SKIP_NAMES="secret,token", TIMETRAVEL_SKIP_TYPES="fractions.Fraction",
+        TIMETRAVEL_MAX_VAR_BYTES="1")
+    k.execute("import fractions\nsecret = 's'\nf = fractions.Fraction(1, 3)\n"
+              "big = bytes(1_000_000)\nsmall = b'x'")
+    saved = {v["name"]: v["saved"] for v in k.op("vars")["result"]["vars"]}
+    assert "secret" not in saved
+    assert saved.get("f") in (None, False)  # a skipped type is never stored
+    assert saved["big"] is False and saved["small"] is True
