@@ -275,6 +275,7 @@ export class TimeTravelSession {
       return;
     }
     this._opening = true;
+    this._openKind = afterRestart;
     this._setState('connecting', 'Connecting to the time-travel kernel…');
     const comm = kernel.createComm(TARGET_NAME);
     const client = new TimeTravelClient(comm, {});
@@ -371,12 +372,13 @@ export class TimeTravelSession {
         break;
       case 'restored': {
         clearTimeout(this._restoredTimer);
-        if (!this._restoredNoticeShown) {
+        const result = (event.result && typeof event.result === 'object' ? event.result : event) as any;
+        const head = asCommit(result.head) ?? asCommit(event.commit) ?? this._status?.head ?? null;
+        if (!this._restoredNoticeShown && this._isNewToThisTab(`restored:${head?.id}`)) {
           this._restoredNoticeShown = true;
-          const result = (event.result && typeof event.result === 'object' ? event.result : event) as any;
           this._notice.emit({
             kind: 'restored',
-            head: asCommit(result.head) ?? asCommit(event.commit) ?? this._status?.head ?? null,
+            head,
             restored: Array.isArray(result.loaded) ? result.loaded : Array.isArray(event.restored) ? (event.restored as string[]) : [],
             unrestored: (result.unrestored && typeof result.unrestored === 'object' ? result.unrestored : {}) as any,
             crashed: event.crashed !== false,
@@ -386,22 +388,40 @@ export class TimeTravelSession {
         this._scheduleRefresh();
         break;
       }
-      case 'restore-available':
-        if (!this._restoreOfferShown) {
+      case 'restore-available': {
+        const commit = asCommit(event.commit) ?? asCommit(event.restorable) ?? this._status?.restorable ?? null;
+        if (!this._restoreOfferShown && this._isNewToThisTab(`offer:${commit?.id}`)) {
           this._restoreOfferShown = true;
-          this._notice.emit({
-            kind: 'restore-available',
-            commit: asCommit(event.commit) ?? asCommit(event.restorable) ?? this._status?.restorable ?? null
-          });
+          this._notice.emit({ kind: 'restore-available', commit });
         }
         this._scheduleRefresh();
         break;
+      }
       case 'warning':
         this._onWarning(event);
         break;
       default:
         break;
     }
+  }
+
+  /**
+   * Whether this tab has not yet told about `what` for this kernel.
+   *
+   * The kernel replays its startup events (`restored`, `restore-available`) to every comm
+   * opened until the state moves, so a page reload would tell them again. A restart seen by
+   * this page is always news; on a page load, the tab's sessionStorage remembers what was told.
+   */
+  private _isNewToThisTab(what: string): boolean {
+    const key = `timetravel:${this._kernel?.id ?? ''}:${what}`;
+    let seen = false;
+    try {
+      seen = globalThis.sessionStorage?.getItem(key) === '1';
+      globalThis.sessionStorage?.setItem(key, '1');
+    } catch {
+      // No storage (private mode, tests): tell it.
+    }
+    return this._openKind !== false || !seen;
   }
 
   /**
@@ -559,6 +579,7 @@ export class TimeTravelSession {
   private _retryOnIdle = false;
   private _restartKind: 'crash' | 'restart' | null = null;
   private _restoredNoticeShown = false;
+  private _openKind: 'crash' | 'restart' | false = false;
   private _warned = new Set<string>();
   private _restoreOfferShown = false;
   private _restoredTimer: ReturnType<typeof setTimeout> | undefined = undefined;

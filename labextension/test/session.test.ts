@@ -38,6 +38,7 @@ class FakeKernel {
     public name: string,
     private displayName = name
   ) {}
+  id = 'kernel-1';
   status = 'idle';
   connectionStatus = 'connected';
   isDisposed = false;
@@ -124,7 +125,7 @@ async function readySession(kernel = new FakeKernel('timetravel')): Promise<{
   const session = makeSession(kernel);
   const notices: Notice[] = [];
   session.notice.connect((_, notice) => notices.push(notice));
-  const comm = kernel.comms[0];
+  const comm = kernel.comms[kernel.comms.length - 1];
   comm.reply('status', status(C1));
   await tick();
   comm.reply('status', status(C1));
@@ -268,4 +269,32 @@ test('a kernel whose time travel is off says why, and nothing is enabled', async
   assert.equal(session.state, 'failed');
   assert.equal(session.isReady, false);
   assert.match(session.hint, /disk full/);
+});
+
+test('a replayed restore notice is told once per tab, but always after a crash seen here', async () => {
+  const store = new Map<string, string>();
+  (globalThis as any).sessionStorage = {
+    getItem: (key: string) => store.get(key) ?? null,
+    setItem: (key: string, value: string) => void store.set(key, value)
+  };
+  try {
+    const restored = { event: 'restored', head: C1, crashed: true, unrestored: {}, message: 'm' };
+    const first = await readySession();
+    first.comm.event(restored);
+    assert.equal(first.notices.length, 1);
+    // A page reload: a new session on the same kernel gets the replay and says nothing.
+    const reload = await readySession(first.kernel);
+    reload.kernel.comms[reload.kernel.comms.length - 1].event(restored);
+    assert.equal(reload.notices.length, 0);
+    // The kernel crashes again while this page watches: told again.
+    reload.kernel.setStatus('restarting');
+    reload.kernel.setStatus('autorestarting');
+    reload.kernel.setStatus('idle');
+    await tick();
+    await tick();
+    reload.kernel.comms[reload.kernel.comms.length - 1].event(restored);
+    assert.equal(reload.notices.filter(n => n.kind === 'restored').length, 1);
+  } finally {
+    delete (globalThis as any).sessionStorage;
+  }
 });
