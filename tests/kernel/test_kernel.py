@@ -45,8 +45,13 @@ def test_every_executed_cell_is_a_commit_with_its_status(start_kernel):
 
 def test_interrupted_cell_is_recorded_as_it_left_the_state(start_kernel):
     k = start_kernel()
-    msg_id = k.send_execute("x = 1\nimport time\ntime.sleep(60)\nx = 2")
-    time.sleep(1.0)
+    msg_id = k.send_execute("x = 1\nimport time\nprint('sleeping', flush=True)\n"
+                            "time.sleep(60)\nx = 2")
+    while True:  # interrupt only once the cell is inside its sleep
+        msg = k.kc.get_iopub_msg(timeout=60)
+        if msg["msg_type"] == "stream" and "sleeping" in msg["content"]["text"]:
+            break
+    time.sleep(0.2)
     k.km.interrupt_kernel()
     reply = k._shell_reply(msg_id)
     k.collect_iopub(msg_id)
