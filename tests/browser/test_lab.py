@@ -71,6 +71,8 @@ def test_undo_redo_shortcuts_and_history_panel(page: Page, lab: LabServer,
     pages.history_row(page, 2).click()
     pages.wait_head(page, 2)
     assert pages.run_in_new_cell(page, "print(x)") == "2"  # [5]
+    # The open panel follows checkpoints live: [5] is there and is HEAD, nothing clicked.
+    panel.locator('.jp-TimeTravel-commit.jp-mod-head[data-execution-count="5"]').wait_for()
 
     # Tick [1] and [2]: the diff says x changed.
     pages.history_row(page, 1).locator(".jp-TimeTravel-compare").check()
