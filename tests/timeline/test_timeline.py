@@ -28,6 +28,13 @@ def timeline(tmp_path: Path):
     timeline.close()
 
 
+def corrupt_every_chunk(timeline: Timeline) -> None:
+    """Overwrite every stored chunk behind the timeline's back."""
+    backend = timeline._store.backend
+    prefix = encode_key("chunk", b"")
+    backend.write_batch([(k, b"garbage") for k, _ in backend.scan_prefix(prefix)])
+
+
 def step(timeline: Timeline, ns: dict, code: str):
     run_cell(ns, code)
     return timeline.checkpoint(ns, CellInfo(code=code))
@@ -185,10 +192,7 @@ def test_checkout_is_all_or_nothing_when_the_store_is_corrupt(tmp_path: Path) ->
     timeline.start(ns)
     target = step(timeline, ns, "import numpy as np\na = np.arange(50_000.0)\nb = [1]").commit
     step(timeline, ns, "a = None\nb = [2]\nc = 3")
-    # Corrupt every chunk of the store behind the timeline's back.
-    backend = timeline._store.backend
-    prefix = encode_key("chunk", b"")
-    backend.write_batch([(k, b"garbage") for k, _ in backend.scan_prefix(prefix)])
+    corrupt_every_chunk(timeline)
     timeline._cache = type(timeline._cache)()  # a new process would have no live objects
     before = dict(ns)
     with pytest.raises(SerializationError, match="corrupt"):
@@ -240,9 +244,7 @@ def test_restore_skips_what_cannot_load_and_loads_the_rest(tmp_path: Path) -> No
     step(timeline, ns, "import numpy as np\nbig = np.arange(100_000.0)\nsmall = [1, 2]")
     timeline.close()
     again = open_timeline(tmp_path / "store")
-    backend = again._store.backend
-    prefix = encode_key("chunk", b"")
-    backend.write_batch([(k, b"x") for k, _ in backend.scan_prefix(prefix)])
+    corrupt_every_chunk(again)
     fresh = fresh_namespace()
     again.start(fresh)
     result = again.restore(fresh)
@@ -351,9 +353,7 @@ def test_in_place_patch_is_all_or_nothing(tmp_path: Path) -> None:
     timeline.start(ns)
     target = step(timeline, ns, "import numpy as np\na = np.arange(100_000.0)").commit
     step(timeline, ns, "a[:10] = -1.0")
-    backend = timeline._store.backend
-    prefix = encode_key("chunk", b"")
-    backend.write_batch([(k, b"junk") for k, _ in backend.scan_prefix(prefix)])
+    corrupt_every_chunk(timeline)
     with pytest.raises(SerializationError):
         timeline.checkout(ns, target.id)
     assert ns["a"][0] == -1.0 and ns["a"][20] == 20.0
