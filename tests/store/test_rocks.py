@@ -113,3 +113,24 @@ def test_unwritable_parent_is_a_store_error(tmp_path: Path) -> None:
         target = locked / "db"
     with pytest.raises(StoreError, match="cannot create the time-travel store"):
         RocksBackend(target)
+
+
+def test_corrupt_data_files_surface_as_store_errors(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    backend = RocksBackend(path)
+    backend.write_batch([(b"k%05d" % i, b"v" * 1000) for i in range(2000)])
+    backend.flush()
+    backend.close()
+    for table in path.glob("*.sst"):
+        data = bytearray(table.read_bytes())
+        for offset in range(100, len(data) - 100, 97):
+            data[offset] ^= 0xFF
+        table.write_bytes(bytes(data))
+    with pytest.raises(StoreError):
+        reopened = RocksBackend(path)
+        try:
+            list(reopened.scan_prefix(b"k"))
+            for i in range(2000):
+                reopened.get(b"k%05d" % i)
+        finally:
+            reopened.close()

@@ -117,10 +117,22 @@ class RocksBackend(Backend):
         if self._closed:
             raise StoreError(f"the time-travel store {self.path} is closed")
 
+    def _read_error(self, exc: Exception) -> StoreError:
+        message = str(exc)
+        if "Corruption" in message or "checksum" in message.lower():
+            return StoreCorruptError(
+                f"the time-travel store {self.path} is corrupt ({message}); move it aside to "
+                "start a fresh history"
+            )
+        return StoreError(f"cannot read the time-travel store {self.path}: {message}")
+
     @override
     def get(self, key: bytes) -> bytes | None:
         self._check_open()
-        value = self._db.get(key)
+        try:
+            value = self._db.get(key)
+        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
+            raise self._read_error(exc) from exc
         return None if value is None else bytes(value)
 
     @override
@@ -129,19 +141,22 @@ class RocksBackend(Backend):
         # key_may_exist answers "no" from bloom filters without reading values.
         if not self._db.key_may_exist(key):
             return False
-        return self._db.get(key) is not None
+        return self.get(key) is not None
 
     @override
     def scan_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         self._check_open()
         iterator = self._db.iter()
-        iterator.seek(prefix)
-        while iterator.valid():
-            key = iterator.key()
-            if not key.startswith(prefix):
-                break
-            yield key, iterator.value()
-            iterator.next()
+        try:
+            iterator.seek(prefix)
+            while iterator.valid():
+                key = iterator.key()
+                if not key.startswith(prefix):
+                    break
+                yield key, iterator.value()
+                iterator.next()
+        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
+            raise self._read_error(exc) from exc
 
     @override
     def write_batch(
