@@ -82,7 +82,7 @@ def type_name(obj: object) -> str:
     return f"{module.split('.')[0]}.{cls.__qualname__}"
 
 
-def unsaveable_reason(obj: object) -> str | None:
+def _unsaveable_reason(obj: object) -> str | None:
     """Return why ``obj`` must not be saved, or None when it may be tried."""
     for kinds, reason in _UNSAVEABLE:
         if isinstance(obj, kinds):
@@ -205,7 +205,7 @@ class _ReducerMixin:
             return self._reduce_code_object(obj)
         if isinstance(obj, types.ModuleType):
             return (importlib.import_module, (obj.__name__,))
-        reason = unsaveable_reason(obj)
+        reason = _unsaveable_reason(obj)
         if reason is not None:
             raise SerializationError("", type_name(obj), reason)
         return NotImplemented
@@ -248,6 +248,9 @@ class Serialized:
     shared: Mapping[int, object]
 
 
+_GLUE_BY_CLASS: dict[type, bool] = {}
+
+
 def _glues(cls: type) -> bool:
     """Return whether instances of ``cls`` make the names holding them one co-variable."""
     glues = _GLUE_BY_CLASS.get(cls)
@@ -258,9 +261,6 @@ def _glues(cls: type) -> bool:
         )
         glues = _GLUE_BY_CLASS[cls] = not (issubclass(cls, _NON_GLUE_TYPES) or singleton)
     return glues
-
-
-_GLUE_BY_CLASS: dict[type, bool] = {}
 
 
 def _dump_with(
