@@ -83,3 +83,30 @@ def test_clear_errors(store, capsys, tmp_path):
         assert status == 0 and "states" in out
     finally:
         holder.close()
+
+
+def test_gc_keeps_a_crashed_session_restorable(tmp_path, capsys):
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "crashed"
+    subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os
+        from timetravel_kernel.timeline import CellInfo, Timeline
+        timeline = Timeline.open({str(path)!r})
+        ns = {{"__name__": "__main__"}}
+        timeline.start(ns)
+        ns["x"] = 1
+        timeline.checkpoint(ns, CellInfo(code="x = 1", execution_count=1), status="ok",
+                            duration=0.0)
+        os._exit(0)  # no close: as a crash
+        """)], check=True)
+    status, _, _ = run(capsys, "gc", path)
+    assert status == 0
+    timeline = Timeline.open(path)
+    try:
+        assert timeline.previous_session_crashed
+        assert timeline.restorable is not None and timeline.restorable.code == "x = 1"
+    finally:
+        timeline.close()
