@@ -237,3 +237,16 @@ def test_names_types_and_size_budget_are_configurable(start_kernel):
     assert "secret" not in saved
     assert saved.get("f") in (None, False)  # a skipped type is never stored
     assert saved["big"] is False and saved["small"] is True
+
+
+def test_the_stock_kernel_config_file_applies(start_kernel, tmp_path):
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        "c.InteractiveShellApp.exec_lines = ['preloaded = 1', 'from_config = 2']\n"
+        "c.TimeTravelKernel.skip_names = ['mine']\n")
+    k = start_kernel(IPYTHONDIR=str(tmp_path / "ipython"))
+    assert k.value("[preloaded, from_config]") == [1, 2]
+    k.execute("mine = 3\nours = 4")
+    names = {v["name"] for v in k.op("vars")["result"]["vars"]}
+    assert names == {"ours"}  # startup names are hidden like IPython's, `mine` is skipped

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ipykernel.kernelapp import IPKernelApp
-from traitlets import Type, Unicode, default
+from traitlets import Type, default
 
 from timetravel_kernel.kernel.kernel import TimeTravelKernel
 
@@ -17,7 +17,8 @@ class TimeTravelKernelApp(IPKernelApp):
     IPKernelApp and IPythonKernel setting keeps working; ``TimeTravelKernel.*`` adds ours.
     """
 
-    name = Unicode("timetravel-kernel")
+    # ``name`` stays IPKernelApp's "ipython-kernel": it names the config file, and the stock
+    # kernel's ipython_kernel_config.py must keep applying to this kernel.
 
     kernel_class = Type(
         TimeTravelKernel,
