@@ -1,0 +1,139 @@
+"""A state fingerprint computed INSIDE a kernel, the same way for every compared system.
+
+This module is sent as source into each kernel (the stock one, time-travel, Kishu's venv, the
+dill baseline) and run there in a private scope by a silent execution, so it may import only
+the standard library, dill and xxhash (all four environments have them) and nothing of this
+project. It is also importable here, which is how its test checks it.
+
+The fingerprint is ONE dill stream of every saveable user name, hashed with its out-of-band
+buffers, so it covers values, dtypes and the identity relations between names (aliases, shared
+members, cycles). It is blind to what a restore cannot and need not keep: the identity of
+immutable atoms (two equal strings that are or are not the same object), the iteration order
+of sets (string hashes differ between processes), and the internals of matplotlib objects
+(pickling a figure advances counters inside it; what it draws is compared instead). Numpy
+arrays are compared by value, plus which top-level arrays share memory (a view and its base).
+Names that cannot be pickled are compared by name and type only.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import types
+
+import dill
+import xxhash
+
+__all__ = ["IGNORED_NAMES", "clear_user_names", "state_fingerprint", "user_names"]
+
+# IPython's own names, Kishu's instrument, and names a restore legitimately rebinds.
+IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open", "kishu",
+                           "init_kishu"})
+_ATOMS = (str, bytes, tuple, frozenset, types.CodeType)
+
+
+def user_names(ns: dict) -> list[str]:
+    """Return the names of the user's state: not ``_``-prefixed, not IPython's or Kishu's."""
+    return sorted(n for n in dict.keys(ns)
+                  if not n.startswith("_") and n not in IGNORED_NAMES)
+
+
+def clear_user_names(ns: dict) -> None:
+    """Delete every user name (before loading a whole-session dump into ``ns``)."""
+    for name in user_names(ns):
+        dict.__delitem__(ns, name)
+
+
+def _render(value: object) -> str | None:
+    """Return a hash of what a matplotlib figure (or an artist on one) draws, else None."""
+    if not type(value).__module__.startswith("matplotlib"):
+        return None
+    figure = getattr(value, "figure", value)
+    canvas = getattr(figure, "canvas", None)
+    if canvas is None or type(figure).__module__ != "matplotlib.figure":
+        return None
+    canvas.draw()
+    return xxhash.xxh3_128_hexdigest(bytes(canvas.buffer_rgba()))
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+class _Hashing:
+    def __init__(self) -> None:
+        self.digest = xxhash.xxh3_128()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return len(data)
+
+
+class _FingerprintPickler(dill.Pickler):
+    """dill's pure-Python pickler, made blind to what is not part of a state (see the module)."""
+
+    def __init__(self, out: object, ns: dict, buffers: list) -> None:
+        super().__init__(out, protocol=5, buffer_callback=buffers.append)
+        self._ns = ns
+
+    def persistent_id(self, obj: object) -> object:
+        if obj is self._ns:  # a notebook function's globals: the namespace itself
+            return "namespace"
+        rendered = _render(obj)
+        if rendered is not None:
+            return ("rendered", type(obj).__qualname__, rendered)
+        return None
+
+    def reducer_override(self, obj: object) -> object:
+        if type(obj) in (set, frozenset):
+            return type(obj), (sorted(obj, key=repr),)
+        if type(obj) is types.FunctionType and obj.__globals__ is self._ns:
+            # A notebook function, bound to the namespace. dill would copy the namespace into
+            # it unless the namespace is __main__.__dict__ (Kishu swaps in its own dict). This
+            # stream is only hashed, never loaded, so the reduction just lists what matters.
+            return types.FunctionType, (obj.__code__, obj.__globals__, obj.__name__,
+                                        obj.__defaults__, obj.__closure__, obj.__qualname__,
+                                        obj.__kwdefaults__, obj.__dict__)
+        return NotImplemented
+
+    def memoize(self, obj: object) -> None:
+        if type(obj) not in _ATOMS:
+            super().memoize(obj)
+
+
+def _saveable(ns: dict, value: object) -> bool:
+    try:
+        _FingerprintPickler(_Discard(), ns, []).dump(value)
+    except Exception:
+        return False
+    return True
+
+
+def _shared_arrays(values: dict[str, object]) -> list[list[str]]:
+    """Return the pairs of top-level numpy arrays that share memory (views and their bases)."""
+    import sys
+
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return []
+    arrays = [(n, v) for n, v in values.items() if isinstance(v, numpy.ndarray)]
+    return [[a, b] for i, (a, x) in enumerate(arrays) for b, y in arrays[i + 1:]
+            if x is not y and numpy.shares_memory(x, y)]
+
+
+def state_fingerprint(ns: dict) -> str:
+    """Return JSON: the digest of the saveable names, the unsaveable ones and their types."""
+    values = {n: dict.__getitem__(ns, n) for n in user_names(ns)}
+    saveable = [n for n, v in values.items() if _saveable(ns, v)]
+    unsaveable = {n: f"{type(v).__module__}.{type(v).__qualname__}"
+                  for n, v in values.items() if n not in saveable}
+    out = _Hashing()
+    buffers: list[pickle.PickleBuffer] = []
+    _FingerprintPickler(out, ns, buffers).dump(tuple(values[n] for n in saveable))
+    out.digest.update(repr(saveable).encode())
+    out.digest.update(repr(_shared_arrays(values)).encode())
+    for buffer in buffers:
+        out.digest.update(buffer.raw())
+    return json.dumps({"digest": out.digest.hexdigest(), "names": saveable,
+                       "unsaveable": unsaveable})
