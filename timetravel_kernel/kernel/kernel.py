@@ -84,8 +84,8 @@ _current_run: contextvars.ContextVar[_CellRun | None] = contextvars.ContextVar(
 class TimeTravelKernel(IPythonKernel):
     """The IPython kernel with a durable, navigable history of the user's namespace."""
 
-    implementation = "timetravel"
-    implementation_version = "0.1.0"
+    # ``implementation`` stays "ipython": tools that enable IPython features by it must treat
+    # this kernel as the stock one. Frontends recognise it by its kernelspec name or its comm.
 
     enabled = Bool(
         help="Checkpoint the namespace after every cell (env TIMETRAVEL_ENABLED=0 turns it off)."
