@@ -165,7 +165,8 @@ class TimeTravelKernel(IPythonKernel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._running = 0
+        self._running = 0  # cells in flight: subshells run execute_requests in other threads
+        self._running_lock = threading.Lock()
         self._lock = threading.RLock()
         self._comms: dict[str, Any] = {}
         self._notices: list[str] = []
@@ -313,14 +314,16 @@ class TimeTravelKernel(IPythonKernel):
                        cell_id=cell_id if isinstance(cell_id, str) else None,
                        silent=bool(content.get("silent", False)))
         token = _current_run.set(run)
-        self._running += 1
+        with self._running_lock:
+            self._running += 1
         try:
             await super().execute_request(stream, ident, parent)
         finally:
             try:
                 self._checkpoint(run)
             finally:
-                self._running -= 1
+                with self._running_lock:
+                    self._running -= 1
                 _current_run.reset(token)
 
     @override
