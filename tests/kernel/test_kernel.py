@@ -250,3 +250,20 @@ def test_the_stock_kernel_config_file_applies(start_kernel, tmp_path):
     k.execute("mine = 3\nours = 4")
     names = {v["name"] for v in k.op("vars")["result"]["vars"]}
     assert names == {"ours"}  # startup names are hidden like IPython's, `mine` is skipped
+
+
+def test_subshell_executions_are_recorded_too(start_kernel):
+    k = start_kernel()
+    msg = k.kc.session.msg("create_subshell_request", {})
+    k.kc.control_channel.send(msg)
+    reply = k.kc.control_channel.get_msg(timeout=30)["content"]
+    subshell_id = reply["subshell_id"]
+    request = k.kc.session.msg("execute_request", {
+        "code": "from_subshell = 5", "silent": False, "store_history": True,
+        "user_expressions": {}, "allow_stdin": False})
+    request["header"]["subshell_id"] = subshell_id
+    k.kc.shell_channel.send(request)
+    k._shell_reply(request["header"]["msg_id"])
+    k.collect_iopub(request["header"]["msg_id"])
+    assert k.value("from_subshell") == 5
+    assert k.op("status")["result"]["head"]["code"] == "from_subshell = 5"
