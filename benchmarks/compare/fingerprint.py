@@ -56,11 +56,6 @@ def _render(value: object) -> str | None:
     return xxhash.xxh3_128_hexdigest(bytes(canvas.buffer_rgba()))
 
 
-class _Discard:
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-
 class _Hashing:
     def __init__(self) -> None:
         self.digest = xxhash.xxh3_128()
@@ -102,12 +97,22 @@ class _FingerprintPickler(dill.Pickler):
             super().memoize(obj)
 
 
-def _saveable(ns: dict, value: object) -> bool:
+def _digest(ns: dict, values: tuple, arrays: object = ()) -> str:
+    """Return the hash of one stream of ``values`` and its out-of-band buffers."""
+    out = _Hashing()
+    buffers: list[pickle.PickleBuffer] = []
+    _FingerprintPickler(out, ns, buffers).dump(values)
+    out.digest.update(repr(arrays).encode())
+    for buffer in buffers:
+        out.digest.update(buffer.raw())
+    return out.digest.hexdigest()
+
+
+def _name_digest(ns: dict, value: object) -> str | None:
     try:
-        _FingerprintPickler(_Discard(), ns, []).dump(value)
-    except Exception:
-        return False
-    return True
+        return _digest(ns, (value,))
+    except Exception:  # anything pickling raises makes the value unsaveable
+        return None
 
 
 def _shared_arrays(values: dict[str, object]) -> list[list[str]]:
@@ -123,17 +128,17 @@ def _shared_arrays(values: dict[str, object]) -> list[list[str]]:
 
 
 def state_fingerprint(ns: dict) -> str:
-    """Return JSON: the digest of the saveable names, the unsaveable ones and their types."""
+    """Return JSON: the digest of the whole state, and per name a digest or the type.
+
+    ``digest`` covers the saveable names in ONE stream (so aliasing between them counts);
+    ``names`` maps each saveable name to the digest of its value alone (to say which differ);
+    ``unsaveable`` maps the others to their type.
+    """
     values = {n: dict.__getitem__(ns, n) for n in user_names(ns)}
-    saveable = [n for n, v in values.items() if _saveable(ns, v)]
+    names = {n: _name_digest(ns, v) for n, v in values.items()}
     unsaveable = {n: f"{type(v).__module__}.{type(v).__qualname__}"
-                  for n, v in values.items() if n not in saveable}
-    out = _Hashing()
-    buffers: list[pickle.PickleBuffer] = []
-    _FingerprintPickler(out, ns, buffers).dump(tuple(values[n] for n in saveable))
-    out.digest.update(repr(saveable).encode())
-    out.digest.update(repr(_shared_arrays(values)).encode())
-    for buffer in buffers:
-        out.digest.update(buffer.raw())
-    return json.dumps({"digest": out.digest.hexdigest(), "names": saveable,
-                       "unsaveable": unsaveable})
+                  for n, v in values.items() if names[n] is None}
+    saveable = {n: d for n, d in names.items() if d is not None}
+    digest = _digest(ns, (sorted(saveable), *(values[n] for n in sorted(saveable))),
+                     _shared_arrays(values))
+    return json.dumps({"digest": digest, "names": saveable, "unsaveable": unsaveable})

@@ -79,16 +79,26 @@ def notebook_cells(path: Path) -> tuple[list[tuple[str, str]], int]:
     return kept, len(cells) - len(kept)
 
 
+def _listed(names: list[str], limit: int = 8) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 def compare(recorded: dict, now: dict) -> tuple[bool, str]:
-    if recorded == now:
+    """Return whether two fingerprints are equal, and if not, what differs."""
+    if recorded["digest"] == now["digest"] and recorded["unsaveable"] == now["unsaveable"]:
         return True, ""
-    missing = sorted(set(recorded["names"]) - set(now["names"])
-                     | set(recorded["unsaveable"]) - set(now["unsaveable"]))
-    extra = sorted(set(now["names"]) | set(now["unsaveable"])
-                   - set(recorded["names"]) - set(recorded["unsaveable"]))
-    parts = [f"missing {', '.join(missing)}"] if missing else []
-    parts += [f"extra {', '.join(extra)}"] if extra else []
-    return False, "; ".join(parts) or "values differ"
+    before = {**recorded["names"], **recorded["unsaveable"]}
+    after = {**now["names"], **now["unsaveable"]}
+    missing = sorted(set(before) - set(after))
+    extra = sorted(set(after) - set(before))
+    lost = sorted(n for n in recorded["names"] if n in now["unsaveable"])
+    differ = sorted(n for n in recorded["names"]
+                    if n in now["names"] and now["names"][n] != recorded["names"][n])
+    parts = [f"{what} {_listed(names)}" for what, names in (
+        ("missing", missing), ("extra", extra), ("no longer picklable", lost),
+        ("different", differ)) if names]
+    return False, "; ".join(parts) or "aliasing between names differs"
 
 
 class NotebookRun:

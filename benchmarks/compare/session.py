@@ -16,6 +16,16 @@ from tests.kernel.harness import TIMEOUT, Kernel
 FINGERPRINT_SOURCE = (Path(__file__).parent / "fingerprint.py").read_text()
 
 
+def probe_expression(call: str) -> str:
+    """Return a user expression evaluating ``call`` with fingerprint.py's functions in scope.
+
+    ``ns`` is the user namespace; the module's source runs in a fresh dict, so nothing is bound
+    in the user's namespace.
+    """
+    return (f"(lambda d: exec({FINGERPRINT_SOURCE!r}, d) or eval({call!r}, d, "
+            "{'ns': get_ipython().user_ns}))({})")
+
+
 class KernelCallError(RuntimeError):
     """A probe or a move failed inside the kernel; the message is the kernel's error."""
 
@@ -84,14 +94,11 @@ class Session:
         return ast.literal_eval(result["data"]["text/plain"])
 
     def call(self, call: str) -> object:
-        """Evaluate ``call`` with fingerprint.py's functions and ``ns`` (the user namespace).
+        """Evaluate ``call`` in the kernel (see probe_expression) by a silent execution.
 
-        The module runs in a private scope: nothing is bound in the user's namespace, and a
-        silent execution is not checkpointed by time-travel nor committed by Kishu.
+        A silent execution is not checkpointed by time-travel nor committed by Kishu.
         """
-        return self.evaluate(
-            f"(lambda d: exec({FINGERPRINT_SOURCE!r}, d) or eval({call!r}, d, "
-            "{'ns': get_ipython().user_ns}))({})")
+        return self.evaluate(probe_expression(call))
 
     def timed_call(self, call: str) -> tuple[float, object]:
         with self.rss:
