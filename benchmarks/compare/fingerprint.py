@@ -49,11 +49,19 @@ def _render(value: object) -> str | None:
     if not type(value).__module__.startswith("matplotlib"):
         return None
     figure = getattr(value, "figure", value)
-    canvas = getattr(figure, "canvas", None)
-    if canvas is None or type(figure).__module__ != "matplotlib.figure":
+    if type(figure).__module__ != "matplotlib.figure":
         return None
-    canvas.draw()
-    return xxhash.xxh3_128_hexdigest(bytes(canvas.buffer_rgba()))
+    # Drawn on an Agg canvas whatever the backend: a figure unpickled in a fresh kernel where
+    # no backend was chosen has a canvas that cannot draw. The figure's own canvas is put back.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = figure.canvas
+    try:
+        agg = FigureCanvasAgg(figure)
+        agg.draw()
+        return xxhash.xxh3_128_hexdigest(bytes(agg.buffer_rgba()))
+    finally:
+        figure.set_canvas(canvas)
 
 
 class _Hashing:
@@ -83,6 +91,12 @@ class _FingerprintPickler(dill.Pickler):
     def reducer_override(self, obj: object) -> object:
         if type(obj) in (set, frozenset):
             return type(obj), (sorted(obj, key=repr),)
+        if isinstance(obj, type) and obj.__module__ == "__main__":
+            # A notebook class, by value as dill does, but with its members sorted: a class
+            # rebuilt from a pickle gets __dict__ and __weakref__ appended in another order.
+            members = sorted((k, v) for k, v in vars(obj).items()
+                             if k not in ("__dict__", "__weakref__"))
+            return type, (obj.__qualname__, obj.__bases__, members)
         if type(obj) is types.FunctionType and obj.__globals__ is self._ns:
             # A notebook function, bound to the namespace. dill would copy the namespace into
             # it unless the namespace is __main__.__dict__ (Kishu swaps in its own dict). This
@@ -93,7 +107,9 @@ class _FingerprintPickler(dill.Pickler):
         return NotImplemented
 
     def memoize(self, obj: object) -> None:
-        if type(obj) not in _ATOMS:
+        # Unpickled numpy arrays may get their own dtype objects instead of the shared
+        # builtin ones: like atoms, dtypes are compared by value only.
+        if type(obj) not in _ATOMS and not type(obj).__module__.startswith("numpy.dtypes"):
             super().memoize(obj)
 
 

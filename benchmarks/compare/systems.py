@@ -11,8 +11,12 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .session import KernelCallError, Session
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,6 +67,16 @@ class System:
         """Start a fresh kernel and bring back the last state (after a SIGKILL)."""
         raise NotImplementedError
 
+    def _started_then(self, load: Callable[[Session], object]) -> Session:
+        """Start a kernel and run ``load`` in it; kill the kernel if that fails."""
+        session = self.start()
+        try:
+            load(session)
+        except BaseException:
+            session.kill()
+            raise
+        return session
+
 
 class StockSystem(System):
     """The stock python3 ipykernel of this environment: the baseline of latency and start."""
@@ -104,9 +118,7 @@ class TimeTravelSystem(System):
 
     def restore(self, refs: list[str]) -> Session:
         # The kernel restores the last state before it answers anything (restore_after_crash).
-        session = self.start()
-        session.evaluate("0")
-        return session
+        return self._started_then(lambda s: s.evaluate("0"))
 
 
 class KishuSystem(System):
@@ -163,9 +175,7 @@ class KishuSystem(System):
         return self._checkout(session, ref, skip_notebook=False)  # as `kishu checkout`
 
     def restore(self, refs: list[str]) -> Session:
-        session = self.start()
-        self._checkout(session, refs[-1], skip_notebook=False)
-        return session
+        return self._started_then(lambda s: self._checkout(s, refs[-1], skip_notebook=False))
 
 
 _DILL_HOOK = """
@@ -223,6 +233,4 @@ class DillSystem(System):
         return self._load(session, ref)
 
     def restore(self, refs: list[str]) -> Session:
-        session = self.start()
-        self._load(session, refs[-1])
-        return session
+        return self._started_then(lambda s: self._load(s, refs[-1]))

@@ -90,3 +90,11 @@ def test_probe_expression_binds_nothing_in_the_user_namespace():
     result = eval(probe_expression("state_fingerprint(ns)"), user_ns)
     assert set(json.loads(result)["names"]) == {"x"}
     assert user_ns.keys() == before.keys()
+
+
+def test_dtype_objects_count_by_value_not_identity():
+    # Unpickling an array makes it its own dtype object; the state is the same.
+    shared = fingerprint_of("import numpy as np\na = np.zeros(3)\nb = np.ones(3)\n")
+    own = fingerprint_of("import numpy as np\na = np.zeros(3)\n"
+                         "b = np.ones(3, dtype=np.dtype('f8', False, True))\n")
+    assert shared == own
