@@ -52,7 +52,9 @@ IPYTHON_HIDDEN_NAMES = frozenset({
 # dunders, input history (_i12), output history (_12).
 IPYTHON_HIDDEN_PATTERN = r"__.*__|_i\d+|_\d+"
 _POLICIES = ("restore", "offer", "never")
-_CHECKPOINT_SWITCH_INTERVAL = 0.0002  # seconds; see _checkpoint
+# Loop iterations of the shell-channel thread to wait for: its receive handler forwards the
+# reply into a ZMQStream send queue, which a later iteration writes to the socket.
+_REPLY_HOPS = 4
 
 
 def _env_list(name: str) -> list[str]:
@@ -346,6 +348,31 @@ class TimeTravelKernel(IPythonKernel):
             run.execution_count = count if isinstance(count, int) else None
         return reply
 
+    def _let_reply_out(self) -> None:
+        """Wait (GIL released, at most 10 ms) until the execute_reply has left the kernel.
+
+        ipykernel 7 forwards replies from its shell-channel thread. A checkpoint started at once
+        competes with that thread for the GIL, and rocksdict holds the GIL through its synced
+        write: measured, the reply then reached clients 1-3 ms later (about 0.3 ms with this
+        wait, which itself costs a few loop iterations of that thread, ~0.1 ms).
+        """
+        loop = getattr(getattr(self, "shell_channel_thread", None), "io_loop", None)
+        if loop is None:
+            return
+        forwarded = threading.Event()
+
+        def hop(remaining: int) -> None:
+            if remaining:
+                loop.add_callback(hop, remaining - 1)
+            else:
+                forwarded.set()
+
+        try:
+            loop.add_callback(hop, _REPLY_HOPS)
+        except RuntimeError:  # the thread's loop is closing: nothing to wait for
+            return
+        forwarded.wait(0.01)
+
     def _python_source(self, code: str) -> str | None:
         """Return the Python IPython ran for a cell (magics expanded), None if unknown."""
         try:
@@ -363,18 +390,11 @@ class TimeTravelKernel(IPythonKernel):
 
         cell = CellInfo(code=run.code, source=self._python_source(run.code), cell_id=run.cell_id,
                         execution_count=run.execution_count)
-        # The execute_reply is queued by now, but ipykernel's shell-channel and iopub threads
-        # forward it only once they get the GIL: with the default 5 ms switch interval a
-        # CPU-bound checkpoint holds the reply back that long. A short interval lets it out.
         try:
-            with self._lock:  # also keeps a subshell's checkpoint from restoring the interval
-                switch_interval = sys.getswitchinterval()
-                sys.setswitchinterval(_CHECKPOINT_SWITCH_INTERVAL)
-                try:
-                    result = timeline.checkpoint(self.shell.user_ns, cell, status=run.status,
-                                                 duration=run.duration)
-                finally:
-                    sys.setswitchinterval(switch_interval)
+            self._let_reply_out()
+            with self._lock:
+                result = timeline.checkpoint(self.shell.user_ns, cell, status=run.status,
+                                             duration=run.duration)
         except (Exception, KeyboardInterrupt) as exc:
             # Checkpoint boundary (STYLE.md): nothing here may fail or hang the user's cell.
             # A Ctrl-C lands here too when it arrives after the cell finished.
