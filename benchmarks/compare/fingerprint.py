@@ -93,9 +93,10 @@ class _FingerprintPickler(dill.Pickler):
             return type(obj), (sorted(obj, key=repr),)
         if isinstance(obj, type) and obj.__module__ == "__main__":
             # A notebook class, by value as dill does, but with its members sorted: a class
-            # rebuilt from a pickle gets __dict__ and __weakref__ appended in another order.
+            # rebuilt from a pickle gets __dict__ and __weakref__ appended in another order;
+            # __slotnames__ is copyreg's cache, added once an instance has been pickled.
             members = sorted((k, v) for k, v in vars(obj).items()
-                             if k not in ("__dict__", "__weakref__"))
+                             if k not in ("__dict__", "__weakref__", "__slotnames__"))
             return type, (obj.__qualname__, obj.__bases__, members)
         if type(obj) is types.FunctionType and obj.__globals__ is self._ns:
             # A notebook function, bound to the namespace. dill would copy the namespace into

@@ -65,17 +65,17 @@ def _exact(row: Row) -> str:
 
 def table(rows: list[Row], numbers: dict) -> list[str]:
     lines = ["| notebook | system | added ms to reply | added ms to idle | storage MB | "
-             "undo s | first s | last s | back after SIGKILL s | peak RSS MB | exact |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "undo s | first s | last s | back after SIGKILL s | kernel start s | "
+             "peak RSS MB | exact |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         n = numbers[row.notebook, row.system]
-        restore = (f"({_num(n['start_s'])} start)" if row.system == "stock"
-                   else _num(n["restore_s"]))
         lines.append(
             f"| {row.notebook} ({row.cells} cells) | {LABELS[row.system]} | "
             f"{_num(n['added_reply_ms'], digits=1)} | {_num(n['added_idle_ms'], digits=1)} | "
             f"{_num(n['storage_bytes'], MB, 1)} | {_num(n['undo_s'], digits=3)} | "
-            f"{_num(n['first_s'], digits=3)} | {_num(n['last_s'], digits=3)} | {restore} | "
+            f"{_num(n['first_s'], digits=3)} | {_num(n['last_s'], digits=3)} | "
+            f"{_num(n['restore_s'])} | {_num(n['start_s'])} | "
             f"{_num(n['peak_rss'], MB, 0)} | {_exact(row)} |")
     return lines
 
@@ -116,8 +116,9 @@ def markdown(info: dict[str, str], rows: list[Row]) -> str:
              "Added ms: median over cells of (system - stock), cell by cell, in the same run. "
              "Moves (undo: last state to the one before; first; last) are timed from the "
              "client, request to reply. Back after SIGKILL: a fresh kernel started until the "
-             "last state is back, kernel start included (the stock row shows a plain kernel "
-             "start). exact: the state reached has the fingerprint recorded after that cell "
+             "last state is back, kernel start included; kernel start: the system's first "
+             "start in this run, with nothing to restore (Kishu's without init_kishu). exact: the "
+             "state reached has the fingerprint recorded after that cell "
              "(undo, first, last, restore).", "", *targets(rows, numbers), ""]
     notes = [f"- {r.notebook} / {LABELS[r.system]}: {note}" for r in rows for note in r.notes]
     if notes:

@@ -250,12 +250,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kishu-venv", type=Path, default=kishu_env.default_dir(),
                         help="where Kishu's own environment is built (reused)")
     parser.add_argument("--no-kishu", action="store_true", help="leave Kishu out")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the table and plots from OUT/compare.json, run nothing")
     args = parser.parse_args(argv)
+    if args.report_only:
+        saved = json.loads((args.out / "compare.json").read_text())
+        print(report.write(args.out, saved["info"], [Row(**r) for r in saved["rows"]]))
+        return 0
 
-    systems = [s for s in SYSTEMS if not (args.no_kishu and s is KishuSystem)]
-    kishu_python = None
+    kishu_python, kishu_problem = None, "left out (--no-kishu)"
     if not args.no_kishu:
-        kishu_python = kishu_env.ensure(args.kishu_venv)
+        try:
+            kishu_python = kishu_env.ensure(args.kishu_venv)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            # The rest of the comparison stands without it; the report says why.
+            kishu_problem = f"could not be installed: {exc} {getattr(exc, 'stderr', '')}"
+            print(f"Kishu {kishu_problem}", file=sys.stderr)
+    systems = [s for s in SYSTEMS if kishu_python is not None or s is not KishuSystem]
     paths = notebooks(args.only.split(",") if args.only else None, args.quick)
     rows: list[Row] = []
     root = Path(tempfile.mkdtemp(prefix="tt-compare-"))
@@ -276,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["JUPYTER_PATH"] = old_path
         shutil.rmtree(root, ignore_errors=True)
     info = machine_info(args.kishu_venv if kishu_python else None)
+    if kishu_python is None:
+        info["kishu"] = kishu_problem.strip()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compare.json").write_text(json.dumps(
         {"info": info, "rows": [asdict(r) for r in rows]}, indent=1))
