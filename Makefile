@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lab lint bench clean
+.PHONY: test lab lint bench compare clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(PY) -m benchmarks.state_engine
 	$(PY) -m benchmarks.kernel_latency
+
+# Side by side with Kishu 0.3.4 (built once in its own venv under ~/.cache) and dill; writes
+# benchmarks/results/compare.{md,png,json}. About 10 minutes; COMPARE_FLAGS=--quick for 3.
+compare: $(STAMP)
+	$(PY) -m benchmarks.compare $(COMPARE_FLAGS)
 
 # JupyterLab on examples/ with the time-travel kernel as the default for new notebooks. On a
 # machine without a display it opens no browser and prints the URL (with its token) to open.
