@@ -80,6 +80,31 @@ def table(rows: list[Row], numbers: dict) -> list[str]:
     return lines
 
 
+def compact(rows: list[Row], numbers: dict) -> list[str]:
+    """Return one line per notebook: time-travel / Kishu / dill side by side."""
+    shown = ("timetravel", "kishu", "dill")
+    exact = {(r.notebook, r.system): r.exact for r in rows}
+
+    def three(book: str, metric: str, scale: float, digits: int) -> str:
+        return " / ".join(_num(numbers.get((book, s), {}).get(metric), scale, digits)
+                          for s in shown)
+
+    def passed(book: str) -> str:
+        marks = [exact.get((book, s)) or {} for s in shown]
+        # A move that failed reached no state: it counts as not exact.
+        return " / ".join(f"{sum(m.values())} of 4" if m else "-" for m in marks)
+
+    lines = ["| notebook | storage MB | added ms per cell (to idle) | undo ms | "
+             "back after SIGKILL s | states exact |", "|---|---:|---:|---:|---:|---:|"]
+    for book in dict.fromkeys(r.notebook for r in rows):
+        lines.append(f"| {book} | {three(book, 'storage_bytes', MB, 1)} | "
+                     f"{three(book, 'added_idle_ms', 1.0, 0)} | {three(book, 'undo_s', 1e-3, 0)}"
+                     f" | {three(book, 'restore_s', 1.0, 1)} | {passed(book)} |")
+    return [*lines, "", "Each cell: time-travel / Kishu 0.3.4 / dill.dump_session after every "
+            "cell. States exact: of undo, first, last and after SIGKILL (a move that failed "
+            "counts as not exact)."]
+
+
 def targets(rows: list[Row], numbers: dict) -> list[str]:
     lines = [f"## Targets on {TARGET_NOTEBOOK} (ratios from this run)", "",
              "| target | time-travel | other | ratio | needed | met |",
@@ -119,7 +144,8 @@ def markdown(info: dict[str, str], rows: list[Row]) -> str:
     numbers = summary(rows)
     lines = ["# Time-travel vs Kishu vs dill after every cell (one run)", "",
              "`python -m benchmarks.compare` — " + "; ".join(f"{k} {v}" for k, v in info.items()),
-             "", *table(rows, numbers), "",
+             "", *compact(rows, numbers), "", "## All measurements", "",
+             *table(rows, numbers), "",
              "Added ms: median over cells of (system - stock), cell by cell, in the same run. "
              "Moves (undo: last state to the one before; first; last) are timed from the "
              "client, request to reply. Back after SIGKILL: a fresh kernel started until the "
