@@ -191,11 +191,17 @@ class NotebookRun:
                 setattr(row, f"{what}_s", move())
             except Exception as exc:  # a failed move is a result, not a crash
                 row.notes.append(f"{what} failed: {type(exc).__name__}: {exc}")
+                row.exact[what] = False
                 continue
             self._check(system, what, session, index)
-        self._stop(system.name, kill=True)
+        self._stop(system.name, kill=True)  # SIGKILL, as a crash or the OOM killer would
         started = time.perf_counter()
-        restored = system.restore(refs)
+        try:
+            restored = system.restore(refs)
+        except Exception as exc:  # as above; restore() killed the kernel it started
+            row.notes.append(f"restore failed: {type(exc).__name__}: {exc}")
+            row.exact["restore"] = False
+            return
         row.restore_s = time.perf_counter() - started
         self.sessions[system.name] = restored
         self._check(system, "restore", restored, last)
