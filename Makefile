@@ -25,7 +25,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.kernel_latency
 
 # Side by side with Kishu 0.3.4 (built once in its own venv under ~/.cache) and dill; writes
-# benchmarks/results/compare.{md,png,json}. About 10 minutes; COMPARE_FLAGS=--quick for 3.
+# benchmarks/results/compare.{md,png,json}. About 10 minutes; COMPARE_FLAGS=--quick for 2.
 compare: $(STAMP)
 	$(PY) -m benchmarks.compare $(COMPARE_FLAGS)
 
