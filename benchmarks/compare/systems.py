@@ -155,8 +155,12 @@ class KishuSystem(System):
             "__import__('kishu.commands', fromlist=['KishuCommand']).KishuCommand.log_all("
             f"__import__('pathlib').Path({str(self.notebook)!r})).commit_graph])")))
         refs, commits = [], iter(log)
-        for code in codes:  # the commit of each cell, in order (init_kishu's cell has none)
-            refs.append(next(commit_id for commit_id, raw in commits if raw == code))
+        for number, code in enumerate(codes, start=1):
+            # The commit of each cell, in order (init_kishu's cell has none).
+            found = next((commit_id for commit_id, raw in commits if raw == code), None)
+            if found is None:
+                raise KernelCallError(f"Kishu's log has no commit for cell {number}")
+            refs.append(found)
         return refs
 
     def storage_bytes(self) -> int:
