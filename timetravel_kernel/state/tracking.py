@@ -33,6 +33,8 @@ __all__ = ["NameIdentities", "names_read", "touched_names"]
 _DYNAMIC_NAMES = frozenset(
     {"globals", "vars", "locals", "exec", "eval", "execfile", "compile", "__import__", "__main__"}
 )
+# Uses of these that only bind names, or run literal code, are read like the cell itself.
+_CHECKED_DYNAMIC_NAMES = frozenset({"globals", "exec", "eval"})
 # IPython magics whose argument is Python code run in the namespace; other magics either do
 # not touch user variables or only bind names (which the identity check sees).
 _CODE_MAGICS = frozenset({"time", "timeit", "prun", "capture", "debug"})
@@ -51,13 +53,19 @@ def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
             yield from _code_objects(const)
 
 
-def _names_of_code(code: types.CodeType) -> set[str]:
+def _names_of_code(
+    code: types.CodeType, checked: frozenset[str] = frozenset()
+) -> set[str]:
+    """Return the names code objects refer to; raise _Dynamic on dynamic namespace access.
+
+    Names in ``checked`` are let through for the caller to inspect in the source.
+    """
     names: set[str] = set()
     for each in _code_objects(code):
         names.update(each.co_names)
         if "__main__" in each.co_consts:
             raise _Dynamic
-    if not names.isdisjoint(_DYNAMIC_NAMES):
+    if not names.isdisjoint(_DYNAMIC_NAMES - checked):
         raise _Dynamic
     return names
 
@@ -70,22 +78,12 @@ def _names_of_source(source: str) -> frozenset[str]:
         code = compile(tree, "<cell>", "exec")
     except (SyntaxError, ValueError) as exc:
         raise _Dynamic from exc
-    names: set[str] = set()
-    for each in _code_objects(code):
-        names.update(each.co_names)
-        if "__main__" in each.co_consts:
-            raise _Dynamic
-    if not names.isdisjoint(_DYNAMIC_NAMES - _CHECKED_DYNAMIC_NAMES):
-        raise _Dynamic
+    names = _names_of_code(code, _CHECKED_DYNAMIC_NAMES)
     if not names.isdisjoint(_CHECKED_DYNAMIC_NAMES):
         names |= _names_of_checked_dynamic(tree)
     for node in ast.walk(tree):
         names.update(_names_of_magic(node))
     return frozenset(names)
-
-
-# Uses of these that only bind names, or run literal code, are read like the cell itself.
-_CHECKED_DYNAMIC_NAMES = frozenset({"globals", "exec", "eval"})
 
 
 def _names_of_checked_dynamic(tree: ast.AST) -> set[str]:
