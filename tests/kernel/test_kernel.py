@@ -71,6 +71,15 @@ def test_silent_runs_and_user_expressions_add_no_commit(start_kernel):
     assert k.op("status")["result"]["commits"] == before
 
 
+def test_undo_reverts_an_in_place_change_made_by_a_silent_run(start_kernel):
+    k = start_kernel()
+    k.execute("d = []")
+    k.execute("n = 1")
+    k.execute("d.append(0)", silent=True)  # not recorded, but not trusted as unchanged either
+    assert k.op("undo")["ok"]
+    assert k.value("[d, 'n' in globals()]") == [[], False]
+
+
 def test_ipython_bookkeeping_names_are_not_saved(start_kernel):
     k = start_kernel()
     k.execute("1 + 1")

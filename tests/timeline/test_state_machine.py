@@ -65,6 +65,8 @@ class TimelineMachine(RuleBasedStateMachine):
             value.append(item)
         elif isinstance(value, dict):
             value["new"] = item
+        # As the kernel does for a silent execution: say which code ran unrecorded.
+        self.timeline.note_unrecorded(self.ns, f"{name}.append({item})")
         self.dirty = True
 
     @rule(name=NAMES)

@@ -358,3 +358,14 @@ def test_in_place_patch_is_all_or_nothing(tmp_path: Path) -> None:
         timeline.checkout(ns, target.id)
     assert ns["a"][0] == -1.0 and ns["a"][20] == 20.0
     timeline.close()
+
+
+def test_in_place_change_by_unrecorded_code_is_undone(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "d = []")
+    step(timeline, ns, "n = 1")
+    run_cell(ns, "d.append(0)")  # a silent execution: no checkpoint
+    timeline.note_unrecorded(ns, "d.append(0)")
+    timeline.undo(ns)
+    assert ns["d"] == [] and "n" not in ns

@@ -384,7 +384,15 @@ class TimeTravelKernel(IPythonKernel):
 
     def _checkpoint(self, run: _CellRun) -> None:
         timeline = self.handler.timeline
-        if timeline is None or run.silent or run.uses_magic:
+        if timeline is None or run.uses_magic:
+            return
+        if run.silent:
+            # Not recorded; but what it may have changed in place must not be trusted as
+            # unchanged by the next undo.
+            try:
+                timeline.note_unrecorded(self.shell.user_ns, self._python_source(run.code))
+            except Exception:  # checkpoint boundary: never fail an execution
+                self.log.warning("time travel: could not read a silent execution", exc_info=True)
             return
         from timetravel_kernel.timeline import CellInfo
 

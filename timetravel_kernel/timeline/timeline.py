@@ -26,10 +26,12 @@ from timetravel_kernel.state import (
     TimelineOptions,
     build_covar,
     capture,
+    names_read,
     touched_names,
 )
 from timetravel_kernel.store import Commit, Covar, NamespaceTree, ObjectStore, RocksBackend
 from timetravel_kernel.store.memory import MemoryBackend
+from timetravel_kernel.store.objects import Status
 from timetravel_kernel.store.refs import (
     REF_HEAD,
     REF_SESSION,
@@ -103,6 +105,7 @@ class Timeline:
         self._covar_refs: dict[CovarId, tuple[str, ...]] = {}
         self._unsaved: dict[CovarId, str] = {}
         self._origins: dict[str, str] = {}
+        self._unrecorded: set[str] = set()
         self._tracked: dict[str, bool] = {}
         self._head: Commit | None = None
         self._redo: list[CommitId] = []
@@ -231,7 +234,8 @@ class Timeline:
         started = time.perf_counter()
         head = self._require_head()
         cell = cell or CellInfo()
-        touched = touched_names(namespace, self._identities, cell.source or cell.code)
+        source = cell.source or cell.code
+        touched = touched_names(namespace, self._identities, source) | self._unrecorded
         present = {n for n in touched if n in namespace and self._is_tracked(n)}
         deleted = {n for n in touched if n not in present and n in self._tree}
         candidates = present | {
@@ -260,6 +264,15 @@ class Timeline:
             commit=commit, unsaved=unsaved, seconds=time.perf_counter() - started
         )
 
+    def note_unrecorded(self, namespace: Namespace, source: str | None) -> None:
+        """Remember what code run without a checkpoint (a silent execution) may have changed.
+
+        Rebinding is seen anyway; an in-place change is not, so the names the code may read
+        are reloaded by the next checkout and examined by the next checkpoint.
+        """
+        read = names_read(source, namespace) if source else None
+        self._unrecorded |= set(namespace) if read is None else read
+
     def _record(
         self,
         namespace: Namespace,
@@ -269,7 +282,7 @@ class Timeline:
         touched: set[str],
         base: Commit | None,
         cell: CellInfo,
-        status: str,
+        status: Status,
         duration: float,
         at: float,
     ) -> Commit:
@@ -278,7 +291,6 @@ class Timeline:
         transaction = self._store.transaction()
         transaction.add_tree_records(self._pending_tree)
         changes: dict[str, CovarId | None] = {}
-        new_refs: dict[CovarId, tuple[str, ...]] = {}
         for captured in capture(namespace, candidates, self.options):
             token = None
             if captured.serialized is None:
@@ -293,7 +305,8 @@ class Timeline:
             new_id = transaction.add_covar(covar)
             self._cache.put(new_id, covar, captured.values)
             self._members[new_id] = covar.members
-            new_refs[new_id] = covar.refs
+            if covar.refs:
+                self._covar_refs[new_id] = covar.refs
             if covar.reason is not None:
                 self._unsaved[new_id] = covar.reason
             changes.update({m: new_id for m in captured.members if tree.get(m) != new_id})
@@ -308,7 +321,7 @@ class Timeline:
             execution_count=cell.execution_count,
             time=at,
             duration=duration,
-            status="error" if status == "error" else "ok",
+            status=status,
             changed=tuple(sorted(changes)),
         )
         commit = transaction.commit(commit, set_head=base is not None)
@@ -316,12 +329,10 @@ class Timeline:
         self._pending_tree = {}
         self._store.remember_tree(new_tree)
         self._tree = new_tree
-        for new_id, refs in new_refs.items():
-            if refs:
-                self._covar_refs[new_id] = refs
         self._identities.record(namespace, touched if base is not None else None)
         self._head = commit
         self._redo.clear()
+        self._unrecorded.clear()
         self._history.add(commit)
         return commit
 
@@ -413,7 +424,11 @@ class Timeline:
         target_tree = self._store.load_tree(target.tree)
         # Names rebound since the last checkpoint; in-place changes can only come from code
         # that ran without a checkpoint (silent executions), which the kernel does not record.
-        dirty = {n for n in self._identities.changed(namespace) if self._is_tracked(n)}
+        dirty = {
+            n
+            for n in self._identities.changed(namespace) | self._unrecorded
+            if self._is_tracked(n)
+        }
         plan = plan_checkout(
             self._tree,
             target_tree,
@@ -438,6 +453,7 @@ class Timeline:
             self._tree, records = target_tree.updated(dict.fromkeys(unrestored))
             self._pending_tree.update(records)
         self._identities.record(namespace, {*dirty, *plan.delete, *unrestored, *staged})
+        self._unrecorded.clear()
         if not self.read_only:
             self._store.set_refs({REF_HEAD: target.id})
         self._head = target
