@@ -20,6 +20,7 @@ KILLS = 50
 # sometimes a fresh random array (so large commits stream chunks through unlogged batches of
 # 256 KiB and flush before their durable batch), printing each commit id once it returned.
 CHILD = textwrap.dedent("""
+    import os
     import sys
     import numpy as np
     from timetravel_kernel.store import ObjectStore, RocksBackend
@@ -29,7 +30,12 @@ CHILD = textwrap.dedent("""
     timeline = Timeline(store, options=TimelineOptions(chunk_size=64 * 1024))
     ns = {"__name__": "__main__"}
     rng = np.random.default_rng(int(sys.argv[2]))
-    print("R", timeline.start(ns).id.hex(), flush=True)
+    def report(kind, commit):
+        # One write(2) per line: atomic on a pipe, so a kill never leaves half a line (print
+        # writes each piece separately under PYTHONUNBUFFERED, which CI sets).
+        os.write(1, f"{kind} {commit.id.hex()}\\n".encode())
+
+    report("R", timeline.start(ns))
     ns["a"] = rng.random(262_144)
     ns["log"] = []
     step = 0
@@ -39,8 +45,7 @@ CHILD = textwrap.dedent("""
         ns["log"].append(step)
         if step % 3 == 0:
             ns["big"] = rng.random(rng.integers(100_000, 400_000))
-        commit = timeline.checkpoint(ns, CellInfo(code=f"step {step}")).commit
-        print("C", commit.id.hex(), flush=True)
+        report("C", timeline.checkpoint(ns, CellInfo(code=f"step {step}")).commit)
 """)
 
 
