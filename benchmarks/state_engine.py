@@ -138,8 +138,8 @@ def run_workload(name: str, root: Path, repeat: int) -> WorkloadResult:
     timeline.close()
     result.store_bytes = sum(f.stat().st_size for f in (root / name).iterdir())
 
-    # A new process restoring the final state into an empty namespace, against reading the
-    # same bytes from the store.
+    # The store reopened (as a new kernel would) restoring the final state into an empty
+    # namespace, against reading the same records from the store.
     reopened = Timeline.open(root / name)
     fresh = fresh_namespace()
     reopened.start(fresh)

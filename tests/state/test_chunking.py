@@ -15,12 +15,12 @@ def test_small_buffers_are_inlined_and_big_ones_sunk() -> None:
     seen = []
     small = buffer_ref(memoryview(b"tiny"), chunk_size=8, inline_limit=16, sink=None)
     assert small.inline == b"tiny"
-    big = buffer_ref(memoryview(b"x" * 40), chunk_size=16, inline_limit=8,
-                     sink=lambda c, p: seen.append(bytes(p)))
+    big = buffer_ref(memoryview(b"x" * 40), chunk_size=16, inline_limit=8, itemsize=4,
+                     sink=lambda c, p, itemsize: seen.append((bytes(p), itemsize)))
     assert big.size == 40
     assert len(big.chunks) == 3
     assert big.chunks[0] == big.chunks[1]  # equal content, one id
-    assert seen == [b"x" * 16, b"x" * 16, b"x" * 8]
+    assert seen == [(b"x" * 16, 4), (b"x" * 16, 4), (b"x" * 8, 4)]
 
 
 def test_in_place_edit_changes_one_chunk() -> None:

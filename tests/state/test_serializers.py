@@ -40,6 +40,7 @@ def test_array_buffers_go_out_of_band_without_copies() -> None:
     serialized = dump_values((ns["a"],), ns, ("a",))
     assert len(serialized.stream) < 1000
     assert [len(b) for b in serialized.buffers] == [800_000]
+    assert serialized.itemsizes == (8,)
     assert np.shares_memory(np.frombuffer(serialized.buffers[0], np.float64), ns["a"])
 
 

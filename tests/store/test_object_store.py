@@ -39,11 +39,21 @@ def commit_one(store: ObjectStore, payload: bytes, *, set_head: bool = True):
 def test_commit_is_readable_and_moves_head() -> None:
     store = ObjectStore(MemoryBackend())
     commit, written, chunk_id = commit_one(store, b"payload" * 10)
-    assert written == 70
+    assert written == 71  # too small to compress: kept raw behind its encoding tag
     assert store.load_commit(commit.id) == commit
     assert store.read_ref(REF_HEAD) == commit.id
     assert store.load_chunk(chunk_id) == b"payload" * 10
-    assert commit.bytes_written >= 70
+    assert commit.bytes_written >= 71
+
+
+def test_compressible_chunks_are_stored_compressed_and_read_back_exactly() -> None:
+    backend = MemoryBackend()
+    store = ObjectStore(backend)
+    payload = bytes(range(256)) * 1024
+    _, written, chunk_id = commit_one(store, payload)
+    assert written < len(payload) // 10
+    assert len(backend.get(encode_key("chunk", chunk_id)) or b"") == written
+    assert store.load_chunk(chunk_id) == payload
 
 
 def test_existing_chunks_are_not_written_again() -> None:
@@ -57,8 +67,28 @@ def test_corrupt_chunk_is_detected_on_read() -> None:
     backend = MemoryBackend()
     store = ObjectStore(backend)
     _, _, chunk_id = commit_one(store, b"precious data")
-    backend.write_batch([(encode_key("chunk", chunk_id), b"precious dat4")])
+    backend.write_batch([(encode_key("chunk", chunk_id), b"\x00precious dat4")])
     with pytest.raises(StoreCorruptError, match="corrupt"):
+        store.load_chunk(chunk_id)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda stored: b"\x07" + stored[1:], "unknown encoding tag 7"),
+        (lambda stored: stored[:1] + bytes(16) + stored[17:], "cannot be decoded"),
+        (lambda stored: stored[: len(stored) // 2], "cannot be decoded"),
+        (lambda stored: b"", "unknown encoding tag None"),
+    ],
+    ids=["tag", "header", "truncated", "empty"],
+)
+def test_undecodable_chunk_records_are_reported_as_corrupt(damage, reason) -> None:
+    backend = MemoryBackend()
+    store = ObjectStore(backend)
+    _, _, chunk_id = commit_one(store, bytes(range(256)) * 64)
+    key = encode_key("chunk", chunk_id)
+    backend.write_batch([(key, damage(backend.get(key)))])
+    with pytest.raises(StoreCorruptError, match=f"chunk {chunk_id.hex()} is corrupt.*{reason}"):
         store.load_chunk(chunk_id)
 
 

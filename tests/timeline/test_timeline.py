@@ -61,7 +61,7 @@ def test_untouched_and_unchanged_values_write_almost_nothing(timeline: Timeline)
     ns = fresh_namespace()
     timeline.start(ns)
     big = step(timeline, ns, "import numpy as np\na = np.random.default_rng(0).random(200_000)")
-    assert big.commit.bytes_written > 1_600_000
+    assert big.commit.bytes_written > 1_200_000  # the 1.6 MB array, shuffled + LZ4: ~87%
     read_only = step(timeline, ns, "total = float(a.sum())")
     assert read_only.commit.changed == ("total",)
     assert read_only.commit.bytes_written < 10_000

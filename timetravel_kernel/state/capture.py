@@ -18,9 +18,10 @@ from timetravel_kernel.state.serializers import Serialized, dump_values, type_na
 from timetravel_kernel.store.objects import Covar, covar_id
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
-    from timetravel_kernel.ids import ChunkId, CovarId
+    from timetravel_kernel.ids import CovarId
+    from timetravel_kernel.state.chunking import ChunkSink
     from timetravel_kernel.state.options import TimelineOptions
 
 __all__ = ["CapturedCovar", "build_covar", "capture", "fingerprint"]
@@ -99,7 +100,7 @@ def build_covar(
     captured: CapturedCovar,
     options: TimelineOptions,
     *,
-    sink: Callable[[ChunkId, memoryview], object] | None,
+    sink: ChunkSink | None,
     token: str | None = None,
 ) -> Covar:
     """Return the manifest of a captured co-variable, handing new chunks to ``sink``.
@@ -118,9 +119,16 @@ def build_covar(
             token=token,
         )
     views = (memoryview(serialized.stream), *serialized.buffers)
+    itemsizes = (1, *serialized.itemsizes)
     buffers = tuple(
-        buffer_ref(v, chunk_size=options.chunk_size, inline_limit=options.inline_limit, sink=sink)
-        for v in views
+        buffer_ref(
+            view,
+            chunk_size=options.chunk_size,
+            inline_limit=options.inline_limit,
+            sink=sink,
+            itemsize=itemsize,
+        )
+        for view, itemsize in zip(views, itemsizes, strict=True)
     )
     return Covar(
         members=captured.members,

@@ -15,8 +15,10 @@ from timetravel_kernel.store.objects import BufferRef
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["buffer_ref", "iter_chunks"]
+    ChunkSink = Callable[[ChunkId, memoryview, int], object]
+    """Takes a new chunk's id, its bytes and the width of its items."""
 
+__all__ = ["buffer_ref", "iter_chunks"]
 
 
 def iter_chunks(view: memoryview, chunk_size: int) -> Iterator[tuple[ChunkId, memoryview]]:
@@ -31,11 +33,13 @@ def buffer_ref(
     *,
     chunk_size: int,
     inline_limit: int,
-    sink: Callable[[ChunkId, memoryview], object] | None,
+    sink: ChunkSink | None,
+    itemsize: int = 1,
 ) -> BufferRef:
     """Describe a buffer for a manifest, handing each chunk to ``sink`` (None: hash only).
 
-    Buffers up to ``inline_limit`` bytes are copied into the manifest instead.
+    Buffers up to ``inline_limit`` bytes are copied into the manifest instead. ``itemsize``
+    (the width of the buffer's items) is passed on to the sink as a compression hint.
     """
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
@@ -44,6 +48,6 @@ def buffer_ref(
     chunks = []
     for chunk_id, piece in iter_chunks(view, chunk_size):
         if sink is not None:
-            sink(chunk_id, piece)
+            sink(chunk_id, piece, itemsize)
         chunks.append(chunk_id)
     return BufferRef(len(view), chunks=tuple(chunks))

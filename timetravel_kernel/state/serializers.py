@@ -244,6 +244,7 @@ class Serialized:
     serializer: SerializerName
     stream: bytes
     buffers: tuple[memoryview, ...]
+    itemsizes: tuple[int, ...]  # of each buffer's items: the width compression shuffles by
     refs: tuple[str, ...]
     shared: Mapping[int, object]
 
@@ -290,6 +291,7 @@ def _dump_with(
         serializer="pickle" if pickler_class is _FastPickler else "dill",
         stream=out.getvalue(),
         buffers=tuple(b.raw() for b in buffers),
+        itemsizes=tuple(memoryview(b).itemsize for b in buffers),
         refs=tuple(sorted(pickler.refs)),
         shared=shared,
     )

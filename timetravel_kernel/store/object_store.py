@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import MissingObjectError, StoreCorruptError, StoreFormatError
 from timetravel_kernel.ids import ChunkId, CommitId, CovarId, TreeId, hash_bytes
+from timetravel_kernel.store.codec import decode_chunk, encode_chunk
 from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.store.objects import (
     BufferRef,
@@ -67,10 +68,12 @@ class ObjectStore:
         if version is None and not backend.read_only:
             backend.write_batch([(ref_key(REF_FORMAT), FORMAT_VERSION)])
         elif version is not None and version != FORMAT_VERSION:
+            newer = version.isdigit() and int(version) > int(FORMAT_VERSION)
             raise StoreFormatError(
                 f"this store has format {version.decode(errors='replace')}, this version of "
-                f"timetravel-kernel reads format {FORMAT_VERSION.decode()}; upgrade "
-                "timetravel-kernel or move the store aside"
+                f"timetravel-kernel reads format {FORMAT_VERSION.decode()}; "
+                + ("upgrade timetravel-kernel" if newer else "it was written by an older one")
+                + " or move the store aside"
             )
 
     def close(self) -> None:
@@ -87,16 +90,23 @@ class ObjectStore:
             return True
         return False
 
-    def load_chunk(self, chunk_id: ChunkId) -> bytes:
-        """Return a chunk's bytes, verified against its id.
+    def load_chunk(self, chunk_id: ChunkId) -> bytes | memoryview:
+        """Return a chunk's bytes, decoded and verified against its id.
 
         Raises:
             MissingObjectError: the chunk is absent.
-            StoreCorruptError: the bytes do not hash to the id.
+            StoreCorruptError: the record cannot be decoded or does not hash to the id.
         """
-        data = self.backend.get(encode_key("chunk", chunk_id))
-        if data is None:
+        stored = self.backend.get(encode_key("chunk", chunk_id))
+        if stored is None:
             raise MissingObjectError(f"chunk {chunk_id.hex()} is missing from the store")
+        try:
+            data = decode_chunk(stored)
+        except StoreCorruptError as error:
+            raise StoreCorruptError(
+                f"chunk {chunk_id.hex()} is corrupt ({error}); the value cannot be restored "
+                "from this store"
+            ) from None
         if hash_bytes(data) != chunk_id:
             raise StoreCorruptError(
                 f"chunk {chunk_id.hex()} is corrupt (its bytes do not match its hash); the "
@@ -260,18 +270,25 @@ class Transaction:
         self._pending_chunks: set[ChunkId] = set()
         self.bytes_written = 0
 
-    def add_chunk_if_new(self, chunk_id: ChunkId, data: bytes | memoryview) -> int:
-        """Queue a chunk unless the store has it; return the bytes this adds."""
+    def add_chunk_if_new(
+        self, chunk_id: ChunkId, data: bytes | memoryview, itemsize: int = 1
+    ) -> int:
+        """Queue a chunk unless the store has it; return the bytes this adds on disk.
+
+        ``itemsize`` is the width of the items the bytes hold (8 for float64), which the
+        compression's byte shuffle groups by.
+        """
         if chunk_id in self._pending_chunks or self._store.has_chunk(chunk_id):
             return 0
         self._pending_chunks.add(chunk_id)
-        # bytes(): copy now, the user's array may change before the batch is written.
-        self._chunk_batch.append((encode_key("chunk", chunk_id), bytes(data)))
-        self._chunk_batch_bytes += len(data)
-        self.bytes_written += len(data)
+        # Encoding copies now, so the user's array may change before the batch is written.
+        stored = encode_chunk(data, itemsize)
+        self._chunk_batch.append((encode_key("chunk", chunk_id), stored))
+        self._chunk_batch_bytes += len(stored)
+        self.bytes_written += len(stored)
         if self._chunk_batch_bytes >= self._store.chunk_batch_bytes:
             self._write_chunk_batch()
-        return len(data)
+        return len(stored)
 
     def _write_chunk_batch(self) -> None:
         if not self._chunk_batch:

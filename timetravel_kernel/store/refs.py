@@ -28,7 +28,7 @@ __all__ = [
     "ref_key",
 ]
 
-FORMAT_VERSION = b"1"
+FORMAT_VERSION = b"2"  # 2: chunk records carry an encoding tag (store/codec.py)
 REF_HEAD = b"HEAD"
 REF_REDO = b"REDO"
 REF_FORMAT = b"FORMAT"

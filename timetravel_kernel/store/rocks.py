@@ -33,9 +33,9 @@ def _options(*, create: bool) -> Options:
     options.set_compression_type(DBCompressionType.lz4())
     options.set_enable_blob_files(True)
     options.set_min_blob_size(_MIN_BLOB_SIZE)
-    # zstd on blobs, in RocksDB's C++ at flush: index-like integer arrays shrink ~30x and
-    # even random float64 data ~5% (frame_edits: 121 -> 109 MB) for ~3 ms per MB written once.
-    options.set_blob_compression_type(DBCompressionType.zstd())
+    # No blob compression: chunks arrive already compressed (store/codec.py: shuffle + LZ4,
+    # or raw where that does not pay), so RocksDB would spend time for nothing on both paths.
+    options.set_blob_compression_type(DBCompressionType.none())
     options.set_keep_log_file_num(2)
     # Small memtables: big checkpoints stream through them, and each one is resident memory
     # until flushed (the default 64 MiB would be the largest part of a checkpoint's peak).

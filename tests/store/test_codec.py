@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from timetravel_kernel.errors import StoreCorruptError
+from timetravel_kernel.store.codec import BLOSC, RAW, decode_chunk, encode_chunk
+
+
+def test_numeric_data_is_shuffled_by_its_item_width() -> None:
+    # Smooth float64 values: their high bytes repeat, which only a shuffle by 8 lines up.
+    data = memoryview(np.linspace(0.0, 1.0, 32_768)).cast("B")
+    by_item = encode_chunk(data, itemsize=8)
+    by_byte = encode_chunk(data, itemsize=1)
+    assert (by_item[0], by_byte[0]) == (BLOSC, RAW)  # unshuffled, LZ4 finds nothing to gain
+    assert len(by_item) < len(data) // 2
+    assert bytes(decode_chunk(by_item)) == bytes(data)
+
+
+def test_incompressible_and_small_chunks_are_kept_raw() -> None:
+    noise = os.urandom(262_144)
+    stored = encode_chunk(memoryview(noise), itemsize=8)
+    assert stored[0] == RAW and len(stored) == len(noise) + 1
+    assert bytes(decode_chunk(stored)) == noise
+    small = b"abc" * 100
+    assert encode_chunk(small) == bytes((RAW,)) + small
+
+
+@pytest.mark.parametrize("itemsize", [0, 1, 3, 255, 256, 4096])
+def test_any_item_width_round_trips(itemsize: int) -> None:
+    data = bytes(range(200)) * 100
+    assert bytes(decode_chunk(encode_chunk(data, itemsize))) == data
+
+
+def test_a_frame_that_lies_about_its_size_is_refused() -> None:
+    stored = bytearray(encode_chunk(bytes(65_536), itemsize=8))
+    stored[5:9] = (1 << 30).to_bytes(4, "little")  # Blosc's "uncompressed size" field
+    with pytest.raises(StoreCorruptError, match="cannot be decoded"):
+        decode_chunk(bytes(stored))

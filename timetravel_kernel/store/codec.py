@@ -1,0 +1,60 @@
+"""How a chunk's bytes are kept on disk: byte-shuffled LZ4 (Blosc) when it pays (store layer).
+
+A chunk's id is the hash of its *raw* bytes, so the encoding never changes content addressing:
+the same bytes stored twice are one record, and every read is verified after decoding.
+
+Why Blosc rather than RocksDB's zstd blob compression: the byte-shuffle filter groups the k-th
+byte of every item, which is what makes numeric arrays compressible (random float64 in [0, 1)
+shrinks ~12% instead of ~5%, an integer index ~100x), and LZ4 is cheap both ways: zstd ran at
+~0.3 GB/s inside the checkpoint's flush and decoded at ~0.9 GB/s. Chunks that do not shrink by
+at least 1/32 are kept raw and read back at copy speed.
+"""
+
+from __future__ import annotations
+
+import blosc
+
+from timetravel_kernel.errors import StoreCorruptError
+
+__all__ = ["decode_chunk", "encode_chunk"]
+
+RAW = 0
+"""Tag byte: the chunk's bytes follow as they are."""
+BLOSC = 1
+"""Tag byte: a Blosc frame (shuffle + LZ4) follows."""
+
+_MIN_COMPRESSED_SIZE = 4096  # below this, framing costs more than it can save
+_MAX_TYPESIZE = 255  # Blosc's limit; larger items (wide structs) are shuffled as bytes
+_CLEVEL = 5
+
+
+def encode_chunk(data: bytes | memoryview, itemsize: int = 1) -> bytes:
+    """Return the stored form of a chunk; ``itemsize`` is the width shuffling groups by."""
+    if len(data) >= _MIN_COMPRESSED_SIZE:
+        typesize = itemsize if 1 <= itemsize <= _MAX_TYPESIZE else 1
+        packed = blosc.compress(data, typesize=typesize, clevel=_CLEVEL, cname="lz4")
+        if len(packed) <= len(data) - len(data) // 32:
+            return bytes((BLOSC,)) + packed
+    return b"".join((bytes((RAW,)), data))
+
+
+def decode_chunk(stored: bytes) -> bytes | memoryview:
+    """Return a chunk's raw bytes from its stored form (a view for raw chunks: no copy).
+
+    Raises:
+        StoreCorruptError: the record is not a chunk this format writes (the message says why,
+            to be read after "the chunk is corrupt").
+    """
+    tag = stored[0] if stored else None
+    if tag == RAW:
+        return memoryview(stored)[1:]
+    if tag == BLOSC:
+        frame = memoryview(stored)[1:]
+        # Validation first: Blosc must never be handed a frame whose header lies about sizes.
+        if blosc.cbuffer_validate(frame):
+            try:
+                return blosc.decompress(frame)
+            except blosc.blosc_extension.error:
+                pass
+        raise StoreCorruptError("its compressed frame cannot be decoded")
+    raise StoreCorruptError(f"its record has an unknown encoding tag {tag!r}")
