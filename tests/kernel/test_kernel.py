@@ -146,6 +146,31 @@ def test_a_failing_checkpoint_never_fails_the_cell_and_warns_once(start_kernel):
     assert stderr(outputs) == ""
 
 
+
+def test_write_errors_warn_once_and_saving_resumes_when_they_stop(start_kernel):
+    k = start_kernel()
+    k.execute("x = 1")
+    # A real I/O error inside RocksDB: files of the kernel process may not grow past 1 MiB
+    # (EFBIG; a full disk gives ENOSPC the same way).
+    k.execute("import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "_limits = resource.getrlimit(resource.RLIMIT_FSIZE)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, _limits[1]))", silent=True)
+    reply, outputs = k.execute("import numpy as np\na = np.random.default_rng(0).random(500_000)")
+    assert reply["status"] == "ok"
+    assert "could not be saved" in stderr(outputs) and "File too large" in stderr(outputs)
+    reply, outputs = k.execute("y = 2")
+    assert reply["status"] == "ok" and stderr(outputs) == ""  # warned once
+    k.execute("resource.setrlimit(resource.RLIMIT_FSIZE, _limits)", silent=True)
+    _, outputs = k.execute("z = 3")
+    assert "saving works again" in stderr(outputs)
+    _, outputs = k.execute("z = 4")
+    assert stderr(outputs) == ""
+    assert k.op("undo")["ok"]
+    assert k.value("[x, y, z, bool((a == np.random.default_rng(0).random(500_000)).all())]") == [
+        1, 2, 3, True]
+    assert k.op("undo")["ok"] and k.value("sorted(n for n in ('a', 'y', 'z') if n in dir())") == []
+
+
 def test_unsaveable_values_are_named_once(start_kernel):
     k = start_kernel()
     _, outputs = k.execute("g = (i for i in range(3))")

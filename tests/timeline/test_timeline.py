@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -222,6 +226,62 @@ def test_restore_after_reopen_brings_back_the_last_state(tmp_path: Path) -> None
     assert "lock" not in fresh
     with pytest.raises(NothingToRestoreError):
         again.restore(fresh)
+    again.close()
+
+
+# A child process whose files may not grow past 1 MiB for two cells: a real I/O error from the
+# OS inside RocksDB (EFBIG, as a full disk gives ENOSPC), with no way to fake it in-process.
+FAILING_WRITES = textwrap.dedent("""
+    import json, resource, signal, sys
+    from timetravel_kernel.errors import StoreError
+    from timetravel_kernel.timeline import CellInfo, Timeline
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over-limit writes fail instead of killing
+    timeline = Timeline.open(sys.argv[1])
+    ns = {"__name__": "__main__"}
+    timeline.start(ns)
+    outcome = {}
+
+    def step(code):
+        exec(code, ns)
+        try:
+            outcome[code] = list(timeline.checkpoint(ns, CellInfo(code=code)).commit.changed)
+        except StoreError as exc:
+            outcome[code] = str(exc)
+
+    step("x = 1")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+    step("import numpy as np; a = np.random.default_rng(0).random(2_000_000)")
+    step("y = 2")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    step("z = 3")
+    timeline.close()
+    print(json.dumps(outcome))
+""")
+
+
+def test_checkpoints_resume_by_themselves_after_write_errors(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", FAILING_WRITES, str(tmp_path / "store")],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    outcome = list(json.loads(done.stdout).values())
+    assert outcome[0] == ["x"]
+    # While files cannot grow, checkpoints fail with the OS's reason, and keep failing only as
+    # long as the cause lasts (each retry reopens the database first).
+    for message in outcome[1:3]:
+        assert "cannot flush the time-travel store" in message and "File too large" in message
+    # Then the next checkpoint records everything since the last one that succeeded.
+    assert sorted(outcome[3]) == ["a", "np", "y", "z"]
+    again = open_timeline(tmp_path / "store")
+    assert again._store.verify() > 0
+    fresh = fresh_namespace()
+    again.start(fresh)
+    again.restore(fresh)
+    expected = np.random.default_rng(0).random(2_000_000)
+    assert np.array_equal(fresh["a"], expected) and (fresh["x"], fresh["z"]) == (1, 3)
+    assert [c.changed for c in again.log()][:2] == [("a", "np", "y", "z"), ("x",)]
     again.close()
 
 

@@ -413,6 +413,10 @@ class TimeTravelKernel(IPythonKernel):
                            f"({type(exc).__name__}: {exc}); the cell itself is fine and the "
                            "next cells will be saved again if the problem goes away")
             return
+        if self._warned_failure:
+            self._warned_failure = False
+            self._tell("time travel: saving works again; this cell's state includes what the "
+                       "cells since the failure changed")
         if result.unsaved:
             names = ", ".join(f"{n} ({why})" for n, why in sorted(result.unsaved.items()))
             self._tell(f"time travel: not saved, will not come back after undo or a crash: "

@@ -9,10 +9,16 @@ objects are all present; chunks orphaned by a crash are reclaimed by ``collect_g
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from timetravel_kernel.errors import MissingObjectError, StoreCorruptError, StoreFormatError
+from timetravel_kernel.errors import (
+    MissingObjectError,
+    StoreCorruptError,
+    StoreError,
+    StoreFormatError,
+)
 from timetravel_kernel.ids import ChunkId, CommitId, CovarId, TreeId, hash_bytes
 from timetravel_kernel.store.codec import decode_chunk, encode_chunk
 from timetravel_kernel.store.keys import encode_key
@@ -79,6 +85,20 @@ class ObjectStore:
     def close(self) -> None:
         """Close the backend."""
         self.backend.close()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Wrap a write: after a failure, forget which chunks are known to exist.
+
+        Some of those answers may have come from unsynced memory that the failed write lost
+        (RocksBackend reopens its database after a failure), and a commit must never refer to
+        a chunk on the strength of a stale "present".
+        """
+        try:
+            yield
+        except StoreError:
+            self._known_chunks.clear()
+            raise
 
     # -- chunks -------------------------------------------------------------------------
     def has_chunk(self, chunk_id: ChunkId) -> bool:
@@ -293,7 +313,8 @@ class Transaction:
     def _write_chunk_batch(self) -> None:
         if not self._chunk_batch:
             return
-        self._store.backend.write_batch(self._chunk_batch, durable=False)
+        with self._store._writing():
+            self._store.backend.write_batch(self._chunk_batch, durable=False)
         self._store._unflushed = True
         self._chunk_batch = []
         self._chunk_batch_bytes = 0
@@ -324,13 +345,14 @@ class Transaction:
         data = encode_commit(final)
         final = replace(final, id=CommitId(hash_bytes(data)))
         puts: list[tuple[bytes, bytes]] = list(self._chunk_batch)
-        if self._store._unflushed:
-            self._store.backend.flush()
-            self._store._unflushed = False
-        puts += self._records.items()
-        puts.append((encode_key("commit", final.id), data))
-        if set_head:
-            puts.append((ref_key(REF_HEAD), final.id))
-        self._store.backend.write_batch(puts)
+        with self._store._writing():
+            if self._store._unflushed:
+                self._store.backend.flush()
+                self._store._unflushed = False
+            puts += self._records.items()
+            puts.append((encode_key("commit", final.id), data))
+            if set_head:
+                puts.append((ref_key(REF_HEAD), final.id))
+            self._store.backend.write_batch(puts)
         self._store._known_chunks.update(self._pending_chunks)
         return final

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -43,6 +44,15 @@ def _options(*, create: bool) -> Options:
     return options
 
 
+def _hint(message: str) -> str:
+    """Return what the user can do about a failed write, when the cause is recognisable."""
+    if "No space left" in message or "ENOSPC" in message:
+        return "; free some disk space: checkpoints resume by themselves once writes succeed"
+    if "Permission denied" in message or "Read-only file system" in message:
+        return "; make the store directory writable, or use a store in another directory"
+    return ""
+
+
 def _describe_holder(path: Path) -> str | None:
     try:
         owner = json.loads((path / OWNER_FILE).read_text())
@@ -79,18 +89,24 @@ class RocksBackend(Backend):
                 ) from exc
         elif not (self.path / "CURRENT").exists():
             raise StoreError(f"no time-travel store at {self.path}")
-        access = AccessType.read_only() if read_only else AccessType.read_write()
-        try:
-            self._db = Rdict(str(self.path), _options(create=not read_only), access_type=access)
-        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
-            raise self._translate_open_error(exc) from exc
-        if not read_only:
-            self._write_owner(purpose)
+        self._purpose = purpose
+        self._db: Rdict | None = self._open(create=not read_only)
+        self._write_failure: str | None = None
         self._sync = WriteOptions()
         self._sync.sync = True
         self._unlogged = WriteOptions()
         self._unlogged.disable_wal = True
         self._closed = False
+
+    def _open(self, *, create: bool) -> Rdict:
+        access = AccessType.read_only() if self._read_only else AccessType.read_write()
+        try:
+            db = Rdict(str(self.path), _options(create=create), access_type=access)
+        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
+            raise self._translate_open_error(exc) from exc
+        if not self._read_only:
+            self._write_owner(self._purpose)
+        return db
 
     def _translate_open_error(self, exc: Exception) -> StoreError:
         message = str(exc)
@@ -115,9 +131,39 @@ class RocksBackend(Backend):
     def read_only(self) -> bool:
         return self._read_only
 
-    def _check_open(self) -> None:
+    def _handle(self) -> Rdict:
+        """Return the open database, reopening it after a failed write (see ``_failed``)."""
         if self._closed:
             raise StoreError(f"the time-travel store {self.path} is closed")
+        if self._db is None:
+            try:
+                self._db = self._open(create=False)
+            except (StoreError, OSError) as exc:
+                raise StoreError(
+                    f"the time-travel store {self.path} is unavailable since a write failed "
+                    f"({self._write_failure}) and reopening it failed too ({exc})"
+                    + _hint(f"{self._write_failure} {exc}")
+                ) from exc
+            self._write_failure = None
+        return self._db
+
+    def _failed(self, action: str, exc: Exception) -> StoreError:
+        """Close the database after a failed write; the next call reopens it.
+
+        RocksDB stops accepting writes after an I/O error (a full disk, say) until it is
+        reopened, and what unlogged batches left in its memtable may or may not reach the disk.
+        Reopening drops that doubt: the store is again exactly its synced commits plus whatever
+        chunks did reach the disk (orphans for ``collect_garbage``), so checkpoints resume once
+        the cause is gone.
+        """
+        self._write_failure = str(exc)
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(Exception):  # its own error is the one reported
+                db.close()
+        return StoreError(
+            f"cannot {action} the time-travel store {self.path}: {exc}" + _hint(str(exc))
+        )
 
     def _read_error(self, exc: Exception) -> StoreError:
         message = str(exc)
@@ -130,25 +176,23 @@ class RocksBackend(Backend):
 
     @override
     def get(self, key: bytes) -> bytes | None:
-        self._check_open()
+        db = self._handle()
         try:
-            value = self._db.get(key)
+            value = db.get(key)
         except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
             raise self._read_error(exc) from exc
         return None if value is None else bytes(value)
 
     @override
     def has(self, key: bytes) -> bool:
-        self._check_open()
         # key_may_exist answers "no" from bloom filters without reading values.
-        if not self._db.key_may_exist(key):
+        if not self._handle().key_may_exist(key):
             return False
         return self.get(key) is not None
 
     @override
     def scan_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        self._check_open()
-        iterator = self._db.iter()
+        iterator = self._handle().iter()
         try:
             iterator.seek(prefix)
             while iterator.valid():
@@ -168,7 +212,7 @@ class RocksBackend(Backend):
         *,
         durable: bool = True,
     ) -> None:
-        self._check_open()
+        db = self._handle()
         if self._read_only:
             raise StoreError(f"the time-travel store {self.path} is open read-only")
         batch = WriteBatch(raw_mode=True)
@@ -177,26 +221,27 @@ class RocksBackend(Backend):
         for key, value in puts:
             batch.put(key, bytes(value))
         try:
-            self._db.write(batch, self._sync if durable else self._unlogged)
+            db.write(batch, self._sync if durable else self._unlogged)
         except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
-            raise StoreError(f"cannot write to the time-travel store {self.path}: {exc}") from exc
+            raise self._failed("write to", exc) from exc
 
     @override
     def flush(self) -> None:
-        self._check_open()
+        db = self._handle()
         if self._read_only:
             return
         try:
-            self._db.flush(True)
+            db.flush(True)
         except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
-            raise StoreError(f"cannot flush the time-travel store {self.path}: {exc}") from exc
+            raise self._failed("flush", exc) from exc
 
     @override
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
 
     @override
     def size_bytes(self) -> int:
