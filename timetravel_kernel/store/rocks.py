@@ -34,8 +34,8 @@ def _options(*, create: bool) -> Options:
     options.set_compression_type(DBCompressionType.lz4())
     options.set_enable_blob_files(True)
     options.set_min_blob_size(_MIN_BLOB_SIZE)
-    # No blob compression: chunks arrive already compressed (store/codec.py: shuffle + LZ4,
-    # or raw where that does not pay), so RocksDB would spend time for nothing on both paths.
+    # No blob compression: chunks arrive already Blosc-compressed (store/codec.py), or raw
+    # where that does not pay, so RocksDB would spend time for nothing on both paths.
     options.set_blob_compression_type(DBCompressionType.none())
     options.set_keep_log_file_num(2)
     # Small memtables: big checkpoints stream through them, and each one is resident memory
