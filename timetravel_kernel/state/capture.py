@@ -56,7 +56,9 @@ def _dump(
             reason = f"values of type {qualified} are skipped by configuration"
             return CapturedCovar(members=names, values=values, serialized=None, reason=reason)
     try:
-        serialized = dump_values(values, namespace, names, track_sharing=track_sharing)
+        serialized = dump_values(
+            values, namespace, names, track_sharing=track_sharing, is_tracked=options.is_tracked
+        )
     except SerializationError as exc:
         what = f" ({exc.type_name})" if exc.type_name else ""
         reason = f"{exc.reason}{what}"
@@ -153,7 +155,7 @@ def fingerprint(
     serialized (then they match no stored version).
     """
     try:
-        serialized = dump_values(values, namespace, members)
+        serialized = dump_values(values, namespace, members, is_tracked=options.is_tracked)
     except SerializationError:
         return None
     captured = CapturedCovar(members=members, values=values, serialized=serialized)

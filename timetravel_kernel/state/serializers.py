@@ -5,8 +5,15 @@ The fast path is the C pickler at protocol 5; dill is the fallback for what it c
 
 * saves a numpy array as its root buffer plus a view description, so views come back as views
   of their base and an unchanged buffer is recognised by its chunks without being copied;
+* saves an array whose dtype the buffer protocol cannot describe (datetime64, timedelta64,
+  structured dtypes holding them) through an integer view of its bytes, so dates stay out of
+  band and chunked like any number;
 * saves a notebook class or function that is bound to a top-level name *by that name*, so an
-  instance restored later is an instance of the class in the restored namespace;
+  instance restored later is an instance of the class in the restored namespace; anything else
+  the notebook defined (enums, cached or single-dispatch functions, type variables, wrappers)
+  by value, never as a reference to ``__main__`` that a fresh process could not resolve;
+* saves what was imported from a module as a reference to where it really lives, checked to
+  resolve when it is saved, not when it is restored;
 * saves the namespace dict itself (a notebook function's globals) as a reference to the
   namespace being restored, so restored functions stay bound to the live namespace;
 * refuses objects that cannot be saved, or would be harmful to restore (an open file would be
@@ -16,6 +23,7 @@ The fast path is the C pickler at protocol 5; dill is the fallback for what it c
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import io
 import pickle
@@ -24,15 +32,22 @@ import sqlite3
 import sys
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import dill
 
 from timetravel_kernel.errors import SerializationError
+from timetravel_kernel.state.reductions import (
+    NOTEBOOK_KINDS,
+    array_buffer,
+    reduce_by_value,
+    reduce_imported,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
 __all__ = [
     "NameResolver",
@@ -84,6 +99,9 @@ def type_name(obj: object) -> str:
 
 def _unsaveable_reason(obj: object) -> str | None:
     """Return why ``obj`` must not be saved, or None when it may be tried."""
+    if isinstance(obj, (io.BytesIO, io.StringIO)):
+        # Memory, not a file: saved by value (closed ones cannot be read back).
+        return "a closed in-memory stream cannot be saved" if obj.closed else None
     for kinds, reason in _UNSAVEABLE:
         if isinstance(obj, kinds):
             return reason
@@ -134,24 +152,6 @@ def _make_function(
     return types.FunctionType(code, namespace, name, defaults, closure)
 
 
-def _reduce_function(
-    func: types.FunctionType, namespace: Mapping[str, object]
-) -> tuple[object, ...]:
-    """Return a by-value reduction whose globals are the namespace being restored.
-
-    dill would rebuild the globals as a copy; the function must see the live namespace.
-    """
-    attributes = {
-        "__qualname__": func.__qualname__,
-        "__module__": func.__module__,
-        "__doc__": func.__doc__,
-        "__kwdefaults__": func.__kwdefaults__,
-        "__annotations__": func.__annotations__,
-    }
-    args = (func.__code__, namespace, func.__name__, func.__defaults__, func.__closure__)
-    return (_make_function, args, (func.__dict__ or None, attributes))
-
-
 def _reduce_array(arr: object) -> tuple[object, ...] | None:
     """Return a reduction that keeps views as views and the root's bytes out of band."""
     import numpy as np
@@ -165,12 +165,19 @@ def _reduce_array(arr: object) -> tuple[object, ...] | None:
     if not (root.flags.c_contiguous or root.flags.f_contiguous):
         return None
     if arr is root:
+        buffer = array_buffer(root)
+        if buffer is None:
+            return None
         order = "C" if root.flags.c_contiguous else "F"
-        return (_rebuild_array, (pickle.PickleBuffer(root), root.dtype, root.shape, order))
-    if type(root) is not np.ndarray or root.dtype.hasobject:
+        return (_rebuild_array, (buffer, root.dtype, root.shape, order))
+    if type(root) is not np.ndarray or root.dtype.hasobject or array_buffer(root) is None:
         return None
     offset = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
     return (_rebuild_view, (root, offset, arr.shape, arr.strides, arr.dtype))
+
+
+def _every_name(name: str) -> bool:
+    return True
 
 
 class _NeedsByValue(Exception):
@@ -182,14 +189,21 @@ class _ReducerMixin:
 
     _by_value = False
 
-    def _setup(self, namespace: Mapping[str, object], members: Iterable[str]) -> None:
+    def _setup(
+        self,
+        namespace: Mapping[str, object],
+        members: Iterable[str],
+        is_tracked: Callable[[str], bool] = _every_name,
+    ) -> None:
         self._namespace = namespace
+        self._is_tracked = is_tracked
         self._module_name = dict.get(namespace, "__name__", "__main__")  # type: ignore[arg-type]
         self._members = frozenset(members)
         self.refs: set[str] = set()
         numpy = sys.modules.get("numpy")
         self._ndarray = numpy.ndarray if numpy is not None else None
         self._dtype = numpy.dtype if numpy is not None else None
+        self._ufunc = numpy.ufunc if numpy is not None else None
 
     def reducer_override(self, obj: object) -> object:
         if obj is self._namespace:
@@ -201,28 +215,40 @@ class _ReducerMixin:
             # numpy's own reduction copies the dtype; by name, a restored array shares the
             # interned singleton as the original did.
             return (self._dtype, (obj.str,))
-        if isinstance(obj, (types.FunctionType, type)):
-            return self._reduce_code_object(obj)
+        if cls in NOTEBOOK_KINDS or isinstance(obj, type):
+            return self._reduce_named(obj)
+        if cls is self._ufunc or (cls is types.BuiltinFunctionType and obj.__module__ is None):
+            return reduce_imported(obj, self._module_name) or NotImplemented
         if isinstance(obj, types.ModuleType):
             return (importlib.import_module, (obj.__name__,))
+        if cls is functools.cached_property:
+            # Python 3.11's holds a lock; what it caches lives on the instances.
+            return (cls, (obj.func,), {"attrname": obj.attrname, "__doc__": obj.__doc__})
         reason = _unsaveable_reason(obj)
         if reason is not None:
             raise SerializationError("", type_name(obj), reason)
         return NotImplemented
 
-    def _reduce_code_object(self, obj: types.FunctionType | type) -> object:
+    def _reduce_named(self, obj: object) -> object:
+        """Reduce what pickle would save as ``module.name``: by name, reference or value."""
+        name = getattr(obj, "__name__", None)
         if getattr(obj, "__module__", None) != self._module_name:
-            return NotImplemented
-        name = obj.__name__
-        bound = dict.get(self._namespace, name)  # type: ignore[arg-type]
-        if bound is obj and name not in self._members:
-            self.refs.add(name)
-            return (_namespace_value, (name,))
+            if isinstance(obj, (type, types.FunctionType)):
+                # pickle's own reference checks that the name leads back to the object (and
+                # where it does not, the function or class goes by value through dill)
+                return NotImplemented
+            reference = reduce_imported(obj, self._module_name)
+            if reference is not None:
+                return reference
+        else:
+            bound = dict.get(self._namespace, name)  # type: ignore[arg-type]
+            # a name outside the saved state (IPython's ``_``) is not there to refer to
+            if bound is obj and name not in self._members and self._is_tracked(name):
+                self.refs.add(name)  # type: ignore[arg-type]
+                return (_namespace_value, (name,))
         if not self._by_value:
             raise _NeedsByValue(name)
-        if isinstance(obj, types.FunctionType) and obj.__globals__ is self._namespace:
-            return _reduce_function(obj, self._namespace)
-        return NotImplemented
+        return reduce_by_value(obj, self._namespace, _make_function)
 
 
 class _FastPickler(_ReducerMixin, pickle.Pickler):
@@ -271,11 +297,12 @@ def _dump_with(
     members: Iterable[str],
     *,
     track_sharing: bool,
+    is_tracked: Callable[[str], bool],
 ) -> Serialized:
     out = io.BytesIO()
     buffers: list[pickle.PickleBuffer] = []
     pickler = pickler_class(out, protocol=5, buffer_callback=buffers.append)
-    pickler._setup(namespace, members)
+    pickler._setup(namespace, members, is_tracked)
     pickler.dump(values)
     shared: dict[int, object] = {}
     if track_sharing:
@@ -303,25 +330,28 @@ def dump_values(
     members: Iterable[str],
     *,
     track_sharing: bool = False,
+    is_tracked: Callable[[str], bool] = _every_name,
 ) -> Serialized:
     """Serialize the values of one co-variable as one stream.
 
     With ``track_sharing`` the result lists the identity-carrying objects it contains, for
-    partitioning names into co-variables.
+    partitioning names into co-variables. Notebook objects bound to a name ``is_tracked``
+    accepts are saved as references to that name; others by value.
 
     Raises:
         SerializationError: neither pickle nor dill can save the values, or one of them must
             not be saved; ``reason`` says why in words meant for the user.
     """
     members = tuple(members)
+    options = {"track_sharing": track_sharing, "is_tracked": is_tracked}
     try:
-        return _dump_with(_FastPickler, values, namespace, members, track_sharing=track_sharing)
+        return _dump_with(_FastPickler, values, namespace, members, **options)
     except SerializationError:
         raise
     except Exception:
         pass
     try:
-        return _dump_with(_DillPickler, values, namespace, members, track_sharing=track_sharing)
+        return _dump_with(_DillPickler, values, namespace, members, **options)
     except SerializationError:
         raise
     except RecursionError as exc:

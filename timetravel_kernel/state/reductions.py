@@ -1,0 +1,274 @@
+"""Reductions for values the default pickling gets wrong in a notebook (state layer).
+
+Pickle saves functions, classes and a few other objects as references ``module.qualname``. In a
+notebook that goes wrong two ways: what the notebook defined claims to live in ``__main__``,
+which a fresh process (or an undo past the definition) does not have, and what was imported can
+be found by pickle's module search in ``__main__`` too, because the import put it there. The
+serializers' reducer asks this module for by-value reductions of notebook objects and for
+references, checked at save time, to where imported objects really live. The rebuild functions
+here are named in stored streams: their names and signatures are part of the store format.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import importlib
+import pickle
+import sys
+import types
+import typing
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = [
+    "NOTEBOOK_KINDS",
+    "array_buffer",
+    "import_attribute",
+    "is_single_dispatch",
+    "reduce_by_value",
+    "reduce_imported",
+]
+
+_LRU_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
+_TYPE_PARAMETERS: tuple[type, ...] = tuple(
+    kind for kind in (typing.TypeVar, getattr(typing, "ParamSpec", None),
+                      getattr(typing, "TypeVarTuple", None)) if isinstance(kind, type)
+)
+# Kinds of objects pickle saves as a reference by name; a notebook's own must go by value.
+NOTEBOOK_KINDS: frozenset[type] = frozenset(
+    {types.FunctionType, _LRU_WRAPPER, *_TYPE_PARAMETERS}
+)
+_UNSIGNED_BY_WIDTH = {1: "u1", 2: "u2", 4: "u4", 8: "u8"}
+
+
+def array_buffer(root: object) -> pickle.PickleBuffer | None:
+    """Return the out-of-band buffer of a contiguous array, or None when it has none.
+
+    The buffer protocol has no format for datetime64/timedelta64 (nor structured dtypes with
+    such fields): their bytes are exported through an unsigned view of the same item width (so
+    compression still shuffles by item) and re-viewed with the recorded dtype on load. Arrays
+    whose items point elsewhere (objects, numpy's variable-width strings) have no such bytes.
+    """
+    import numpy as np
+
+    assert isinstance(root, np.ndarray)
+    try:
+        return pickle.PickleBuffer(root)
+    except (ValueError, TypeError, BufferError):
+        pass
+    if root.dtype.hasobject or root.dtype.kind == "T":
+        return None
+    flat = root.reshape(-1, order="A")  # a view: the root is contiguous
+    width = root.dtype.itemsize
+    raw = flat.view(_UNSIGNED_BY_WIDTH.get(width, "u1"))
+    return pickle.PickleBuffer(raw)
+
+
+def import_attribute(module: str, qualname: str) -> object:
+    """Return ``module.qualname`` (dotted), importing the module: a reference's loader."""
+    value: object = importlib.import_module(module)
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _resolves(module: str | None, qualname: str | None, obj: object) -> bool:
+    if not module or not qualname or module not in sys.modules or "<locals>" in qualname:
+        return False
+    try:
+        return import_attribute(module, qualname) is obj
+    except (AttributeError, ImportError):
+        return False
+
+
+# Objects found by a module search, by id (the object is held, so the id stays its own).
+_HOMES: dict[int, tuple[object, tuple[object, ...]]] = {}
+
+
+def reduce_imported(obj: object, notebook_module: str) -> tuple[object, ...] | None:
+    """Return a reference to where an imported object lives, checked now; None if none works.
+
+    Pickle's own module search (for ufuncs and builtins without ``__module__``) may answer
+    ``__main__``, where ``from m import f`` put the name: a reference a fresh kernel cannot load.
+    """
+    known = _HOMES.get(id(obj))
+    if known is not None and known[0] is obj:
+        return known[1]
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    module = getattr(obj, "__module__", None)
+    if _resolves(module, qualname, obj):
+        return (import_attribute, (module, qualname))
+    name = getattr(obj, "__name__", None)
+    if not isinstance(name, str):
+        return None
+    homes = sorted(
+        candidate
+        for candidate, loaded in list(sys.modules.items())
+        if candidate not in (notebook_module, "__main__")
+        and isinstance(loaded, types.ModuleType)
+        and getattr(loaded, name, None) is obj
+    )
+    if not homes:
+        return None
+    # the shortest name is the public one (scipy.special rather than scipy.special._ufuncs)
+    reduction = (import_attribute, (min(homes, key=len), name))
+    _HOMES[id(obj)] = (obj, reduction)
+    return reduction
+
+
+def is_single_dispatch(obj: object) -> bool:
+    """Return whether ``obj`` is a function made by ``functools.singledispatch``."""
+    return (
+        isinstance(obj, types.FunctionType)
+        and hasattr(obj, "registry")
+        and hasattr(obj, "dispatch")
+        and hasattr(obj, "__wrapped__")
+    )
+
+
+def make_single_dispatch(default: Callable[..., object],
+                         implementations: tuple[tuple[type, object], ...]) -> object:
+    """Rebuild a single-dispatch function from its default and its registered implementations."""
+    dispatcher = functools.singledispatch(default)
+    for kind, implementation in implementations:
+        dispatcher.register(kind, implementation)
+    return dispatcher
+
+
+def make_cached(wrapped: Callable[..., object], maxsize: int | None, typed: bool) -> object:
+    """Rebuild an ``lru_cache``/``cache`` wrapper around a function (its cache starts empty)."""
+    return functools.lru_cache(maxsize=maxsize, typed=typed)(wrapped)
+
+
+def make_type_parameter(kind: type, name: str, constraints: tuple[object, ...],
+                        options: dict[str, object], module: str) -> object:
+    """Rebuild a TypeVar, ParamSpec or TypeVarTuple defined in the notebook."""
+    parameter = kind(name, *constraints, **options)
+    parameter.__module__ = module  # typing takes the caller's module: ours
+    return parameter
+
+
+def module_globals(module: str) -> dict[str, object]:
+    """Return an importable module's namespace (the globals of a function defined there)."""
+    return vars(importlib.import_module(module))
+
+
+class _ModuleGlobals:
+    """Stands in a reduction for a module's namespace, which pickles as a reference to it."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (module_globals, (self.module,))
+
+
+def make_enum(metaclass: type, name: str, bases: tuple[type, ...],
+              keywords: dict[str, object], body: tuple[tuple[str, object], ...]) -> type:
+    """Rebuild a notebook enum class by running its body again through its metaclass."""
+
+    def fill(namespace: dict[str, object]) -> None:
+        for key, value in body:
+            namespace[key] = value
+
+    return types.new_class(name, bases, {"metaclass": metaclass, **keywords}, fill)
+
+
+# Sunder names the enum machinery sets that a class body may also define itself.
+_ENUM_HOOKS = frozenset({"_generate_next_value_", "_missing_"})
+
+
+@functools.lru_cache(maxsize=64)
+def _enum_machinery(metaclass: type, bases: tuple[type, ...],
+                    keywords: tuple[tuple[str, object], ...]) -> Mapping[str, object]:
+    """Return what the metaclass puts in a member-less class with these bases by itself."""
+    probe = make_enum(metaclass, "_Probe", bases, dict(keywords), ())
+    return dict(vars(probe))
+
+
+def _is_machinery(key: str, value: object, machinery: Mapping[str, object]) -> bool:
+    if key not in machinery:
+        return False
+    made_by_metaclass = key == "__new__" or (
+        key.startswith("_") and key.endswith("_") and not key.startswith("__")
+        and key not in _ENUM_HOOKS
+    )
+    return made_by_metaclass or machinery[key] is value
+
+
+def _reduce_enum(cls: enum.EnumMeta) -> tuple[object, ...]:
+    """Reduce an enum to a body that makes it again: its own attributes, then its members.
+
+    A member's value is its ``_value_``: exact for plain values and ``__init__``-style tuples;
+    an enum whose own ``__new__`` derives ``_value_`` from other arguments is not rebuilt.
+    """
+    boundary = vars(cls).get("_boundary_")
+    keywords = (("boundary", boundary),) if boundary is not None else ()
+    machinery = _enum_machinery(type(cls), cls.__bases__, keywords)
+    members = cls._member_map_
+    body: list[tuple[str, object]] = []
+    for key, value in vars(cls).items():
+        if key == "__new_member__":
+            body.append(("__new__", value))
+        elif key not in members and not _is_machinery(key, value, machinery):
+            body.append((key, value))
+    body.extend((key, member._value_) for key, member in members.items())
+    return (make_enum, (type(cls), cls.__name__, cls.__bases__, dict(keywords), tuple(body)))
+
+
+def reduce_by_value(obj: object, namespace: Mapping[str, object],
+                    make_function: Callable[..., object]) -> object:
+    """Return a by-value reduction of an object the notebook defined, or NotImplemented.
+
+    NotImplemented leaves it to dill (plain classes, functions whose globals are not a module's).
+    ``make_function`` is the serializers' function rebuilder, whose stored name must not change.
+    """
+    if isinstance(obj, enum.EnumMeta):
+        return _reduce_enum(obj)
+    if isinstance(obj, _LRU_WRAPPER):
+        parameters = obj.cache_parameters()
+        return (make_cached, (obj.__wrapped__, parameters["maxsize"], parameters["typed"]))
+    if isinstance(obj, _TYPE_PARAMETERS):
+        constraints = tuple(getattr(obj, "__constraints__", ()))
+        options = {
+            key: getattr(obj, f"__{key}__")
+            for key in ("bound", "covariant", "contravariant") if hasattr(obj, f"__{key}__")
+        }
+        return (make_type_parameter, (type(obj), obj.__name__, constraints, options,
+                                      obj.__module__))
+    if not isinstance(obj, types.FunctionType):
+        return NotImplemented
+    if is_single_dispatch(obj):
+        registry = obj.registry  # type: ignore[attr-defined]
+        implementations = tuple((k, v) for k, v in registry.items() if k is not object)
+        return (make_single_dispatch, (registry[object], implementations))
+    return _reduce_function(obj, namespace, make_function)
+
+
+def _reduce_function(func: types.FunctionType, namespace: Mapping[str, object],
+                     make_function: Callable[..., object]) -> object:
+    """Reduce a function by value, its globals being the namespace or its module's, by name.
+
+    dill would rebuild the globals as a copy; a notebook function must see the live namespace,
+    and a wrapper a library made (``functools.wraps`` copies ``__module__``) its module's.
+    """
+    if func.__globals__ is namespace:
+        globals_ref: object = namespace
+    else:
+        home = func.__globals__.get("__name__")
+        loaded = sys.modules.get(home) if isinstance(home, str) else None
+        if loaded is None or vars(loaded) is not func.__globals__:
+            return NotImplemented
+        globals_ref = _ModuleGlobals(home)
+    attributes = {
+        "__qualname__": func.__qualname__,
+        "__module__": func.__module__,
+        "__doc__": func.__doc__,
+        "__kwdefaults__": func.__kwdefaults__,
+        "__annotations__": func.__annotations__,
+    }
+    args = (func.__code__, globals_ref, func.__name__, func.__defaults__, func.__closure__)
+    return (make_function, args, (func.__dict__ or None, attributes))
