@@ -8,12 +8,16 @@ how the engine stored them.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
+import weakref
 
 import xxhash
 
 _MAX_DEPTH = 6
+_WEAK_CONTAINERS = (weakref.WeakKeyDictionary, weakref.WeakValueDictionary, weakref.WeakSet)
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 _OPAQUE_MODULE_PREFIXES = ("matplotlib", "_io", "socket", "sqlite3", "_thread", "threading")
 
 
@@ -33,15 +37,12 @@ def _describe(value: object, depth: int, memo: dict[int, int]) -> object:
     numpy = sys.modules.get("numpy")
     pandas = sys.modules.get("pandas")
     if numpy is not None and isinstance(value, numpy.ndarray):
-        data = numpy.ascontiguousarray(value)
-        return ["ndarray", value.dtype.str, list(value.shape),
-                xxhash.xxh3_64_hexdigest(data.view(numpy.uint8).reshape(-1))
-                if value.dtype.hasobject is False else repr(value.tolist())]
-    if pandas is not None and isinstance(value, (pandas.DataFrame, pandas.Series)):
-        hashed = pandas.util.hash_pandas_object(value, index=True).to_numpy()
-        columns = list(map(str, value.columns)) if isinstance(value, pandas.DataFrame) else []
-        return [_qualname(value), columns, list(value.shape), str(getattr(value, "dtypes", "")),
-                xxhash.xxh3_64_hexdigest(hashed.tobytes())]
+        return _describe_array(numpy, value)
+    if pandas is not None and isinstance(value, (pandas.DataFrame, pandas.Series, pandas.Index)):
+        return _describe_pandas(pandas, value)
+    if type(value).__module__.startswith("pyarrow") and hasattr(value, "to_pylist"):
+        schema = getattr(value, "schema", None) or getattr(value, "type", None)
+        return [_qualname(value), str(schema), repr(value.to_pylist())]
     if depth >= _MAX_DEPTH:
         return [_qualname(value)]
     deeper = depth + 1
@@ -54,6 +55,9 @@ def _describe(value: object, depth: int, memo: dict[int, int]) -> object:
         return [_qualname(value), sorted(repr(v) for v in value)]
     if isinstance(value, types.ModuleType):
         return ["module", value.__name__]
+    if isinstance(value, _WEAK_CONTAINERS):
+        # caches by nature (singledispatch keeps one); their content is not state
+        return [_qualname(value)]
     if isinstance(value, type):
         members = sorted(k for k in vars(value) if not k.startswith("__"))
         return ["type", value.__qualname__, members]
@@ -66,7 +70,33 @@ def _describe(value: object, depth: int, memo: dict[int, int]) -> object:
     attributes = getattr(value, "__dict__", None)
     if isinstance(attributes, dict):
         return [_qualname(value), _describe(attributes, deeper, memo)]
-    return [_qualname(value)]
+    # values without attributes (Decimal, datetime, zoneinfo, ...) say what they are in repr
+    return [_qualname(value), _ADDRESS.sub("0x?", repr(value))]
+
+
+def _describe_array(numpy: types.ModuleType, value: object) -> object:
+    data = numpy.ascontiguousarray(value)
+    if value.dtype.hasobject:
+        content = repr(value.tolist())
+    else:
+        content = xxhash.xxh3_64_hexdigest(data.view(numpy.uint8).reshape(-1))
+    layout = [value.flags.c_contiguous, value.flags.f_contiguous]
+    described = [_qualname(value), value.dtype.str, repr(value.dtype), list(value.shape),
+                 layout, content]
+    if isinstance(value, numpy.ma.MaskedArray):
+        mask = numpy.ma.getmaskarray(value)
+        described += [xxhash.xxh3_64_hexdigest(mask.tobytes()), repr(value.fill_value)]
+    return described
+
+
+def _describe_pandas(pandas: types.ModuleType, value: object) -> object:
+    hashed = pandas.util.hash_pandas_object(value, index=not isinstance(value, pandas.Index))
+    index = value if isinstance(value, pandas.Index) else value.index
+    columns = list(map(str, value.columns)) if isinstance(value, pandas.DataFrame) else []
+    dtypes = value.dtypes if isinstance(value, pandas.DataFrame) else value.dtype
+    return [_qualname(value), columns, list(value.shape), str(dtypes), str(index.dtype),
+            list(map(str, index.names)), str(getattr(index, "freq", None)),
+            xxhash.xxh3_64_hexdigest(hashed.to_numpy().tobytes())]
 
 
 def describe_namespace(ns: dict[str, object]) -> str:

@@ -241,14 +241,41 @@ class _ReducerMixin:
             if reference is not None:
                 return reference
         else:
-            bound = dict.get(self._namespace, name)  # type: ignore[arg-type]
-            # a name outside the saved state (IPython's ``_``) is not there to refer to
-            if bound is obj and name not in self._members and self._is_tracked(name):
-                self.refs.add(name)  # type: ignore[arg-type]
-                return (_namespace_value, (name,))
+            reference = self._reference(obj, getattr(obj, "__qualname__", name))
+            if reference is not None:
+                return reference
         if not self._by_value:
             raise _NeedsByValue(name)
         return reduce_by_value(obj, self._namespace, _make_function)
+
+
+    def _reference(self, obj: object, qualname: object) -> tuple[object, ...] | None:
+        """Return a reference to a notebook object through the name it is bound to, or None.
+
+        A nested class or a method is reached from its top-level owner (``Outer.Inner``), so an
+        instance restored later is an instance of the restored ``Outer.Inner``. A name outside
+        the saved state (IPython's ``_``) or saved in this stream is no place to refer to.
+        """
+        if not isinstance(qualname, str) or "<locals>" in qualname:
+            qualname = getattr(obj, "__name__", None)
+            if not isinstance(qualname, str):
+                return None
+        head, *path = qualname.split(".")
+        if head in self._members or not self._is_tracked(head):
+            return None
+        owner = dict.get(self._namespace, head)  # type: ignore[arg-type]
+        if not path:
+            if owner is not obj:
+                return None
+            self.refs.add(head)
+            return (_namespace_value, (head,))
+        parent = owner
+        for part in path[:-1]:
+            parent = getattr(parent, part, None)
+        if owner is None or getattr(parent, path[-1], None) is not obj:
+            return None
+        # the parent is a notebook class too: it is reduced by reference in turn
+        return (getattr, (parent, path[-1]))
 
 
 class _FastPickler(_ReducerMixin, pickle.Pickler):
