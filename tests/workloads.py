@@ -17,14 +17,24 @@ from timetravel_kernel.state import dump_values
 from timetravel_kernel.state.serializers import _DillPickler
 
 WORKLOAD_DIR = Path(__file__).resolve().parents[2] / "shared" / "workloads"
-WORKLOADS = sorted(p.stem for p in WORKLOAD_DIR.glob("*.ipynb"))
+# Variants of our own (the shared notebooks are not edited): a frame with date columns.
+PROJECT_WORKLOAD_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "workloads"
+WORKLOAD_PATHS = {p.stem: p for d in (WORKLOAD_DIR, PROJECT_WORKLOAD_DIR)
+                  for p in sorted(d.glob("*.ipynb"))}
+WORKLOADS = sorted(WORKLOAD_PATHS)
 HIDDEN = {"__builtins__", "__name__"}
+
+
+def load_notebook_cells(name: str) -> list[tuple[str, str]]:
+    """Return (cell id, code) of a workload notebook's code cells."""
+    notebook = json.loads(WORKLOAD_PATHS[name].read_text())
+    return [(c.get("id", ""), "".join(c["source"])) for c in notebook["cells"]
+            if c["cell_type"] == "code"]
 
 
 def load_cells(name: str) -> list[str]:
     """Return the code cells of a workload notebook."""
-    notebook = json.loads((WORKLOAD_DIR / f"{name}.ipynb").read_text())
-    return ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    return [code for _, code in load_notebook_cells(name)]
 
 
 def fresh_namespace() -> dict:

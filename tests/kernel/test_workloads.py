@@ -9,19 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from ..workloads import WORKLOADS, load_notebook_cells
 from .harness import Kernel
 
-WORKLOAD_DIR = Path(__file__).resolve().parents[3] / "shared" / "workloads"
-WORKLOADS = sorted(p.stem for p in WORKLOAD_DIR.glob("*.ipynb"))
 PROBE_DIR = str(Path(__file__).resolve().parent)
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
-
-
-def load_cells(name: str) -> list[tuple[str, str]]:
-    """Return (cell id, code) of a workload's code cells."""
-    notebook = json.loads((WORKLOAD_DIR / f"{name}.ipynb").read_text())
-    return [(c["id"], "".join(c["source"])) for c in notebook["cells"]
-            if c["cell_type"] == "code"]
 
 
 def visible_outputs(outputs: list[dict]) -> list[object]:
@@ -61,7 +53,7 @@ def assert_same_state(actual: dict, expected: dict, names: set[str], where: str)
 
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_workload_outputs_undo_redo_and_crash_restore(workload, start_kernel, tmp_path):
-    cells = load_cells(workload)
+    cells = load_notebook_cells(workload)
     env = {"PYTHONPATH": PROBE_DIR}
     stock = start_kernel("python3", **env)
     stock_outputs = [visible_outputs(stock.execute(code, cell_id=cid)[1]) for cid, code in cells]

@@ -107,8 +107,9 @@ def reduce_imported(obj: object, notebook_module: str) -> tuple[object, ...] | N
     homes = sorted(
         candidate
         for candidate, loaded in list(sys.modules.items())
-        if candidate not in (notebook_module, "__main__")
-        and isinstance(loaded, types.ModuleType)
+        if isinstance(loaded, types.ModuleType)
+        # the notebook's module may be registered under other keys too (__mp_main__, ...)
+        and {candidate, getattr(loaded, "__name__", None)}.isdisjoint((notebook_module, "__main__"))
         and getattr(loaded, name, None) is obj
     )
     if not homes:
