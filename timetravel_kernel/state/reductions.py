@@ -55,12 +55,12 @@ def array_buffer(root: object) -> pickle.PickleBuffer | None:
     import numpy as np
 
     assert isinstance(root, np.ndarray)
+    if root.dtype.hasobject or root.dtype.kind == "T":
+        return None
     try:
         return pickle.PickleBuffer(root)
     except (ValueError, TypeError, BufferError):
         pass
-    if root.dtype.hasobject or root.dtype.kind == "T":
-        return None
     flat = root.reshape(-1, order="A")  # a view: the root is contiguous
     width = root.dtype.itemsize
     raw = flat.view(_UNSIGNED_BY_WIDTH.get(width, "u1"))
@@ -178,8 +178,8 @@ def make_enum(metaclass: type, name: str, bases: tuple[type, ...],
     return types.new_class(name, bases, {"metaclass": metaclass, **keywords}, fill)
 
 
-# Sunder names the enum machinery sets that a class body may also define itself.
-_ENUM_HOOKS = frozenset({"_generate_next_value_", "_missing_"})
+# The sunder names a class body may define; enum reserves the others for its machinery.
+_ENUM_HOOKS = frozenset({"_generate_next_value_", "_missing_", "_numeric_repr_"})
 
 
 @functools.lru_cache(maxsize=64)
@@ -191,13 +191,11 @@ def _enum_machinery(metaclass: type, bases: tuple[type, ...],
 
 
 def _is_machinery(key: str, value: object, machinery: Mapping[str, object]) -> bool:
-    if key not in machinery:
-        return False
-    made_by_metaclass = key == "__new__" or (
-        key.startswith("_") and key.endswith("_") and not key.startswith("__")
-        and key not in _ENUM_HOOKS
-    )
-    return made_by_metaclass or machinery[key] is value
+    if key in ("__dict__", "__weakref__"):  # made by type() for each class
+        return True
+    if key.startswith("_") and key.endswith("_") and not key.startswith("__"):
+        return key not in _ENUM_HOOKS or machinery.get(key) is value
+    return key in machinery and (key == "__new__" or machinery[key] is value)
 
 
 def _reduce_enum(cls: enum.EnumMeta) -> tuple[object, ...]:
