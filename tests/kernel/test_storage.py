@@ -57,7 +57,7 @@ def test_unwritable_location_gives_a_temporary_history(tmp_path):
     blocker.write_text("x")
     opened = open_timeline_with_fallback(blocker / "s", TimelineOptions(), purpose="test")
     try:
-        assert opened.temporary is not None and "cannot write" in opened.notice
+        assert opened.temporary is not None and "cannot use" in opened.notice
     finally:
         opened.timeline.close()
 

@@ -8,12 +8,14 @@ next request), the timeline decides *what*, the protocol handler answers the fro
 from __future__ import annotations
 
 import contextvars
+import datetime
 import os
 import shutil
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipykernel.ipkernel import IPythonKernel
@@ -21,11 +23,15 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Enum, Int, List, Unicode, default
 from typing_extensions import override
 
+from timetravel_kernel.errors import StoreError
 from timetravel_kernel.kernel.magics import register_magics
 from timetravel_kernel.kernel.storage import (
     OpenedTimeline,
     default_store_dir,
+    make_default_store_dir_private,
+    move_aside_and_reopen,
     open_timeline_with_fallback,
+    remove_stale_temporaries,
     store_path_for,
 )
 from timetravel_kernel.protocol import COMM_TARGET, ProtocolHandler
@@ -36,7 +42,6 @@ from timetravel_kernel.protocol.messages import (
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
     from timetravel_kernel.protocol import Response
     from timetravel_kernel.timeline import Timeline
@@ -64,6 +69,22 @@ def _env_list(name: str) -> list[str]:
 def _env_choice(name: str, choices: tuple[str, ...], fallback: str) -> str:
     value = os.environ.get(name, fallback)
     return value if value in choices else fallback
+
+
+def _sent_at(msg: object) -> float | None:
+    """Return when a message was sent (its header's date, as a POSIX time), None if unknown."""
+    header = msg.get("header") if isinstance(msg, dict) else None
+    date = header.get("date") if isinstance(header, dict) else None
+    if isinstance(date, str):
+        try:
+            date = datetime.datetime.fromisoformat(date)
+        except ValueError:
+            return None
+    if not isinstance(date, datetime.datetime):
+        return None
+    if date.tzinfo is None:  # the spec says UTC; jupyter_client adds the zone when parsing
+        date = date.replace(tzinfo=datetime.timezone.utc)
+    return date.timestamp()
 
 
 @dataclass(slots=True)
@@ -174,6 +195,7 @@ class TimeTravelKernel(IPythonKernel):
         self._notices: list[str] = []
         self._startup_events: list[Mapping[str, object]] = []
         self._warned_failure = False
+        self._last_cell_finished = 0.0
         self._opened = OpenedTimeline(None, None, "time travel is starting")
         self.handler = ProtocolHandler(None, self.shell.user_ns, is_busy=self.is_busy,
                                        lock=self._lock, notice="time travel is starting")
@@ -202,8 +224,6 @@ class TimeTravelKernel(IPythonKernel):
     # -- opening the store and restoring ------------------------------------------------
 
     def _store_location(self) -> tuple[Path, str]:
-        from pathlib import Path
-
         if self.store_path:
             return Path(self.store_path), f"kernel for {self.notebook_path or self.store_path}"
         if self.notebook_path:
@@ -226,6 +246,10 @@ class TimeTravelKernel(IPythonKernel):
         )
 
     def _open_history(self) -> None:
+        remove_stale_temporaries()
+        default = default_store_dir(jupyter_data_dir())
+        if Path(self.store_dir) == default:
+            make_default_store_dir_private(default)
         try:
             path, purpose = self._store_location()
             opened = open_timeline_with_fallback(path, self._timeline_options(), purpose=purpose)
@@ -248,11 +272,18 @@ class TimeTravelKernel(IPythonKernel):
         crashed = timeline.previous_session_crashed
         restorable = timeline.restorable
         timeline.start(self.shell.user_ns)
+        cell = ("its start" if restorable is None or not restorable.execution_count
+                else f"cell [{restorable.execution_count}]")
+        if timeline.lost_commits:
+            lost = timeline.lost_commits
+            self._announce(
+                f"time travel: the last {lost} saved state{'s' if lost > 1 else ''} could not "
+                "be recovered (the store's log was damaged); the newest intact state is the "
+                f"one after {cell}")
         head = timeline.head
         if restorable is None or (head is not None and head.id == restorable.id):
             return
         policy = self.restore_after_crash if crashed else self.restore_after_restart
-        cell = f"cell [{restorable.execution_count}]" if restorable.execution_count else "its start"
         before = "the previous kernel crashed" if crashed else "the previous session ended"
         if policy == "restore":
             self._restore_at_start(timeline, crashed, f"{before}; restored its state after {cell}")
@@ -267,6 +298,11 @@ class TimeTravelKernel(IPythonKernel):
     def _restore_at_start(self, timeline: Timeline, crashed: bool, what: str) -> None:
         try:
             result = timeline.restore(self.shell.user_ns)
+        except StoreError as exc:
+            # The state's records cannot be read back: the store is damaged, not the state.
+            self.log.warning("time travel: restore failed", exc_info=True)
+            self._replace_damaged_store(timeline, exc)
+            return
         except Exception as exc:
             # Checkpoint boundary: a state that cannot come back must not stop the kernel; it
             # stays in the history for %tt restore or a jump.
@@ -284,6 +320,26 @@ class TimeTravelKernel(IPythonKernel):
             "event": "restored", "head": format_commit(result.head), "crashed": crashed,
             "unrestored": dict(result.unrestored), "message": message})
         self._notices.append(message)
+
+    def _replace_damaged_store(self, timeline: Timeline, reason: StoreError) -> None:
+        """Move a store found damaged while restoring aside and start a new history."""
+        self.handler.timeline = None
+        timeline.close()
+        path, purpose = self._store_location()
+        if self._opened.temporary is not None:
+            opened = open_timeline_with_fallback(path, self._timeline_options(), purpose=purpose)
+        else:
+            opened = move_aside_and_reopen(path, self._timeline_options(), purpose=purpose,
+                                           reason=reason)
+        if self._opened.temporary is not None:
+            shutil.rmtree(self._opened.temporary, ignore_errors=True)
+        self._opened = opened
+        self.handler.timeline = opened.timeline
+        self.handler.notice = opened.notice
+        if opened.notice:
+            self._announce(opened.notice)
+        if opened.timeline is not None:
+            opened.timeline.start(self.shell.user_ns)
 
     def _announce(self, message: str) -> None:
         """Tell the user once: in the next cell's output, the banner and a comm event."""
@@ -321,6 +377,9 @@ class TimeTravelKernel(IPythonKernel):
         try:
             await super().execute_request(stream, ident, parent)
         finally:
+            # The reply is out: a move sent from now on was meant for the finished cell (it
+            # waits for the checkpoint below); one sent earlier was not (_on_comm_msg).
+            self._last_cell_finished = time.time()
             try:
                 self._checkpoint(run)
             finally:
@@ -459,7 +518,10 @@ class TimeTravelKernel(IPythonKernel):
     def _on_comm_msg(self, comm: Any, msg: dict[str, Any]) -> None:
         content = msg.get("content") if isinstance(msg, dict) else None
         data = content.get("data") if isinstance(content, dict) else None
-        response = self.handler.handle(data)
+        # A synchronous cell holds the shell channel: a move sent meanwhile arrives only now.
+        sent = _sent_at(msg)
+        response = self.handler.handle(
+            data, sent_during_cell=sent is not None and sent < self._last_cell_finished)
         self._send(comm, response.reply)
         if response.events:
             # A restore or jump settles what the startup offer was about.

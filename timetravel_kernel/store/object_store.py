@@ -9,7 +9,8 @@ objects are all present; chunks orphaned by a crash are reclaimed by ``collect_g
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import json
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,15 @@ from timetravel_kernel.errors import (
     StoreError,
     StoreFormatError,
 )
-from timetravel_kernel.ids import ChunkId, CommitId, CovarId, TreeId, hash_bytes
+from timetravel_kernel.ids import (
+    ChunkId,
+    CommitId,
+    CovarId,
+    TreeId,
+    hash_bytes,
+    hex_to_id,
+    id_to_hex,
+)
 from timetravel_kernel.store.codec import decode_chunk, encode_chunk
 from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.store.objects import (
@@ -42,6 +51,11 @@ if TYPE_CHECKING:
     from timetravel_kernel.store.backend import Backend
 
 __all__ = ["GarbageReport", "ObjectStore", "Transaction"]
+
+# The newest commits written, kept in a note outside the database (Backend.read_note): after
+# a recovery from a damaged write-ahead log, the ones missing are the states it lost.
+_RECENT_NOTE = "recent-commits"
+_RECENT_KEPT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +95,34 @@ class ObjectStore:
                 + ("upgrade timetravel-kernel" if newer else "it was written by an older one")
                 + " or move the store aside"
             )
+        self._recent = self._read_recent()
+        kept = [c for c in self._recent if self.has_commit(c)]
+        # How many of the newest commits earlier sessions wrote are gone (a damaged log).
+        self.lost_commits = len(self._recent) - len(kept)
+        if self.lost_commits and not backend.read_only:
+            self._recent = kept
+            self._write_recent()
+
+    def _read_recent(self) -> list[CommitId]:
+        data = self.backend.read_note(_RECENT_NOTE)
+        try:
+            return [CommitId(hex_to_id(h)) for h in json.loads(data)] if data else []
+        except (ValueError, TypeError):
+            return []  # a note damaged too witnesses nothing
+
+    def _write_recent(self) -> None:
+        self.backend.write_note(_RECENT_NOTE,
+                                json.dumps([id_to_hex(c) for c in self._recent]).encode())
+
+    def note_commit(self, commit_id: CommitId) -> None:
+        """Record a durable commit in the recent-commits note (see ``lost_commits``).
+
+        Best effort: the commit is already durable, and a note that could not be written only
+        weakens the detection of a later damaged log.
+        """
+        self._recent = [*self._recent[-(_RECENT_KEPT - 1):], commit_id]
+        with suppress(StoreError):
+            self._write_recent()
 
     def close(self) -> None:
         """Close the backend."""
@@ -354,5 +396,6 @@ class Transaction:
             if set_head:
                 puts.append((ref_key(REF_HEAD), final.id))
             self._store.backend.write_batch(puts)
+            self._store.note_commit(final.id)
         self._store._known_chunks.update(self._pending_chunks)
         return final

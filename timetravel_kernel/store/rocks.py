@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,9 +21,24 @@ from timetravel_kernel.store.backend import Backend
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-__all__ = ["OWNER_FILE", "RocksBackend"]
+__all__ = [
+    "OWNER_FILE",
+    "RocksBackend",
+    "StoreOwner",
+    "make_private",
+    "read_owner",
+    "write_private_file",
+]
 
 OWNER_FILE = "OWNER.json"
+# RocksDB's status texts start with the status code ("IO error: ", "Corruption: "); the lock
+# failure is an IO error about the LOCK file (held by another process, or by this one).
+# Matched by whole phrases: "block checksum mismatch" contains "lock" (NOTES.md).
+_LOCK_STATUS = re.compile(r"^IO error: (While lock file:|lock hold by current process)")
+_CORRUPTION_STATUS = "Corruption:"
+_NOTE_SUFFIX = ".note"
+# How often durable writes re-tighten the permissions of files RocksDB created since.
+_PRIVATE_EVERY_SECONDS = 1.0
 # Values this large go to blob files: big chunks are written once instead of being rewritten
 # by every compaction, which keeps checkpoints of large arrays near disk speed.
 _MIN_BLOB_SIZE = 64 * 1024
@@ -44,6 +61,15 @@ def _options(*, create: bool) -> Options:
     return options
 
 
+def _make_private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents 0700 (``mkdir(parents=True)`` uses the umask)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+    os.chmod(path, 0o700)
+
+
 def _hint(message: str) -> str:
     """Return what the user can do about a failed write, when the cause is recognisable."""
     if "No space left" in message or "ENOSPC" in message:
@@ -53,15 +79,71 @@ def _hint(message: str) -> str:
     return ""
 
 
-def _describe_holder(path: Path) -> str | None:
+def write_private_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically by a file only the user can read (0600 whatever the umask)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+
+
+def make_private(folder: Path) -> None:
+    """Make a store's folder 0700 and its files 0600.
+
+    RocksDB creates its files with the process umask (0644, or 0666 under umask 000) and
+    offers no mode option; changing the umask would change it for the user's code too. The
+    folder being 0700 keeps others out at once; this makes copies (``cp -r``, ``tar``) private.
+    """
+    with contextlib.suppress(OSError):
+        os.chmod(folder, 0o700)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            mode = 0o700 if entry.is_dir(follow_symlinks=False) else 0o600
+            if entry.stat(follow_symlinks=False).st_mode & 0o777 != mode:
+                os.chmod(entry.path, mode)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOwner:
+    """Who last opened a store for writing (its OWNER.json)."""
+
+    pid: int
+    host: str
+    purpose: str
+
+    def is_alive(self) -> bool:
+        """Return whether the owner process still runs (unknown hosts count as alive)."""
+        if self.host != socket.gethostname():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # another user's process
+            return True
+        return True
+
+    def describe(self) -> str:
+        """Return the owner as a user recognises it."""
+        purpose = f" ({self.purpose})" if self.purpose else ""
+        return f"process {self.pid} on {self.host}{purpose}"
+
+
+def read_owner(path: Path) -> StoreOwner | None:
+    """Return the owner record of the store at ``path``, None when absent or unreadable."""
     try:
         owner = json.loads((path / OWNER_FILE).read_text())
-    except (OSError, ValueError):
+        return StoreOwner(int(owner["pid"]), str(owner["host"]), str(owner.get("purpose", "")))
+    except (OSError, ValueError, TypeError, KeyError):
         return None
-    if not isinstance(owner, dict):
-        return None
-    purpose = f" ({owner['purpose']})" if owner.get("purpose") else ""
-    return f"process {owner.get('pid')} on {owner.get('host')}{purpose}"
 
 
 class RocksBackend(Backend):
@@ -80,8 +162,7 @@ class RocksBackend(Backend):
         self._read_only = read_only
         if not read_only:
             try:
-                self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-                os.chmod(self.path, 0o700)
+                _make_private_dirs(self.path)
             except OSError as exc:
                 raise StoreError(
                     f"cannot create the time-travel store {self.path}: {exc.strerror}; choose "
@@ -97,6 +178,7 @@ class RocksBackend(Backend):
         self._unlogged = WriteOptions()
         self._unlogged.disable_wal = True
         self._closed = False
+        self._made_private = 0.0
 
     def _open(self, *, create: bool) -> Rdict:
         access = AccessType.read_only() if self._read_only else AccessType.read_write()
@@ -105,26 +187,51 @@ class RocksBackend(Backend):
         except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
             raise self._translate_open_error(exc) from exc
         if not self._read_only:
-            self._write_owner(self._purpose)
+            try:
+                self._write_owner(self._purpose)
+            except OSError as exc:
+                db.close()
+                raise StoreError(f"cannot write to the time-travel store {self.path}: "
+                                 f"{exc.strerror}" + _hint(str(exc))) from exc
+            make_private(self.path)
         return db
 
+    def unlisted_tables(self) -> list[str]:
+        """Return table files on disk that the database's MANIFEST does not list.
+
+        After a crash these are tables a flush or compaction had not yet registered (RocksDB
+        deletes them at the next writable open). Together with lost commits they mean a
+        damaged MANIFEST, whose writable open would delete the whole history as obsolete.
+        """
+        listed = {Path(f["name"]).name for f in self._handle().live_files()}
+        return sorted(p.name for p in self.path.glob("*.sst") if p.name not in listed)
+
     def _translate_open_error(self, exc: Exception) -> StoreError:
+        """Name the cause of a failed open from RocksDB's status code, never by substring.
+
+        "In use" needs both RocksDB's lock failure and a live owner: the lock is released by
+        the kernel when a process dies, so a lock failure with a dead owner means the holder
+        is a process that did not record itself (reported without a name). An existing store
+        that fails any other way than lack of space or permission is damaged.
+        """
         message = str(exc)
-        if "lock" in message.lower():
-            return StoreLockedError(str(self.path), _describe_holder(self.path))
-        if "Corruption" in message:
+        if _LOCK_STATUS.match(message):
+            owner = read_owner(self.path)
+            holder = owner.describe() if owner is not None and owner.is_alive() else None
+            return StoreLockedError(str(self.path), holder)
+        hint = _hint(message)
+        existing = (self.path / "CURRENT").exists()
+        if message.startswith(_CORRUPTION_STATUS) or (existing and not hint):
             return StoreCorruptError(
-                f"the time-travel store {self.path} is corrupt ({message}); move it aside to "
-                "start a fresh history, or run `timetravel gc` on a copy to salvage commits"
+                f"the time-travel store {self.path} is damaged ({message}); move it aside to "
+                "start a fresh history"
             )
-        return StoreError(f"cannot open the time-travel store {self.path}: {message}")
+        return StoreError(f"cannot open the time-travel store {self.path}: {message}{hint}")
 
     def _write_owner(self, purpose: str) -> None:
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
                  "since": time.time()}
-        tmp = self.path / (OWNER_FILE + ".tmp")
-        tmp.write_text(json.dumps(owner))
-        tmp.replace(self.path / OWNER_FILE)
+        write_private_file(self.path / OWNER_FILE, json.dumps(owner).encode())
 
     @property
     @override
@@ -167,9 +274,9 @@ class RocksBackend(Backend):
 
     def _read_error(self, exc: Exception) -> StoreError:
         message = str(exc)
-        if "Corruption" in message or "checksum" in message.lower():
+        if message.startswith(_CORRUPTION_STATUS) or "checksum" in message.lower():
             return StoreCorruptError(
-                f"the time-travel store {self.path} is corrupt ({message}); move it aside to "
+                f"the time-travel store {self.path} is damaged ({message}); move it aside to "
                 "start a fresh history"
             )
         return StoreError(f"cannot read the time-travel store {self.path}: {message}")
@@ -224,6 +331,9 @@ class RocksBackend(Backend):
             db.write(batch, self._sync if durable else self._unlogged)
         except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
             raise self._failed("write to", exc) from exc
+        if durable and time.monotonic() - self._made_private > _PRIVATE_EVERY_SECONDS:
+            self._made_private = time.monotonic()
+            make_private(self.path)
 
     @override
     def flush(self) -> None:
@@ -234,6 +344,24 @@ class RocksBackend(Backend):
             db.flush(True)
         except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
             raise self._failed("flush", exc) from exc
+        make_private(self.path)
+
+    @override
+    def read_note(self, name: str) -> bytes | None:
+        try:
+            return (self.path / f"{name}{_NOTE_SUFFIX}").read_bytes()
+        except OSError:
+            return None
+
+    @override
+    def write_note(self, name: str, data: bytes) -> None:
+        if self._read_only:
+            raise StoreError(f"the time-travel store {self.path} is open read-only")
+        try:
+            write_private_file(self.path / f"{name}{_NOTE_SUFFIX}", data)
+        except OSError as exc:
+            raise StoreError(f"cannot write to the time-travel store {self.path}: "
+                             f"{exc.strerror}" + _hint(str(exc))) from exc
 
     @override
     def close(self) -> None:
@@ -242,6 +370,8 @@ class RocksBackend(Backend):
         self._closed = True
         if self._db is not None:
             self._db.close()
+        if not self._read_only:
+            make_private(self.path)
 
     @override
     def size_bytes(self) -> int:

@@ -19,6 +19,7 @@ from timetravel_kernel.errors import (
     NothingToRedoError,
     NothingToRestoreError,
     NothingToUndoError,
+    StoreCorruptError,
     TimelineError,
 )
 from timetravel_kernel.state import (
@@ -77,6 +78,30 @@ def _without(names: tuple[str, ...], drop: Namespace) -> tuple[str, ...]:
     return tuple(n for n in names if n not in drop)
 
 
+def _check_manifest(path: Path) -> None:
+    """Refuse a store whose writable open would delete its history (a damaged MANIFEST).
+
+    RocksDB recovers a truncated MANIFEST without an error and then deletes the tables it no
+    longer lists as obsolete. A read-only open deletes nothing: there, recent commits missing
+    while unlisted tables are on disk mean the MANIFEST lost them.
+
+    Raises:
+        StoreCorruptError: the MANIFEST is damaged (the store must be moved aside).
+    """
+    backend = RocksBackend(path, read_only=True)
+    try:
+        lost = ObjectStore(backend).lost_commits
+        unlisted = backend.unlisted_tables() if lost else []
+    finally:
+        backend.close()
+    if unlisted:
+        raise StoreCorruptError(
+            f"the time-travel store {path} is damaged: its MANIFEST lost {len(unlisted)} table "
+            f"file(s) ({', '.join(unlisted[:3])}) holding its {lost} newest states; move it "
+            "aside (the files are intact) to start a fresh history"
+        )
+
+
 class Timeline:
     """The checkpointed history of one namespace, kept in one store.
 
@@ -130,6 +155,8 @@ class Timeline:
             StoreLockedError: another process has it open for writing.
             StoreCorruptError, StoreFormatError, StoreError: it cannot be used.
         """
+        if not read_only and (Path(path) / "CURRENT").exists():
+            _check_manifest(Path(path))
         backend = RocksBackend(path, read_only=read_only, purpose=purpose)
         try:
             store = ObjectStore(backend)
@@ -164,6 +191,15 @@ class Timeline:
     def read_only(self) -> bool:
         """Whether the store refuses writes."""
         return self._store.backend.read_only
+
+    @property
+    def lost_commits(self) -> int:
+        """How many of the newest states earlier sessions saved the store could not recover.
+
+        Non-zero after RocksDB recovered from a damaged or truncated write-ahead log: it
+        drops the log's tail without an error, so only the note of recent commits tells.
+        """
+        return self._store.lost_commits
 
     def commit_count(self) -> int:
         """Return the number of commits in the store."""
