@@ -296,13 +296,15 @@ class TimeTravelKernel(IPythonKernel):
             self._notices.append(message)
 
     def _restore_at_start(self, timeline: Timeline, crashed: bool, what: str) -> None:
+        damage: str | None = None
         try:
             result = timeline.restore(self.shell.user_ns)
         except StoreError as exc:
             # The state's records cannot be read back: the store is damaged, not the state.
+            # Only the text is kept: the traceback holds the store's iterators, and RocksDB
+            # keeps its lock while they live, which would block moving the store aside.
             self.log.warning("time travel: restore failed", exc_info=True)
-            self._replace_damaged_store(timeline, exc)
-            return
+            damage = str(exc)
         except Exception as exc:
             # Checkpoint boundary: a state that cannot come back must not stop the kernel; it
             # stays in the history for %tt restore or a jump.
@@ -310,6 +312,9 @@ class TimeTravelKernel(IPythonKernel):
             self._announce(f"time travel: {what.replace('restored', 'restoring')} failed "
                            f"({type(exc).__name__}: {exc}); it stays in the history "
                            "(%timetravel log)")
+            return
+        if damage is not None:
+            self._replace_damaged_store(timeline, damage)
             return
         missing = ""
         if result.unrestored:
@@ -321,7 +326,7 @@ class TimeTravelKernel(IPythonKernel):
             "unrestored": dict(result.unrestored), "message": message})
         self._notices.append(message)
 
-    def _replace_damaged_store(self, timeline: Timeline, reason: StoreError) -> None:
+    def _replace_damaged_store(self, timeline: Timeline, reason: str) -> None:
         """Move a store found damaged while restoring aside and start a new history."""
         self.handler.timeline = None
         timeline.close()

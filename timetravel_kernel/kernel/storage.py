@@ -111,7 +111,7 @@ def open_timeline_with_fallback(
                f"{exc.holder or 'another process'}; this kernel keeps its own temporary "
                "history, discarded at shutdown (the other kernel's history is untouched)")
     except (StoreCorruptError, StoreFormatError) as exc:
-        return move_aside_and_reopen(path, options, purpose=purpose, reason=exc)
+        return move_aside_and_reopen(path, options, purpose=purpose, reason=str(exc))
     except (OSError, StoreError) as exc:
         why = (f"time travel: cannot use the history store {path} ({exc}); this kernel "
                "keeps a temporary history, discarded at shutdown")
@@ -121,7 +121,7 @@ def open_timeline_with_fallback(
 
 
 def move_aside_and_reopen(path: Path, options: TimelineOptions, *, purpose: str,
-                          reason: Exception) -> OpenedTimeline:
+                          reason: str) -> OpenedTimeline:
     """Rename a damaged store (never deleting it) and start a new history in its place."""
     from timetravel_kernel.timeline import Timeline
 

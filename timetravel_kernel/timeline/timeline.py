@@ -159,11 +159,12 @@ class Timeline:
             _check_manifest(Path(path))
         backend = RocksBackend(path, read_only=read_only, purpose=purpose)
         try:
-            store = ObjectStore(backend)
+            return cls(ObjectStore(backend), options=options, store_path=Path(path))
         except BaseException:
+            # Closed at once: RocksDB keeps the path locked in this process while it is open,
+            # and the caller may move the damaged store aside and create a new one there.
             backend.close()
             raise
-        return cls(store, options=options, store_path=Path(path))
 
     @classmethod
     def in_memory(cls, *, options: TimelineOptions | None = None) -> Timeline:
