@@ -46,7 +46,12 @@ if TYPE_CHECKING:
     from timetravel_kernel.protocol import Response
     from timetravel_kernel.timeline import Timeline
 
-__all__ = ["IPYTHON_HIDDEN_NAMES", "IPYTHON_HIDDEN_PATTERN", "TimeTravelKernel"]
+__all__ = [
+    "IPYTHON_HIDDEN_NAMES",
+    "IPYTHON_HIDDEN_PATTERN",
+    "VSCODE_NOTEBOOK_NAME",
+    "TimeTravelKernel",
+]
 
 # IPython's own bookkeeping names: part of every session, never part of the user's state.
 IPYTHON_HIDDEN_NAMES = frozenset({
@@ -56,6 +61,8 @@ IPYTHON_HIDDEN_NAMES = frozenset({
 })
 # dunders, input history (_i12), output history (_12).
 IPYTHON_HIDDEN_PATTERN = r"__.*__|_i\d+|_\d+"
+# What VS Code's Jupyter extension assigns the notebook's path to at kernel start.
+VSCODE_NOTEBOOK_NAME = "__vsc_ipynb_file__"
 _POLICIES = ("restore", "offer", "never")
 # Loop iterations of the shell-channel thread to wait for: its receive handler forwards the
 # reply into a ZMQStream send queue, which a later iteration writes to the socket.
@@ -93,7 +100,7 @@ class _CellRun:
 
     code: str
     cell_id: str | None
-    silent: bool
+    recorded: bool  # a user's cell: neither silent nor kept out of the input history
     status: str = "ok"
     execution_count: int | None = None
     duration: float = 0.0
@@ -326,6 +333,41 @@ class TimeTravelKernel(IPythonKernel):
             "unrestored": dict(result.unrestored), "message": message})
         self._notices.append(message)
 
+    def _follow_vscode_notebook(self) -> None:
+        """Key the store by the notebook once VS Code names it, and restore its state.
+
+        VS Code's Jupyter extension sets no ``JPY_SESSION_NAME``; its start-up code assigns
+        the notebook's path to ``__vsc_ipynb_file__`` before any user cell runs. Until then
+        the store is keyed by the connection file, which changes with every kernel process:
+        that store is dropped (nothing can find it again) and the notebook's own is opened,
+        with the usual restore, so crash restore works in VS Code too.
+        """
+        if not self.enabled or self.store_path or self.notebook_path:
+            return
+        path = self.shell.user_ns.get(VSCODE_NOTEBOOK_NAME)
+        if not isinstance(path, str) or not path:
+            return
+        self.notebook_path = path
+        try:
+            self._switch_store()
+        except Exception as exc:
+            # Checkpoint boundary: the history is optional, the kernel is not.
+            self.log.exception("time travel could not switch to the notebook's store")
+            self._announce(f"time travel: could not open the history of {path} "
+                           f"({type(exc).__name__}: {exc})")
+
+    def _switch_store(self) -> None:
+        timeline, previous = self.handler.timeline, self._opened
+        self.handler.timeline = None
+        if timeline is not None:
+            with self._lock:
+                timeline.close()
+        drop = previous.temporary or (previous.path if previous.created else None)
+        if drop is not None:
+            shutil.rmtree(drop, ignore_errors=True)
+        self._opened = OpenedTimeline(None, None)
+        self._open_history()
+
     def _replace_damaged_store(self, timeline: Timeline, reason: str) -> None:
         """Move a store found damaged while restoring aside and start a new history."""
         self.handler.timeline = None
@@ -373,9 +415,12 @@ class TimeTravelKernel(IPythonKernel):
         content = content if isinstance(content, dict) else {}
         metadata = parent.get("metadata") if isinstance(parent, dict) else None
         cell_id = metadata.get("cellId") if isinstance(metadata, dict) else None
+        # Tools run their own code with store_history false (VS Code's start-up code and
+        # variable viewer): like silent executions, not commits the user would undo.
+        recorded = not content.get("silent", False) and content.get("store_history", True)
         run = _CellRun(code=str(content.get("code", "")),
                        cell_id=cell_id if isinstance(cell_id, str) else None,
-                       silent=bool(content.get("silent", False)))
+                       recorded=bool(recorded))
         token = _current_run.set(run)
         with self._running_lock:
             self._running += 1
@@ -386,6 +431,7 @@ class TimeTravelKernel(IPythonKernel):
             # waits for the checkpoint below); one sent earlier was not (_on_comm_msg).
             self._last_cell_finished = time.time()
             try:
+                self._follow_vscode_notebook()
                 self._checkpoint(run)
             finally:
                 with self._running_lock:
@@ -397,7 +443,7 @@ class TimeTravelKernel(IPythonKernel):
                          user_expressions: dict[str, Any] | None = None,
                          allow_stdin: bool = False, *, cell_meta: dict[str, Any] | None = None,
                          cell_id: str | None = None) -> dict[str, Any]:
-        if not silent and self._notices:
+        if not silent and store_history and self._notices:
             print("\n".join(self._notices), file=sys.stderr, flush=True)
             self._notices.clear()
         started = time.perf_counter()
@@ -450,7 +496,7 @@ class TimeTravelKernel(IPythonKernel):
         timeline = self.handler.timeline
         if timeline is None or run.uses_magic:
             return
-        if run.silent:
+        if not run.recorded:
             # Not recorded; but what it may have changed in place must not be trusted as
             # unchanged by the next undo.
             try:

@@ -85,13 +85,15 @@ class OpenedTimeline:
     """A timeline the kernel can use, and how it came to be.
 
     ``notice`` is a plain sentence for the user when the store is not the notebook's own
-    (None when all is as configured); ``temporary`` is a folder to delete at shutdown.
+    (None when all is as configured); ``temporary`` is a folder to delete at shutdown;
+    ``created`` says the store did not exist before this open.
     """
 
     timeline: Timeline | None
     path: Path | None
     notice: str | None = None
     temporary: Path | None = None
+    created: bool = False
 
 
 def open_timeline_with_fallback(
@@ -104,8 +106,10 @@ def open_timeline_with_fallback(
     """
     from timetravel_kernel.timeline import Timeline
 
+    created = not (path / "CURRENT").exists()
     try:
-        return OpenedTimeline(Timeline.open(path, options=options, purpose=purpose), path)
+        return OpenedTimeline(Timeline.open(path, options=options, purpose=purpose), path,
+                              created=created)
     except StoreLockedError as exc:
         why = (f"time travel: the history of this notebook is in use by "
                f"{exc.holder or 'another process'}; this kernel keeps its own temporary "
