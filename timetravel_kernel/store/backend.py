@@ -61,6 +61,10 @@ class Backend(ABC):
     def close(self) -> None:
         """Release the store; further calls fail."""
 
+    def compact(self) -> None:
+        """Give the space of deleted records back to the disk (a no-op where it is at once)."""
+        return
+
     def read_note(self, name: str) -> bytes | None:
         """Return a small note kept beside the database, outside its log (None when absent).
 

@@ -46,7 +46,7 @@ from timetravel_kernel.store.refs import FORMAT_VERSION, REF_FORMAT, REF_HEAD, r
 from timetravel_kernel.store.tree import NamespaceTree
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
     from timetravel_kernel.store.backend import Backend
 
@@ -60,10 +60,12 @@ _RECENT_KEPT = 64
 
 @dataclass(frozen=True, slots=True)
 class GarbageReport:
-    """What ``collect_garbage`` removed."""
+    """What ``collect_garbage`` removed, and the store's size on disk before and after."""
 
     objects: int
     bytes: int
+    disk_before: int = 0
+    disk_after: int = 0
 
 
 class ObjectStore:
@@ -261,15 +263,32 @@ class ObjectStore:
         return self.backend.size_bytes()
 
     # -- garbage ------------------------------------------------------------------------
-    def collect_garbage(self) -> GarbageReport:
-        """Delete chunks, covariables and trees that no commit reaches.
+    def thinned(self) -> set[CommitId]:
+        """Return the commits whose state retention gave up.
 
-        Every commit is kept (history is never lost); what goes is what interrupted or crashed
-        checkpoints left behind.
+        Their records stay, for the parent links; their trees, covariables and chunks go with
+        the next collection.
         """
+        prefix = encode_key("thinned", b"")
+        return {CommitId(key[len(prefix):]) for key, _ in self.backend.scan_prefix(prefix)}
+
+    def mark_thinned(self, commit_ids: Iterable[CommitId]) -> None:
+        """Give up the state of these commits, in one durable batch."""
+        self.backend.write_batch([(encode_key("thinned", c), b"") for c in commit_ids])
+
+    def collect_garbage(self) -> GarbageReport:
+        """Delete chunks, covariables and trees no kept commit reaches; compact the disk.
+
+        Commits are kept (their states only when not thinned); what goes is what interrupted
+        or crashed checkpoints left behind and what thinned states alone used. The report's
+        sizes are measured on disk, after the backend compacted.
+        """
+        disk_before = self.size_bytes()
+        thinned = self.thinned()
         live: set[bytes] = set()
         for commit in self.iter_commits():
-            self._mark_tree(commit.tree, live)
+            if commit.id not in thinned:
+                self._mark_tree(commit.tree, live)
         dead: list[bytes] = []
         freed = 0
         for kind in ("chunk", "covar", "tree"):
@@ -282,10 +301,11 @@ class ObjectStore:
             self.backend.write_batch((), dead[start : start + 10_000])
         self._known_chunks.clear()
         self._trees.clear()
-        return GarbageReport(len(dead), freed)
+        self.backend.compact()
+        return GarbageReport(len(dead), freed, disk_before, self.size_bytes())
 
     def verify(self) -> int:
-        """Read back every object every commit reaches, checking each chunk's hash.
+        """Read back every object every kept commit reaches, checking each chunk's hash.
 
         Returns the number of chunks checked.
 
@@ -294,8 +314,10 @@ class ObjectStore:
             StoreCorruptError: an object is unreadable or a chunk does not match its id.
         """
         live: set[bytes] = set()
+        thinned = self.thinned()
         for commit in self.iter_commits():
-            self._mark_tree(commit.tree, live)
+            if commit.id not in thinned:
+                self._mark_tree(commit.tree, live)
         chunk_prefix = encode_key("chunk", b"")
         chunks = [key[len(chunk_prefix) :] for key in live if key.startswith(chunk_prefix)]
         for chunk_id in chunks:

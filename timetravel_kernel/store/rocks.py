@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rocksdict import AccessType, DBCompressionType, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import (
+    AccessType,
+    BottommostLevelCompaction,
+    CompactOptions,
+    DBCompressionType,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
 from typing_extensions import override
 
 from timetravel_kernel.errors import StoreCorruptError, StoreError, StoreLockedError
@@ -344,6 +353,32 @@ class RocksBackend(Backend):
             db.flush(True)
         except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
             raise self._failed("flush", exc) from exc
+        make_private(self.path)
+
+    @override
+    def compact(self) -> None:
+        """Compact every level and rewrite blob files, so deletions leave the disk.
+
+        Deleting a key only writes a tombstone, and a blob file is deleted only once every
+        value in it is dead; blob garbage collection (relocating live values out of every
+        blob file) is switched on for this one compaction only, since during checkpoints it
+        would rewrite big arrays again and again.
+        """
+        db = self._handle()
+        if self._read_only:
+            raise StoreError(f"the time-travel store {self.path} is open read-only")
+        compact = CompactOptions()
+        compact.set_bottommost_level_compaction(BottommostLevelCompaction.force())
+        try:
+            db.set_options({"enable_blob_garbage_collection": "true",
+                            "blob_garbage_collection_age_cutoff": "1.0",
+                            "blob_garbage_collection_force_threshold": "0.0"})
+            try:
+                db.compact_range(None, None, compact)
+            finally:
+                db.set_options({"enable_blob_garbage_collection": "false"})
+        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
+            raise self._failed("compact", exc) from exc
         make_private(self.path)
 
     @override

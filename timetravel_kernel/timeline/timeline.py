@@ -51,6 +51,7 @@ from timetravel_kernel.timeline.results import (
     DiffResult,
     VarInfo,
 )
+from timetravel_kernel.timeline.retention import RetentionPolicy, RetentionReport, plan_thinning
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -421,9 +422,10 @@ class Timeline:
             NothingToUndoError: HEAD is a root.
         """
         head = self._require_head()
-        if head.parent is None:
+        parent = self._history.kept_ancestor(head.parent)
+        if parent is None:
             raise NothingToUndoError("nothing to undo: this is the first state of the session")
-        result = self._checkout(namespace, head.parent, strict=True)
+        result = self._checkout(namespace, parent, strict=True)
         self._redo.append(head.id)
         return result
 
@@ -567,5 +569,43 @@ class Timeline:
         return infos
 
     def collect_garbage(self) -> GarbageReport:
-        """Delete stored objects no commit reaches (left by interrupted checkpoints)."""
+        """Delete stored objects no kept commit reaches, and give their space back."""
         return self._store.collect_garbage()
+
+    def apply_retention(self, policy: RetentionPolicy, *, dry_run: bool = False,
+                        now: float | None = None) -> RetentionReport:
+        """Thin old states as ``policy`` says, then collect garbage and compact.
+
+        A budget is met on estimates, so the store is measured after each collection and
+        thinned further while it is still over (three rounds at most).
+        """
+        now = time.time() if now is None else now
+        thinned: list[CommitId] = []
+        garbage: GarbageReport | None = None
+        for _ in range(3):
+            plan = plan_thinning(self._history.every(), self._history.thinned,
+                                 self._protected(), self._head_id(), policy, now=now,
+                                 store_bytes=self.store_bytes())
+            if dry_run:
+                return RetentionReport(tuple(self._history.every()[c] for c in plan), None)
+            if plan:
+                self._store.mark_thinned(plan)
+                self._history.thin(set(plan))
+                thinned += plan
+            elif garbage is not None:
+                break
+            garbage = self._store.collect_garbage()
+            if policy.budget is None or garbage.disk_after <= policy.budget:
+                break
+        every = self._history.every()
+        return RetentionReport(tuple(every[c] for c in thinned), garbage)
+
+    def _head_id(self) -> CommitId | None:
+        if self._head is not None:
+            return self._head.id
+        return self._store.read_ref(REF_HEAD)  # type: ignore[return-value]
+
+    def _protected(self) -> set[CommitId]:
+        """Return the states retention must keep: HEAD's, redo's and the restorable one."""
+        ids = {self._head_id(), *self._redo, self.restorable.id if self.restorable else None}
+        return {i for i in ids if i is not None}
