@@ -230,16 +230,20 @@ class TimeTravelKernel(IPythonKernel):
 
     # -- opening the store and restoring ------------------------------------------------
 
-    def _store_location(self) -> tuple[Path, str]:
+    def _store_location(self) -> tuple[Path, str, str]:
+        """Return the store's path, how to name its owner, and the file it is keyed by."""
+        notebook = os.path.abspath(self.notebook_path) if self.notebook_path else ""
         if self.store_path:
-            return Path(self.store_path), f"kernel for {self.notebook_path or self.store_path}"
+            return (Path(self.store_path), f"kernel for {self.notebook_path or self.store_path}",
+                    notebook)
         if self.notebook_path:
             return (store_path_for(self.store_dir, self.notebook_path),
-                    f"kernel for {self.notebook_path}")
+                    f"kernel for {self.notebook_path}", notebook)
         parent = self.parent
         key = getattr(parent, "abs_connection_file", None) or getattr(
             parent, "connection_file", "") or f"pid-{os.getpid()}"
-        return store_path_for(self.store_dir, key), f"kernel for {os.path.basename(key)}"
+        return (store_path_for(self.store_dir, key), f"kernel for {os.path.basename(key)}",
+                os.path.abspath(key))
 
     def _timeline_options(self) -> Any:
         from timetravel_kernel.timeline import TimelineOptions
@@ -258,8 +262,9 @@ class TimeTravelKernel(IPythonKernel):
         if Path(self.store_dir) == default:
             make_default_store_dir_private(default)
         try:
-            path, purpose = self._store_location()
-            opened = open_timeline_with_fallback(path, self._timeline_options(), purpose=purpose)
+            path, purpose, key = self._store_location()
+            opened = open_timeline_with_fallback(path, self._timeline_options(), purpose=purpose,
+                                                 key=key)
             self._opened = opened
             self.handler.timeline = opened.timeline
             self.handler.notice = opened.notice
@@ -372,12 +377,13 @@ class TimeTravelKernel(IPythonKernel):
         """Move a store found damaged while restoring aside and start a new history."""
         self.handler.timeline = None
         timeline.close()
-        path, purpose = self._store_location()
+        path, purpose, key = self._store_location()
         if self._opened.temporary is not None:
-            opened = open_timeline_with_fallback(path, self._timeline_options(), purpose=purpose)
+            opened = open_timeline_with_fallback(path, self._timeline_options(), purpose=purpose,
+                                                 key=key)
         else:
             opened = move_aside_and_reopen(path, self._timeline_options(), purpose=purpose,
-                                           reason=reason)
+                                           reason=reason, key=key)
         if self._opened.temporary is not None:
             shutil.rmtree(self._opened.temporary, ignore_errors=True)
         self._opened = opened

@@ -97,7 +97,7 @@ class OpenedTimeline:
 
 
 def open_timeline_with_fallback(
-    path: Path, options: TimelineOptions, *, purpose: str
+    path: Path, options: TimelineOptions, *, purpose: str, key: str = ""
 ) -> OpenedTimeline:
     """Open the notebook's store; on failure fall back to a temporary one, never raising.
 
@@ -108,14 +108,14 @@ def open_timeline_with_fallback(
 
     created = not (path / "CURRENT").exists()
     try:
-        return OpenedTimeline(Timeline.open(path, options=options, purpose=purpose), path,
-                              created=created)
+        return OpenedTimeline(Timeline.open(path, options=options, purpose=purpose, key=key),
+                              path, created=created)
     except StoreLockedError as exc:
         why = (f"time travel: the history of this notebook is in use by "
                f"{exc.holder or 'another process'}; this kernel keeps its own temporary "
                "history, discarded at shutdown (the other kernel's history is untouched)")
     except (StoreCorruptError, StoreFormatError) as exc:
-        return move_aside_and_reopen(path, options, purpose=purpose, reason=str(exc))
+        return move_aside_and_reopen(path, options, purpose=purpose, reason=str(exc), key=key)
     except (OSError, StoreError) as exc:
         why = (f"time travel: cannot use the history store {path} ({exc}); this kernel "
                "keeps a temporary history, discarded at shutdown")
@@ -125,14 +125,14 @@ def open_timeline_with_fallback(
 
 
 def move_aside_and_reopen(path: Path, options: TimelineOptions, *, purpose: str,
-                          reason: str) -> OpenedTimeline:
+                          reason: str, key: str = "") -> OpenedTimeline:
     """Rename a damaged store (never deleting it) and start a new history in its place."""
     from timetravel_kernel.timeline import Timeline
 
     aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
     try:
         path.rename(aside)
-        timeline = Timeline.open(path, options=options, purpose=purpose)
+        timeline = Timeline.open(path, options=options, purpose=purpose, key=key)
     except (OSError, StoreError) as again:
         why = (f"time travel: the history store {path} is damaged ({reason}) and could not be "
                f"replaced ({again}); this kernel keeps a temporary history")

@@ -34,6 +34,7 @@ __all__ = [
     "OWNER_FILE",
     "RocksBackend",
     "StoreOwner",
+    "is_orphan_store",
     "make_private",
     "read_owner",
     "write_private_file",
@@ -127,6 +128,7 @@ class StoreOwner:
     pid: int
     host: str
     purpose: str
+    key: str = ""
 
     def is_alive(self) -> bool:
         """Return whether the owner process still runs (unknown hosts count as alive)."""
@@ -146,11 +148,28 @@ class StoreOwner:
         return f"process {self.pid} on {self.host}{purpose}"
 
 
+def is_orphan_store(path: Path) -> bool:
+    """Whether the notebook (or connection file) a store was keyed by no longer exists.
+
+    Stores of earlier versions have no key; their purpose ("kernel for /abs/nb.ipynb") names
+    the notebook when it was one. A store whose key is unknown, or whose owner still runs,
+    is never an orphan.
+    """
+    owner = read_owner(path)
+    if owner is None or owner.is_alive():
+        return False
+    key = owner.key
+    if not key and owner.purpose.startswith("kernel for /"):
+        key = owner.purpose.removeprefix("kernel for ")
+    return bool(key) and os.path.isabs(key) and not os.path.exists(key)
+
+
 def read_owner(path: Path) -> StoreOwner | None:
     """Return the owner record of the store at ``path``, None when absent or unreadable."""
     try:
         owner = json.loads((path / OWNER_FILE).read_text())
-        return StoreOwner(int(owner["pid"]), str(owner["host"]), str(owner.get("purpose", "")))
+        return StoreOwner(int(owner["pid"]), str(owner["host"]), str(owner.get("purpose", "")),
+                          str(owner.get("key", "")))
     except (OSError, ValueError, TypeError, KeyError):
         return None
 
@@ -163,10 +182,12 @@ class RocksBackend(Backend):
         read_only: open beside a live writer without taking its lock.
         purpose: a short description of the opener, shown to a second opener that finds the
             store locked (for example the notebook path of the kernel).
+        key: the file the store belongs to (a notebook, or a kernel's connection file),
+            recorded so that tools can tell stores whose notebook is gone.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
-                 purpose: str = "") -> None:
+                 purpose: str = "", key: str = "") -> None:
         self.path = Path(path)
         self._read_only = read_only
         if not read_only:
@@ -180,6 +201,7 @@ class RocksBackend(Backend):
         elif not (self.path / "CURRENT").exists():
             raise StoreError(f"no time-travel store at {self.path}")
         self._purpose = purpose
+        self._key = key
         self._db: Rdict | None = self._open(create=not read_only)
         self._write_failure: str | None = None
         self._sync = WriteOptions()
@@ -197,7 +219,7 @@ class RocksBackend(Backend):
             raise self._translate_open_error(exc) from exc
         if not self._read_only:
             try:
-                self._write_owner(self._purpose)
+                self._write_owner()
             except OSError as exc:
                 db.close()
                 raise StoreError(f"cannot write to the time-travel store {self.path}: "
@@ -237,15 +259,16 @@ class RocksBackend(Backend):
             )
         return StoreError(f"cannot open the time-travel store {self.path}: {message}{hint}")
 
-    def _write_owner(self, purpose: str) -> None:
-        owner = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
-                 "since": time.time()}
+    def _write_owner(self) -> None:
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": self._purpose,
+                 "key": self._key, "since": time.time()}
         write_private_file(self.path / OWNER_FILE, json.dumps(owner).encode())
 
     @property
     @override
     def read_only(self) -> bool:
         return self._read_only
+
 
     def _handle(self) -> Rdict:
         """Return the open database, reopening it after a failed write (see ``_failed``)."""

@@ -149,6 +149,7 @@ class Timeline:
         options: TimelineOptions | None = None,
         read_only: bool = False,
         purpose: str = "",
+        key: str = "",
     ) -> Timeline:
         """Open (or create) the store at ``path``.
 
@@ -158,7 +159,7 @@ class Timeline:
         """
         if not read_only and (Path(path) / "CURRENT").exists():
             _check_manifest(Path(path))
-        backend = RocksBackend(path, read_only=read_only, purpose=purpose)
+        backend = RocksBackend(path, read_only=read_only, purpose=purpose, key=key)
         try:
             return cls(ObjectStore(backend), options=options, store_path=Path(path))
         except BaseException:
