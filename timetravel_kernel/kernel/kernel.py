@@ -34,6 +34,7 @@ from timetravel_kernel.kernel.storage import (
     remove_stale_temporaries,
     store_path_for,
 )
+from timetravel_kernel.kernel.thinning import BackgroundThinner
 from timetravel_kernel.protocol import COMM_TARGET, ProtocolHandler
 from timetravel_kernel.protocol.messages import (
     format_checkpoint_event,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from timetravel_kernel.protocol import Response
-    from timetravel_kernel.timeline import Timeline
+    from timetravel_kernel.timeline import RetentionPolicy, Timeline
 
 __all__ = [
     "IPYTHON_HIDDEN_NAMES",
@@ -71,6 +72,13 @@ _REPLY_HOPS = 4
 
 def _env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def _env_int(name: str) -> int:
+    try:
+        return max(0, int(os.environ.get(name, "0")))
+    except ValueError:
+        return 0
 
 
 def _env_choice(name: str, choices: tuple[str, ...], fallback: str) -> str:
@@ -153,6 +161,23 @@ class TimeTravelKernel(IPythonKernel):
         "empty and announce that a restore is available) or 'never' "
         "(env TIMETRAVEL_RESTORE_AFTER_RESTART)."
     ).tag(config=True)
+    keep_newer_than = Unicode(
+        help="Retention: states newer than this age (90s, 30m, 12h, 7d, 2w) are all kept; "
+        "older ones are thinned in the background, keeping branch tips and one per "
+        "thin_every cells; empty keeps everything (env TIMETRAVEL_KEEP_NEWER_THAN)."
+    ).tag(config=True)
+    keep_last = Int(
+        help="Retention: the newest N states are always kept (env TIMETRAVEL_KEEP_LAST)."
+    ).tag(config=True)
+    thin_every = Int(
+        help="Retention: of the states older than keep_newer_than, keep one per N cells; 0 "
+        "thins them all (env TIMETRAVEL_THIN_EVERY)."
+    ).tag(config=True)
+    store_budget = Unicode(
+        help="Retention: the most disk a notebook's store may use (500MB, 2GB); the oldest "
+        "states are thinned in the background when it is exceeded, HEAD's own past last; "
+        "empty for no limit (env TIMETRAVEL_STORE_BUDGET)."
+    ).tag(config=True)
 
     @default("enabled")
     def _default_enabled(self) -> bool:
@@ -180,10 +205,7 @@ class TimeTravelKernel(IPythonKernel):
 
     @default("max_var_bytes")
     def _default_max_var_bytes(self) -> int:
-        try:
-            return max(0, int(os.environ.get("TIMETRAVEL_MAX_VAR_BYTES", "0")))
-        except ValueError:
-            return 0
+        return _env_int("TIMETRAVEL_MAX_VAR_BYTES")
 
     @default("restore_after_crash")
     def _default_restore_after_crash(self) -> str:
@@ -192,6 +214,22 @@ class TimeTravelKernel(IPythonKernel):
     @default("restore_after_restart")
     def _default_restore_after_restart(self) -> str:
         return _env_choice("TIMETRAVEL_RESTORE_AFTER_RESTART", _POLICIES, "offer")
+
+    @default("keep_newer_than")
+    def _default_keep_newer_than(self) -> str:
+        return os.environ.get("TIMETRAVEL_KEEP_NEWER_THAN", "")
+
+    @default("keep_last")
+    def _default_keep_last(self) -> int:
+        return _env_int("TIMETRAVEL_KEEP_LAST")
+
+    @default("thin_every")
+    def _default_thin_every(self) -> int:
+        return _env_int("TIMETRAVEL_THIN_EVERY")
+
+    @default("store_budget")
+    def _default_store_budget(self) -> str:
+        return os.environ.get("TIMETRAVEL_STORE_BUDGET", "")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -203,6 +241,7 @@ class TimeTravelKernel(IPythonKernel):
         self._startup_events: list[Mapping[str, object]] = []
         self._warned_failure = False
         self._last_cell_finished = 0.0
+        self._thinner: BackgroundThinner | None = None
         self._opened = OpenedTimeline(None, None, "time travel is starting")
         self.handler = ProtocolHandler(None, self.shell.user_ns, is_busy=self.is_busy,
                                        lock=self._lock, notice="time travel is starting")
@@ -256,6 +295,25 @@ class TimeTravelKernel(IPythonKernel):
             max_covar_bytes=self.max_var_bytes or None,
         )
 
+    def _retention_policy(self) -> RetentionPolicy:
+        """Return the retention settings as a policy; a setting that does not parse is off."""
+        from timetravel_kernel.timeline import RetentionPolicy
+        from timetravel_kernel.timeline.retention import parse_age, parse_size
+
+        older_than = budget = None
+        try:
+            older_than = parse_age(self.keep_newer_than) if self.keep_newer_than else None
+            budget = parse_size(self.store_budget) if self.store_budget else None
+        except ValueError as exc:
+            self._announce(f"time travel: a retention setting is ignored: {exc}")
+        keep_last = self.keep_last or None
+        if keep_last is not None and older_than is None:
+            older_than = 0.0
+        if older_than is not None and keep_last is None:
+            keep_last = 0
+        return RetentionPolicy(keep_last=keep_last, older_than=older_than,
+                               every=self.thin_every or None, budget=budget)
+
     def _open_history(self) -> None:
         remove_stale_temporaries()
         default = default_store_dir(jupyter_data_dir())
@@ -268,6 +326,9 @@ class TimeTravelKernel(IPythonKernel):
             self._opened = opened
             self.handler.timeline = opened.timeline
             self.handler.notice = opened.notice
+            policy = self._retention_policy()
+            self.handler.budget = policy.budget
+            self._thinner = BackgroundThinner(policy, self._lock)
             if opened.notice:
                 self._announce(opened.notice)
             if opened.timeline is not None:
@@ -364,6 +425,8 @@ class TimeTravelKernel(IPythonKernel):
     def _switch_store(self) -> None:
         timeline, previous = self.handler.timeline, self._opened
         self.handler.timeline = None
+        if self._thinner is not None:
+            self._thinner.join()
         if timeline is not None:
             with self._lock:
                 timeline.close()
@@ -541,6 +604,8 @@ class TimeTravelKernel(IPythonKernel):
                              "message": "some values could not be saved: undo, jumps and "
                              "crash restore cannot bring them back"})
         self._broadcast(format_checkpoint_event(result))
+        if self._thinner is not None:
+            self._thinner.after_checkpoint(timeline)
 
     def _tell(self, message: str) -> None:
         # Printed while the cell's request is still the parent: it appears under the cell.
@@ -611,6 +676,8 @@ class TimeTravelKernel(IPythonKernel):
         timeline = self.handler.timeline
         self.handler.timeline = None
         self.handler.notice = "time travel is closed (the kernel is shutting down)"
+        if self._thinner is not None:
+            self._thinner.join()
         try:
             if timeline is not None:
                 with self._lock:

@@ -88,6 +88,7 @@ class ProtocolHandler:
         self.namespace = namespace
         self.notice = notice
         self.read_only = read_only
+        self.budget: int | None = None  # the store's size budget (retention), if any
         self._is_busy = is_busy
         self._lock = lock if lock is not None else threading.RLock()
 
@@ -191,7 +192,8 @@ class ProtocolHandler:
         timeline = self.timeline
         if timeline is None:
             return {"protocol": PROTOCOL_VERSION, "head": None, "commits": 0,
-                    "store": {"path": "", "bytes": 0}, "restorable": None, "enabled": False,
+                    "store": {"path": "", "bytes": 0, "budget": None}, "restorable": None,
+                    "enabled": False,
                     "read_only": True, "notice": self.notice}
         head = timeline.head
         restorable_id = self._restorable_id(timeline)
@@ -202,7 +204,7 @@ class ProtocolHandler:
             "head": format_commit(head) if head is not None else None,
             "commits": timeline.commit_count(),
             "store": {"path": str(path) if path is not None else "",
-                      "bytes": timeline.store_bytes()},
+                      "bytes": timeline.store_bytes(), "budget": self.budget},
             "restorable": format_commit(restorable) if restorable is not None else None,
             "enabled": True,
             "read_only": self.read_only or timeline.read_only,

@@ -276,12 +276,13 @@ class ObjectStore:
         """Give up the state of these commits, in one durable batch."""
         self.backend.write_batch([(encode_key("thinned", c), b"") for c in commit_ids])
 
-    def collect_garbage(self) -> GarbageReport:
+    def collect_garbage(self, *, compact: bool = True) -> GarbageReport:
         """Delete chunks, covariables and trees no kept commit reaches; compact the disk.
 
         Commits are kept (their states only when not thinned); what goes is what interrupted
         or crashed checkpoints left behind and what thinned states alone used. The report's
-        sizes are measured on disk, after the backend compacted.
+        sizes are measured on disk, after the backend compacted (``compact=False`` leaves
+        that to a later ``backend.compact()``, which may run beside writes).
         """
         disk_before = self.size_bytes()
         thinned = self.thinned()
@@ -301,7 +302,8 @@ class ObjectStore:
             self.backend.write_batch((), dead[start : start + 10_000])
         self._known_chunks.clear()
         self._trees.clear()
-        self.backend.compact()
+        if compact:
+            self.backend.compact()
         return GarbageReport(len(dead), freed, disk_before, self.size_bytes())
 
     def verify(self) -> int:

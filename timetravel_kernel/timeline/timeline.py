@@ -191,6 +191,11 @@ class Timeline:
         return self._head
 
     @property
+    def is_closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
+
+    @property
     def read_only(self) -> bool:
         """Whether the store refuses writes."""
         return self._store.backend.read_only
@@ -574,11 +579,12 @@ class Timeline:
         return self._store.collect_garbage()
 
     def apply_retention(self, policy: RetentionPolicy, *, dry_run: bool = False,
-                        now: float | None = None) -> RetentionReport:
+                        now: float | None = None, compact: bool = True) -> RetentionReport:
         """Thin old states as ``policy`` says, then collect garbage and compact.
 
         A budget is met on estimates, so the store is measured after each collection and
-        thinned further while it is still over (three rounds at most).
+        thinned further while it is still over (three rounds at most). With ``compact=False``
+        one round runs and the disk is given back by a later ``compact``.
         """
         now = time.time() if now is None else now
         thinned: list[CommitId] = []
@@ -595,11 +601,15 @@ class Timeline:
                 thinned += plan
             elif garbage is not None:
                 break
-            garbage = self._store.collect_garbage()
-            if policy.budget is None or garbage.disk_after <= policy.budget:
+            garbage = self._store.collect_garbage(compact=compact)
+            if not compact or policy.budget is None or garbage.disk_after <= policy.budget:
                 break
         every = self._history.every()
         return RetentionReport(tuple(every[c] for c in thinned), garbage)
+
+    def compact(self) -> None:
+        """Give the space of collected garbage back to the disk (safe beside checkpoints)."""
+        self._store.backend.compact()
 
     def _head_id(self) -> CommitId | None:
         if self._head is not None:
