@@ -113,6 +113,8 @@ def test_gc_rejects_a_bad_age_clearly(store, capsys):
     _, path = store
     status, _, err = run(capsys, "gc", path, "--older-than", "7 days")
     assert status == 1 and "not an age" in err and "7d" in err
+    status, _, err = run(capsys, "gc", path, "--every", "3")
+    assert status == 1 and "--keep-last or --older-than" in err
 
 
 def test_list_marks_orphans_and_prune_deletes_only_them(tmp_path, capsys):

@@ -238,6 +238,8 @@ def _retention_policy(args: argparse.Namespace) -> RetentionPolicy:
     except ValueError as exc:
         raise _CliError(str(exc)) from None
     keep_last = args.keep_last
+    if args.every is not None and keep_last is None and older is None:
+        raise _CliError("--every thins among old states: give --keep-last or --older-than too")
     if older is not None and keep_last is None:
         keep_last = 0
     if keep_last is not None and older is None:
