@@ -195,8 +195,8 @@ class RocksBackend(Backend):
                 _make_private_dirs(self.path)
             except OSError as exc:
                 raise StoreError(
-                    f"cannot create the time-travel store {self.path}: {exc.strerror}; choose "
-                    "another store directory"
+                    f"cannot create the time-travel store {self.path}: {exc.strerror}"
+                    + (_hint(str(exc)) or "; choose another store directory")
                 ) from exc
         elif not (self.path / "CURRENT").exists():
             raise StoreError(f"no time-travel store at {self.path}")
