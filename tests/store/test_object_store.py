@@ -189,3 +189,14 @@ def test_memory_backend_keeps_notes_like_the_disk() -> None:
     store = ObjectStore(MemoryBackend())
     commit, _, _ = commit_one(store, b"x" * 100)
     assert commit.id.hex() in store.backend.read_note("recent-commits").decode()
+
+
+def test_losing_every_noted_commit_is_a_lower_bound() -> None:
+    backend = MemoryBackend()
+    store = ObjectStore(backend)
+    for i in range(70):
+        commit_one(store, b"payload %d" % i)
+    assert ObjectStore(backend).lost_commits == 0
+    backend.write_batch((), [k for k, _ in backend.scan_prefix(encode_key("commit", b""))])
+    again = ObjectStore(backend)
+    assert again.lost_commits == 64 and again.lost_more_than_noted

@@ -349,8 +349,9 @@ class TimeTravelKernel(IPythonKernel):
                 else f"cell [{restorable.execution_count}]")
         if timeline.lost_commits:
             lost = timeline.lost_commits
+            count = f"at least {lost}" if timeline.lost_commits_is_a_lower_bound else str(lost)
             self._announce(
-                f"time travel: the last {lost} saved state{'s' if lost > 1 else ''} could not "
+                f"time travel: the last {count} saved state{'s' if lost > 1 else ''} could not "
                 "be recovered (the store's log was damaged); the newest intact state is the "
                 f"one after {cell}")
         head = timeline.head

@@ -99,8 +99,10 @@ class ObjectStore:
             )
         self._recent = self._read_recent()
         kept = [c for c in self._recent if self.has_commit(c)]
-        # How many of the newest commits earlier sessions wrote are gone (a damaged log).
+        # How many of the newest commits earlier sessions wrote are gone (a damaged log); when
+        # every noted one is, more may be gone than the note holds.
         self.lost_commits = len(self._recent) - len(kept)
+        self.lost_more_than_noted = not kept and len(self._recent) >= _RECENT_KEPT
         if self.lost_commits and not backend.read_only:
             self._recent = kept
             self._write_recent()

@@ -209,6 +209,11 @@ class Timeline:
         """
         return self._store.lost_commits
 
+    @property
+    def lost_commits_is_a_lower_bound(self) -> bool:
+        """Whether more states than ``lost_commits`` may be lost (all it could check were)."""
+        return self._store.lost_more_than_noted
+
     def commit_count(self) -> int:
         """Return the number of commits in the store."""
         return len(self._history)
