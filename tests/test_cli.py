@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -66,7 +68,73 @@ def test_gc_reports_what_it_removed(store, capsys):
     _, path = store
     status, out, _ = run(capsys, "gc", path)
     assert status == 0
-    assert "removed" in out
+    assert "removed" in out and "store on disk" in out and " MB -> " in out
+
+
+def _big_store(tmp_path, cells: int = 12):
+    import numpy as np
+
+    path = tmp_path / "big"
+    timeline = Timeline.open(path)
+    ns: dict = {"__name__": "__main__"}
+    timeline.start(ns)
+    rng = np.random.default_rng(1)
+    for count in range(1, cells + 1):
+        ns["a"] = rng.random(60_000)
+        timeline.checkpoint(ns, CellInfo(code=f"a = random {count}", execution_count=count))
+    timeline.close()
+    return path
+
+
+def _disk(path):
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+
+
+def test_gc_keep_last_thins_and_the_disk_shrinks(tmp_path, capsys):
+    path = _big_store(tmp_path)
+    before = _disk(path)
+    status, out, _ = run(capsys, "gc", path, "--keep-last", "3", "--dry-run")
+    assert status == 0 and "would thin 10 state(s)" in out and _disk(path) == before
+    status, out, _ = run(capsys, "gc", path, "--keep-last", "3")
+    assert status == 0 and "thinned 10 state(s): " in out and "[1], [2]" in out, out
+    assert _disk(path) < before / 2
+    status, out, _ = run(capsys, "log", path)
+    assert "3 states" in out and "a = random 12" in out and "a = random 9" not in out
+
+
+def test_gc_budget_keeps_the_store_under_it(tmp_path, capsys):
+    path = _big_store(tmp_path)
+    status, out, _ = run(capsys, "gc", path, "--budget", "1.5MB")
+    assert status == 0, out
+    assert _disk(path) <= 1_500_000
+
+
+def test_gc_rejects_a_bad_age_clearly(store, capsys):
+    _, path = store
+    status, _, err = run(capsys, "gc", path, "--older-than", "7 days")
+    assert status == 1 and "not an age" in err and "7d" in err
+    status, _, err = run(capsys, "gc", path, "--every", "3")
+    assert status == 1 and "--keep-last or --older-than" in err
+
+
+def test_list_marks_orphans_and_prune_deletes_only_them(tmp_path, capsys):
+    stores = tmp_path / "stores"
+    kept_nb = tmp_path / "kept.ipynb"
+    kept_nb.write_text("{}")
+    gone_nb = tmp_path / "gone.ipynb"
+    for notebook in (kept_nb, gone_nb):  # by another process, since ended
+        subprocess.run([sys.executable, "-c", "import sys\nfrom timetravel_kernel.timeline "
+                        "import Timeline\nTimeline.open(sys.argv[1], key=sys.argv[2]).close()",
+                        str(store_path_for(stores, str(notebook))), str(notebook)], check=True)
+    status, out, _ = run(capsys, "list", "--dir", stores)
+    lines = {line.split()[0]: line for line in out.splitlines() if "ipynb-" in line}
+    gone = store_path_for(stores, str(gone_nb)).name
+    kept = store_path_for(stores, str(kept_nb)).name
+    assert "[orphan" in lines[gone] and "[orphan" not in lines[kept]
+    status, out, _ = run(capsys, "prune", "--orphans", "--dir", stores, "--dry-run")
+    assert status == 0 and f"would delete {gone}" in out and (stores / gone).exists()
+    status, out, _ = run(capsys, "prune", "--orphans", "--dir", stores)
+    assert status == 0 and not (stores / gone).exists() and (stores / kept).exists()
 
 
 def test_clear_errors(store, capsys, tmp_path):

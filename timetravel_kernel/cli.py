@@ -1,7 +1,8 @@
 """``timetravel``: install the kernelspec and inspect history stores offline (frontend layer).
 
 Queries go through the ProtocolHandler (so the CLI prints exactly what the comm would answer)
-and stores are opened read-only, which works beside a running kernel. Only ``gc`` writes.
+and stores are opened read-only, which works beside a running kernel. Only ``gc`` and
+``prune`` write.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
     from types import TracebackType
 
-    from timetravel_kernel.timeline import Timeline
+    from timetravel_kernel.timeline import RetentionPolicy, Timeline
 
 __all__ = ["main"]
 
@@ -132,23 +133,47 @@ def _stores(folder: Path) -> Iterator[Path]:
         yield from sorted(p for p in folder.iterdir() if (p / "CURRENT").exists())
 
 
+def _size(store: Path) -> int:
+    return sum(f.stat().st_size for f in store.iterdir() if f.is_file())
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
-    from timetravel_kernel.store.rocks import OWNER_FILE
+    from timetravel_kernel.store.rocks import is_orphan_store, read_owner
 
     folder = _store_dir(args)
     stores = list(_stores(folder))
     if not stores:
         print(f"no stores in {folder}")
         return 0
+    orphans = 0
     for store in stores:
-        size = sum(f.stat().st_size for f in store.iterdir() if f.is_file())
-        try:
-            owner = json.loads((store / OWNER_FILE).read_text())
-            purpose = str(owner.get("purpose", "")) if isinstance(owner, dict) else ""
-        except (OSError, ValueError):
-            purpose = ""
+        owner = read_owner(store)
+        purpose = owner.purpose if owner is not None else ""
+        orphan = is_orphan_store(store)
+        orphans += orphan
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(store.stat().st_mtime))
-        print(f"{store.name:<50} {size / 1e6:9.1f} MB  {when}  {purpose}")
+        mark = "  [orphan: its notebook no longer exists]" if orphan else ""
+        print(f"{store.name:<50} {_size(store) / 1e6:9.1f} MB  {when}  {purpose}{mark}")
+    if orphans:
+        print(f"{orphans} orphan store(s); `timetravel prune --orphans` deletes them")
+    return 0
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    import shutil
+
+    from timetravel_kernel.store.rocks import is_orphan_store
+
+    if not args.orphans:
+        raise _CliError("say what to prune: --orphans (stores whose notebook no longer exists)")
+    orphans = [s for s in _stores(_store_dir(args)) if is_orphan_store(s)]
+    freed = sum(_size(s) for s in orphans)
+    verb = "would delete" if args.dry_run else "deleted"
+    for store in orphans:
+        if not args.dry_run:
+            shutil.rmtree(store)
+        print(f"{verb} {store.name}")
+    print(f"{verb} {len(orphans)} orphan store(s), {freed / 1e6:.1f} MB")
     return 0
 
 
@@ -203,14 +228,45 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     return _with_timeline(run, args)
 
 
+def _retention_policy(args: argparse.Namespace) -> RetentionPolicy:
+    from timetravel_kernel.timeline import RetentionPolicy
+    from timetravel_kernel.timeline.retention import parse_age, parse_size
+
+    try:
+        older = parse_age(args.older_than) if args.older_than else None
+        budget = parse_size(args.budget) if args.budget else None
+    except ValueError as exc:
+        raise _CliError(str(exc)) from None
+    keep_last = args.keep_last
+    if args.every is not None and keep_last is None and older is None:
+        raise _CliError("--every thins among old states: give --keep-last or --older-than too")
+    if older is not None and keep_last is None:
+        keep_last = 0
+    if keep_last is not None and older is None:
+        older = 0.0
+    return RetentionPolicy(keep_last=keep_last, older_than=older, every=args.every,
+                           budget=budget)
+
+
 def _cmd_gc(args: argparse.Namespace) -> int:
+    policy = _retention_policy(args)
+
     def run(timeline: Timeline) -> int:
-        with _Progress("collecting garbage"):
-            report = timeline.collect_garbage()
-        print(f"removed {report.objects} unreachable objects, {report.bytes / 1e6:.1f} MB")
+        with _Progress("thinning and collecting garbage"):
+            report = timeline.apply_retention(policy, dry_run=args.dry_run)
+        if policy.is_active:
+            cells = ", ".join(f"[{c.execution_count}]" if c.execution_count else c.id.hex()[:8]
+                              for c in report.thinned)
+            verb = "would thin" if args.dry_run else "thinned"
+            print(f"{verb} {len(report.thinned)} state(s){': ' + cells if cells else ''}")
+        garbage = report.garbage
+        if garbage is not None:
+            print(f"removed {garbage.objects} unreachable objects ({garbage.bytes / 1e6:.1f} MB "
+                  f"of records); store on disk {garbage.disk_before / 1e6:.1f} MB -> "
+                  f"{garbage.disk_after / 1e6:.1f} MB")
         return 0
 
-    return _with_timeline(run, args, read_only=False)
+    return _with_timeline(run, args, read_only=args.dry_run)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -247,7 +303,24 @@ def _parser() -> argparse.ArgumentParser:
                   [("commit", {"help": "state id or unique prefix (>= 4 hex digits)"})])
     store_command("diff", "names added, deleted and changed between two states", _cmd_diff,
                   [("a", {"help": "state id or prefix"}), ("b", {"help": "state id or prefix"})])
-    store_command("gc", "delete data no state refers to (the store must not be in use)", _cmd_gc)
+    store_command("gc", "thin old states, delete data no kept state refers to and give the "
+                  "space back (the store must not be in use)", _cmd_gc, [
+        ("--keep-last", {"type": int, "metavar": "N", "help": "always keep the newest N states"}),
+        ("--older-than", {"metavar": "AGE", "help": "thin states older than AGE (90s, 30m, "
+                          "12h, 7d, 2w); branch tips and HEAD are always kept"}),
+        ("--every", {"type": int, "metavar": "N", "help": "of the states to thin, keep one "
+                     "per N cells"}),
+        ("--budget", {"metavar": "SIZE", "help": "thin the oldest states until the store is "
+                      "under SIZE on disk (500MB, 2GB); HEAD's own past goes last"}),
+        ("--dry-run", {"action": "store_true", "help": "say what would be thinned, change "
+                       "nothing"}),
+    ])
+    prune = sub.add_parser("prune", help="delete stores nobody can reach any more")
+    prune.add_argument("--orphans", action="store_true",
+                       help="stores whose notebook no longer exists (see `list`)")
+    prune.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
+    prune.add_argument("--dir", help="the stores folder")
+    prune.set_defaults(run=_cmd_prune)
     return parser
 
 

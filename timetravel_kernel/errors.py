@@ -107,9 +107,14 @@ class UnknownCommitError(TimelineError, KeyError):
 
     code = "unknown-commit"
 
-    def __init__(self, commit_id: str) -> None:
+    def __init__(self, commit_id: str, *, thinned: bool = False) -> None:
         self.commit_id = commit_id
-        super().__init__(f"no commit {commit_id!r} in this store; list commits with `log`")
+        if thinned:
+            super().__init__(f"the state {commit_id[:12]} was thinned by the store's retention "
+                             "settings (its cell is still in the history); list the states "
+                             "kept with `log`")
+        else:
+            super().__init__(f"no commit {commit_id!r} in this store; list commits with `log`")
 
     def __str__(self) -> str:
         return str(self.args[0])

@@ -23,6 +23,16 @@ export function formatBytes(bytes: number): string {
   return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
 }
 
+/** The store's size, against its budget when it has one: `1.5 MB of 2 GB`. */
+export function formatStoreSize(store: { bytes: number; budget?: number | null }): string {
+  const size = formatBytes(store.bytes);
+  if (store.budget === undefined || store.budget === null) {
+    return size;
+  }
+  const over = store.bytes > store.budget ? ' (over budget: thinning)' : '';
+  return `${size} of ${formatBytes(store.budget)}${over}`;
+}
+
 /** Seconds -> `850 ms`, `3.2 s`, `2 min 5 s`. */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) {

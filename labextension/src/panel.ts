@@ -11,6 +11,7 @@ import {
   describeCommit,
   formatBytes,
   formatDuration,
+  formatStoreSize,
   formatTime,
   layoutTree,
   listNames,
@@ -135,7 +136,7 @@ export class HistoryPanel extends Widget {
     if (ready && status) {
       this._summary.textContent =
         `${status.commits} state${status.commits === 1 ? '' : 's'} · ` +
-        `${formatBytes(status.store.bytes)} on disk · head ${shortId(status.head?.id)}`;
+        `${formatStoreSize(status.store)} on disk · head ${shortId(status.head?.id)}`;
       this._summary.title = `Store: ${status.store.path}`;
     } else {
       this._summary.textContent = '';

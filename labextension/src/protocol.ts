@@ -31,7 +31,7 @@ export interface IStatusResult {
   protocol: number;
   head: ICommit | null;
   commits: number;
-  store: { path: string; bytes: number };
+  store: { path: string; bytes: number; budget?: number | null };
   restorable: ICommit | null;
   /** Added within v1 by the kernel: false when time travel could not start. */
   enabled?: boolean;

@@ -4,7 +4,7 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import { formatAgo, formatBytes, shortId } from './format';
+import { formatAgo, formatStoreSize, shortId } from './format';
 import type { SessionRegistry } from './registry';
 
 /** Re-render the "… ago" text this often. */
@@ -49,7 +49,7 @@ export class TimeTravelStatus extends Widget {
     const last = session.lastCheckpoint;
     const parts = [
       `Time travel: HEAD ${where} ${shortId(head?.id)}`,
-      `${formatBytes(status.store.bytes)} stored`,
+      `${formatStoreSize(status.store)} stored`,
       last ? `last saved ${formatAgo(last.time)}` : 'no cell saved yet'
     ];
     if (session.pendingOp) {

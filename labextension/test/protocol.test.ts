@@ -2,7 +2,14 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 
-import { codeSummary, formatBytes, formatDuration, layoutTree, summarizeCheckout } from '../src/format';
+import {
+  codeSummary,
+  formatBytes,
+  formatDuration,
+  formatStoreSize,
+  layoutTree,
+  summarizeCheckout
+} from '../src/format';
 import { ICommit, ProtocolError, TimeTravelClient } from '../src/protocol';
 
 /** A fake comm: records what is sent, lets the test play the kernel. */
@@ -108,6 +115,10 @@ test('sizes and durations read like a person writes them', () => {
   assert.equal(formatBytes(0), '0 B');
   assert.equal(formatBytes(1536), '1.5 KB');
   assert.equal(formatBytes(50 * 1024 * 1024), '50 MB');
+  assert.equal(formatStoreSize({ bytes: 1536 }), '1.5 KB');
+  assert.equal(formatStoreSize({ bytes: 1536, budget: null }), '1.5 KB');
+  assert.equal(formatStoreSize({ bytes: 1536, budget: 2 * 1024 ** 3 }), '1.5 KB of 2.0 GB');
+  assert.equal(formatStoreSize({ bytes: 4096, budget: 2048 }), '4.0 KB of 2.0 KB (over budget: thinning)');
   assert.equal(formatDuration(0.0123), '12 ms');
   assert.equal(formatDuration(3.21), '3.2 s');
   assert.equal(formatDuration(125), '2 min 5 s');

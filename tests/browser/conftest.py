@@ -106,6 +106,7 @@ def jupyter_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "JUPYTERLAB_SETTINGS_DIR": str(base / "lab-settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(base / "lab-workspaces"),
         "TIMETRAVEL_STORE_DIR": str(base / "stores"),
+        "TIMETRAVEL_STORE_BUDGET": "2GB",  # far above what the tests store: shown, not felt
         "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(
             os.pathsep),
     })

@@ -46,6 +46,7 @@ def test_undo_redo_shortcuts_and_history_panel(page: Page, lab: LabServer,
     pages.run_in_new_cell(page, "x = 1")
     pages.run_in_new_cell(page, "x = 2")
     pages.wait_head(page, 2)
+    assert "of 1.9 GB stored" in pages.status_text(page)  # the store's budget, 2e9 bytes
 
     # Undo (focus still in the new cell's editor: edit mode) then redo (command mode).
     page.keyboard.press(pages.UNDO_KEYS)

@@ -120,6 +120,27 @@ def test_checkout_is_refused_while_a_cell_runs(start_kernel):
     assert k.value("x") == 2
 
 
+def test_a_move_sent_during_a_synchronous_cell_is_refused_not_queued(start_kernel):
+    k = start_kernel()
+    k.execute("x = 1")
+    k.open_comm()
+    # A synchronous cell holds the shell channel: the undo waits in the queue until it ends.
+    # Run after the cell, it would undo the cell the user saw running, not what they meant.
+    msg_id = k.send_execute("import time\ntime.sleep(1.5)\nx = 2")
+    time.sleep(0.5)
+    undo_id = k.send_comm({"id": "u", "op": "undo"})
+    k._shell_reply(msg_id)
+    k.collect_iopub(msg_id)
+    replies = [m["content"]["data"] for m in k.collect_iopub(undo_id, settle=0.5)
+               if m["msg_type"] == "comm_msg" and "ok" in m["content"]["data"]]
+    assert [r["ok"] for r in replies] == [False]
+    assert replies[0]["error"]["code"] == "busy"
+    assert "was running when this was sent" in replies[0]["error"]["message"]
+    assert k.value("x") == 2
+    # Sent once the cell has finished, the same request moves.
+    assert k.op("undo")["ok"] and k.value("x") == 1
+
+
 def test_reply_is_not_held_back_by_the_checkpoint(start_kernel):
     k = start_kernel()
     k.execute(SLOW_CHECKPOINT.format(seconds=1.5), silent=True)

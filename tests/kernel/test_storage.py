@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from timetravel_kernel.kernel.storage import open_timeline_with_fallback, store_path_for
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+from timetravel_kernel.kernel.storage import (
+    TEMPORARY_PREFIX,
+    default_store_dir,
+    make_default_store_dir_private,
+    open_timeline_with_fallback,
+    remove_stale_temporaries,
+    store_path_for,
+)
 from timetravel_kernel.timeline import TimelineOptions
 
 
@@ -57,7 +72,7 @@ def test_unwritable_location_gives_a_temporary_history(tmp_path):
     blocker.write_text("x")
     opened = open_timeline_with_fallback(blocker / "s", TimelineOptions(), purpose="test")
     try:
-        assert opened.temporary is not None and "cannot write" in opened.notice
+        assert opened.temporary is not None and "cannot use" in opened.notice
     finally:
         opened.timeline.close()
 
@@ -68,3 +83,39 @@ def test_kernel_without_a_notebook_keys_its_store_by_connection_file(start_kerne
     connection_file = k.km.connection_file
     assert path.startswith(str(store_dir))
     assert path.split("/")[-1].startswith(connection_file.split("/")[-1] + "-")
+
+
+def _temporary_with_owner(folder, name, pid):
+    store = folder / f"{TEMPORARY_PREFIX}{name}" / "store"
+    store.mkdir(parents=True)
+    (store / "OWNER.json").write_text(json.dumps(
+        {"pid": pid, "host": socket.gethostname(), "purpose": "kernel"}))
+    return store.parent
+
+
+def test_stale_temporary_histories_are_removed_live_ones_kept(tmp_path):
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)
+    stale = _temporary_with_owner(tmp_path, "dead", dead)
+    live = _temporary_with_owner(tmp_path, "live", os.getpid())
+    ownerless_new = tmp_path / f"{TEMPORARY_PREFIX}new"
+    ownerless_new.mkdir()
+    ownerless_old = tmp_path / f"{TEMPORARY_PREFIX}old"
+    ownerless_old.mkdir()
+    os.utime(ownerless_old, (time.time() - 3 * 86400,) * 2)
+    unrelated = tmp_path / "other-dead"
+    unrelated.mkdir()
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(removed) == sorted([stale, ownerless_old])
+    assert live.exists() and ownerless_new.exists() and unrelated.exists()
+    assert not stale.exists() and not ownerless_old.exists()
+
+
+def test_default_store_folders_made_private(tmp_path):
+    store_dir = default_store_dir(tmp_path)
+    store_dir.mkdir(parents=True, mode=0o755)
+    os.chmod(store_dir.parent, 0o755)
+    make_default_store_dir_private(store_dir)
+    assert stat.S_IMODE(store_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(store_dir.parent.stat().st_mode) == 0o700
+

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from timetravel_kernel.errors import StoreError, StoreLockedError
+from timetravel_kernel.errors import StoreCorruptError, StoreError, StoreLockedError
 from timetravel_kernel.store import RocksBackend
 
 from .backend_contract import BackendContract
@@ -134,3 +136,93 @@ def test_corrupt_data_files_surface_as_store_errors(tmp_path: Path) -> None:
                 reopened.get(b"k%05d" % i)
         finally:
             reopened.close()
+
+
+# Creates a store under umask 000 (the worst case) in a child, so this process's umask stays.
+_UMASK_CHILD = textwrap.dedent("""
+    import os, sys
+    os.umask(0)
+    from timetravel_kernel.store import RocksBackend
+    backend = RocksBackend(sys.argv[1], purpose="test")
+    backend.write_batch([(b"k%d" % i, os.urandom(70_000)) for i in range(5)])
+    backend.write_note("recent-commits", b"[]")
+    backend.flush()
+    backend.close()
+""")
+
+
+def test_every_file_and_folder_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    top = tmp_path / "data" / "timetravel"
+    store = top / "stores" / "nb.ipynb-1234"
+    subprocess.run([sys.executable, "-c", _UMASK_CHILD, str(store)], check=True, timeout=120)
+    created = [top, top / "stores", store, *store.iterdir()]
+    assert any(p.suffix in (".sst", ".blob") for p in created)
+    for path in created:
+        want = 0o700 if path.is_dir() else 0o600
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder every user can reach (pytest's own tmp_path sits in a 0700 folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="tt-perm-", dir="/tmp"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+def test_another_user_can_neither_list_nor_read_a_store(open_folder: Path) -> None:
+    # Root is the only account able to act as another user (nobody); elsewhere the mode
+    # check above covers the same files.
+    store = open_folder / "timetravel" / "stores" / "nb.ipynb-1234"
+    subprocess.run([sys.executable, "-c", _UMASK_CHILD, str(store)], check=True, timeout=120)
+    control = open_folder / "control.txt"
+    control.write_text("readable by all")
+    os.chmod(control, 0o644)
+    probe = textwrap.dedent("""
+        import os, sys
+        os.setgid(65534); os.setuid(65534)
+        for target in sys.argv[1:]:
+            try:
+                os.listdir(target) if os.path.isdir(target) else open(target, "rb").read(1)
+            except PermissionError:
+                continue
+            print("readable:", target)
+    """)
+    targets = [control, open_folder / "timetravel", open_folder / "timetravel" / "stores",
+               store, *store.iterdir()]
+    done = subprocess.run([sys.executable, "-c", probe, *map(str, targets)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"readable: {control}\n"
+
+
+def test_a_lock_held_without_a_live_owner_names_no_dead_process(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    holder = RocksBackend(path, purpose="kernel for a.ipynb")
+    try:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        (path / "OWNER.json").write_text(
+            f'{{"pid": {dead}, "host": "{os.uname().nodename}", "purpose": "old kernel"}}')
+        with pytest.raises(StoreLockedError) as info:
+            RocksBackend(path)
+        assert info.value.holder is None and "old kernel" not in str(info.value)
+    finally:
+        holder.close()
+
+
+def test_a_checksum_mismatch_is_damage_not_a_lock(tmp_path: Path) -> None:
+    # RocksDB's message for a damaged table contains "block", which contains "lock".
+    path = tmp_path / "db"
+    backend = RocksBackend(path)
+    backend.write_batch([(b"k%03d" % i, b"v" * 100) for i in range(300)])
+    backend.close()
+    table = next(path.glob("*.sst"))
+    data = bytearray(table.read_bytes())
+    for i in range(len(data) - 40, len(data) - 32):  # inside the footer
+        data[i] ^= 0xFF
+    table.write_bytes(bytes(data))
+    with pytest.raises(StoreCorruptError, match="checksum mismatch"):
+        RocksBackend(path)

@@ -15,6 +15,7 @@ from timetravel_kernel.errors import (
     NothingToRestoreError,
     NothingToUndoError,
     SerializationError,
+    StoreCorruptError,
     TimelineError,
     UnknownCommitError,
 )
@@ -297,7 +298,8 @@ def test_a_session_that_did_not_close_is_reported_crashed(tmp_path: Path) -> Non
     again.close()
 
 
-def test_restore_skips_what_cannot_load_and_loads_the_rest(tmp_path: Path) -> None:
+def test_restore_of_damaged_records_raises_and_changes_nothing(tmp_path: Path) -> None:
+    # A damaged store is the store's problem, not one value's: the kernel moves it aside.
     timeline = open_timeline(tmp_path / "store")
     ns = fresh_namespace()
     timeline.start(ns)
@@ -307,9 +309,10 @@ def test_restore_skips_what_cannot_load_and_loads_the_rest(tmp_path: Path) -> No
     corrupt_every_chunk(again)
     fresh = fresh_namespace()
     again.start(fresh)
-    result = again.restore(fresh)
-    assert fresh["small"] == [1, 2]
-    assert "big" in result.unrestored and "corrupt" in result.unrestored["big"]
+    before = dict(fresh)
+    with pytest.raises(StoreCorruptError):
+        again.restore(fresh)
+    assert fresh == before
     again.close()
 
 

@@ -8,12 +8,14 @@ next request), the timeline decides *what*, the protocol handler answers the fro
 from __future__ import annotations
 
 import contextvars
+import datetime
 import os
 import shutil
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipykernel.ipkernel import IPythonKernel
@@ -21,13 +23,18 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Enum, Int, List, Unicode, default
 from typing_extensions import override
 
+from timetravel_kernel.errors import StoreError
 from timetravel_kernel.kernel.magics import register_magics
 from timetravel_kernel.kernel.storage import (
     OpenedTimeline,
     default_store_dir,
+    make_default_store_dir_private,
+    move_aside_and_reopen,
     open_timeline_with_fallback,
+    remove_stale_temporaries,
     store_path_for,
 )
+from timetravel_kernel.kernel.thinning import BackgroundThinner
 from timetravel_kernel.protocol import COMM_TARGET, ProtocolHandler
 from timetravel_kernel.protocol.messages import (
     format_checkpoint_event,
@@ -36,12 +43,16 @@ from timetravel_kernel.protocol.messages import (
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
     from timetravel_kernel.protocol import Response
-    from timetravel_kernel.timeline import Timeline
+    from timetravel_kernel.timeline import RetentionPolicy, Timeline
 
-__all__ = ["IPYTHON_HIDDEN_NAMES", "IPYTHON_HIDDEN_PATTERN", "TimeTravelKernel"]
+__all__ = [
+    "IPYTHON_HIDDEN_NAMES",
+    "IPYTHON_HIDDEN_PATTERN",
+    "VSCODE_NOTEBOOK_NAME",
+    "TimeTravelKernel",
+]
 
 # IPython's own bookkeeping names: part of every session, never part of the user's state.
 IPYTHON_HIDDEN_NAMES = frozenset({
@@ -51,6 +62,8 @@ IPYTHON_HIDDEN_NAMES = frozenset({
 })
 # dunders, input history (_i12), output history (_12).
 IPYTHON_HIDDEN_PATTERN = r"__.*__|_i\d+|_\d+"
+# What VS Code's Jupyter extension assigns the notebook's path to at kernel start.
+VSCODE_NOTEBOOK_NAME = "__vsc_ipynb_file__"
 _POLICIES = ("restore", "offer", "never")
 # Loop iterations of the shell-channel thread to wait for: its receive handler forwards the
 # reply into a ZMQStream send queue, which a later iteration writes to the socket.
@@ -61,9 +74,32 @@ def _env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
+def _env_int(name: str) -> int:
+    try:
+        return max(0, int(os.environ.get(name, "0")))
+    except ValueError:
+        return 0
+
+
 def _env_choice(name: str, choices: tuple[str, ...], fallback: str) -> str:
     value = os.environ.get(name, fallback)
     return value if value in choices else fallback
+
+
+def _sent_at(msg: object) -> float | None:
+    """Return when a message was sent (its header's date, as a POSIX time), None if unknown."""
+    header = msg.get("header") if isinstance(msg, dict) else None
+    date = header.get("date") if isinstance(header, dict) else None
+    if isinstance(date, str):
+        try:
+            date = datetime.datetime.fromisoformat(date)
+        except ValueError:
+            return None
+    if not isinstance(date, datetime.datetime):
+        return None
+    if date.tzinfo is None:  # the spec says UTC; jupyter_client adds the zone when parsing
+        date = date.replace(tzinfo=datetime.timezone.utc)
+    return date.timestamp()
 
 
 @dataclass(slots=True)
@@ -72,7 +108,7 @@ class _CellRun:
 
     code: str
     cell_id: str | None
-    silent: bool
+    recorded: bool  # a user's cell: neither silent nor kept out of the input history
     status: str = "ok"
     execution_count: int | None = None
     duration: float = 0.0
@@ -125,6 +161,23 @@ class TimeTravelKernel(IPythonKernel):
         "empty and announce that a restore is available) or 'never' "
         "(env TIMETRAVEL_RESTORE_AFTER_RESTART)."
     ).tag(config=True)
+    keep_newer_than = Unicode(
+        help="Retention: states newer than this age (90s, 30m, 12h, 7d, 2w) are all kept; "
+        "older ones are thinned in the background, keeping branch tips and one per "
+        "thin_every cells; empty keeps everything (env TIMETRAVEL_KEEP_NEWER_THAN)."
+    ).tag(config=True)
+    keep_last = Int(
+        help="Retention: the newest N states are always kept (env TIMETRAVEL_KEEP_LAST)."
+    ).tag(config=True)
+    thin_every = Int(
+        help="Retention: of the states older than keep_newer_than, keep one per N cells; 0 "
+        "thins them all (env TIMETRAVEL_THIN_EVERY)."
+    ).tag(config=True)
+    store_budget = Unicode(
+        help="Retention: the most disk a notebook's store may use (500MB, 2GB); the oldest "
+        "states are thinned in the background when it is exceeded, HEAD's own past last; "
+        "empty for no limit (env TIMETRAVEL_STORE_BUDGET)."
+    ).tag(config=True)
 
     @default("enabled")
     def _default_enabled(self) -> bool:
@@ -152,10 +205,7 @@ class TimeTravelKernel(IPythonKernel):
 
     @default("max_var_bytes")
     def _default_max_var_bytes(self) -> int:
-        try:
-            return max(0, int(os.environ.get("TIMETRAVEL_MAX_VAR_BYTES", "0")))
-        except ValueError:
-            return 0
+        return _env_int("TIMETRAVEL_MAX_VAR_BYTES")
 
     @default("restore_after_crash")
     def _default_restore_after_crash(self) -> str:
@@ -164,6 +214,22 @@ class TimeTravelKernel(IPythonKernel):
     @default("restore_after_restart")
     def _default_restore_after_restart(self) -> str:
         return _env_choice("TIMETRAVEL_RESTORE_AFTER_RESTART", _POLICIES, "offer")
+
+    @default("keep_newer_than")
+    def _default_keep_newer_than(self) -> str:
+        return os.environ.get("TIMETRAVEL_KEEP_NEWER_THAN", "")
+
+    @default("keep_last")
+    def _default_keep_last(self) -> int:
+        return _env_int("TIMETRAVEL_KEEP_LAST")
+
+    @default("thin_every")
+    def _default_thin_every(self) -> int:
+        return _env_int("TIMETRAVEL_THIN_EVERY")
+
+    @default("store_budget")
+    def _default_store_budget(self) -> str:
+        return os.environ.get("TIMETRAVEL_STORE_BUDGET", "")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -174,6 +240,8 @@ class TimeTravelKernel(IPythonKernel):
         self._notices: list[str] = []
         self._startup_events: list[Mapping[str, object]] = []
         self._warned_failure = False
+        self._last_cell_finished = 0.0
+        self._thinner: BackgroundThinner | None = None
         self._opened = OpenedTimeline(None, None, "time travel is starting")
         self.handler = ProtocolHandler(None, self.shell.user_ns, is_busy=self.is_busy,
                                        lock=self._lock, notice="time travel is starting")
@@ -201,18 +269,20 @@ class TimeTravelKernel(IPythonKernel):
 
     # -- opening the store and restoring ------------------------------------------------
 
-    def _store_location(self) -> tuple[Path, str]:
-        from pathlib import Path
-
+    def _store_location(self) -> tuple[Path, str, str]:
+        """Return the store's path, how to name its owner, and the file it is keyed by."""
+        notebook = os.path.abspath(self.notebook_path) if self.notebook_path else ""
         if self.store_path:
-            return Path(self.store_path), f"kernel for {self.notebook_path or self.store_path}"
+            return (Path(self.store_path), f"kernel for {self.notebook_path or self.store_path}",
+                    notebook)
         if self.notebook_path:
             return (store_path_for(self.store_dir, self.notebook_path),
-                    f"kernel for {self.notebook_path}")
+                    f"kernel for {self.notebook_path}", notebook)
         parent = self.parent
         key = getattr(parent, "abs_connection_file", None) or getattr(
             parent, "connection_file", "") or f"pid-{os.getpid()}"
-        return store_path_for(self.store_dir, key), f"kernel for {os.path.basename(key)}"
+        return (store_path_for(self.store_dir, key), f"kernel for {os.path.basename(key)}",
+                os.path.abspath(key))
 
     def _timeline_options(self) -> Any:
         from timetravel_kernel.timeline import TimelineOptions
@@ -225,13 +295,40 @@ class TimeTravelKernel(IPythonKernel):
             max_covar_bytes=self.max_var_bytes or None,
         )
 
-    def _open_history(self) -> None:
+    def _retention_policy(self) -> RetentionPolicy:
+        """Return the retention settings as a policy; a setting that does not parse is off."""
+        from timetravel_kernel.timeline import RetentionPolicy
+        from timetravel_kernel.timeline.retention import parse_age, parse_size
+
+        older_than = budget = None
         try:
-            path, purpose = self._store_location()
-            opened = open_timeline_with_fallback(path, self._timeline_options(), purpose=purpose)
+            older_than = parse_age(self.keep_newer_than) if self.keep_newer_than else None
+            budget = parse_size(self.store_budget) if self.store_budget else None
+        except ValueError as exc:
+            self._announce(f"time travel: a retention setting is ignored: {exc}")
+        keep_last = self.keep_last or None
+        if keep_last is not None and older_than is None:
+            older_than = 0.0
+        if older_than is not None and keep_last is None:
+            keep_last = 0
+        return RetentionPolicy(keep_last=keep_last, older_than=older_than,
+                               every=self.thin_every or None, budget=budget)
+
+    def _open_history(self) -> None:
+        remove_stale_temporaries()
+        default = default_store_dir(jupyter_data_dir())
+        if Path(self.store_dir) == default:
+            make_default_store_dir_private(default)
+        try:
+            path, purpose, key = self._store_location()
+            opened = open_timeline_with_fallback(path, self._timeline_options(), purpose=purpose,
+                                                 key=key)
             self._opened = opened
             self.handler.timeline = opened.timeline
             self.handler.notice = opened.notice
+            policy = self._retention_policy()
+            self.handler.budget = policy.budget
+            self._thinner = BackgroundThinner(policy, self._lock)
             if opened.notice:
                 self._announce(opened.notice)
             if opened.timeline is not None:
@@ -248,11 +345,19 @@ class TimeTravelKernel(IPythonKernel):
         crashed = timeline.previous_session_crashed
         restorable = timeline.restorable
         timeline.start(self.shell.user_ns)
+        cell = ("its start" if restorable is None or not restorable.execution_count
+                else f"cell [{restorable.execution_count}]")
+        if timeline.lost_commits:
+            lost = timeline.lost_commits
+            count = f"at least {lost}" if timeline.lost_commits_is_a_lower_bound else str(lost)
+            self._announce(
+                f"time travel: the last {count} saved state{'s' if lost > 1 else ''} could not "
+                "be recovered (the store's log was damaged); the newest intact state is the "
+                f"one after {cell}")
         head = timeline.head
         if restorable is None or (head is not None and head.id == restorable.id):
             return
         policy = self.restore_after_crash if crashed else self.restore_after_restart
-        cell = f"cell [{restorable.execution_count}]" if restorable.execution_count else "its start"
         before = "the previous kernel crashed" if crashed else "the previous session ended"
         if policy == "restore":
             self._restore_at_start(timeline, crashed, f"{before}; restored its state after {cell}")
@@ -265,8 +370,15 @@ class TimeTravelKernel(IPythonKernel):
             self._notices.append(message)
 
     def _restore_at_start(self, timeline: Timeline, crashed: bool, what: str) -> None:
+        damage: str | None = None
         try:
             result = timeline.restore(self.shell.user_ns)
+        except StoreError as exc:
+            # The state's records cannot be read back: the store is damaged, not the state.
+            # Only the text is kept: the traceback holds the store's iterators, and RocksDB
+            # keeps its lock while they live, which would block moving the store aside.
+            self.log.warning("time travel: restore failed", exc_info=True)
+            damage = str(exc)
         except Exception as exc:
             # Checkpoint boundary: a state that cannot come back must not stop the kernel; it
             # stays in the history for %tt restore or a jump.
@@ -274,6 +386,9 @@ class TimeTravelKernel(IPythonKernel):
             self._announce(f"time travel: {what.replace('restored', 'restoring')} failed "
                            f"({type(exc).__name__}: {exc}); it stays in the history "
                            "(%timetravel log)")
+            return
+        if damage is not None:
+            self._replace_damaged_store(timeline, damage)
             return
         missing = ""
         if result.unrestored:
@@ -284,6 +399,64 @@ class TimeTravelKernel(IPythonKernel):
             "event": "restored", "head": format_commit(result.head), "crashed": crashed,
             "unrestored": dict(result.unrestored), "message": message})
         self._notices.append(message)
+
+    def _follow_vscode_notebook(self) -> None:
+        """Key the store by the notebook once VS Code names it, and restore its state.
+
+        VS Code's Jupyter extension sets no ``JPY_SESSION_NAME``; its start-up code assigns
+        the notebook's path to ``__vsc_ipynb_file__`` before any user cell runs. Until then
+        the store is keyed by the connection file, which changes with every kernel process:
+        that store is dropped (nothing can find it again) and the notebook's own is opened,
+        with the usual restore, so crash restore works in VS Code too.
+        """
+        if not self.enabled or self.store_path or self.notebook_path:
+            return
+        path = self.shell.user_ns.get(VSCODE_NOTEBOOK_NAME)
+        if not isinstance(path, str) or not path:
+            return
+        self.notebook_path = path
+        try:
+            self._switch_store()
+        except Exception as exc:
+            # Checkpoint boundary: the history is optional, the kernel is not.
+            self.log.exception("time travel could not switch to the notebook's store")
+            self._announce(f"time travel: could not open the history of {path} "
+                           f"({type(exc).__name__}: {exc})")
+
+    def _switch_store(self) -> None:
+        timeline, previous = self.handler.timeline, self._opened
+        self.handler.timeline = None
+        if self._thinner is not None:
+            self._thinner.join()
+        if timeline is not None:
+            with self._lock:
+                timeline.close()
+        drop = previous.temporary or (previous.path if previous.created else None)
+        if drop is not None:
+            shutil.rmtree(drop, ignore_errors=True)
+        self._opened = OpenedTimeline(None, None)
+        self._open_history()
+
+    def _replace_damaged_store(self, timeline: Timeline, reason: str) -> None:
+        """Move a store found damaged while restoring aside and start a new history."""
+        self.handler.timeline = None
+        timeline.close()
+        path, purpose, key = self._store_location()
+        if self._opened.temporary is not None:
+            opened = open_timeline_with_fallback(path, self._timeline_options(), purpose=purpose,
+                                                 key=key)
+        else:
+            opened = move_aside_and_reopen(path, self._timeline_options(), purpose=purpose,
+                                           reason=reason, key=key)
+        if self._opened.temporary is not None:
+            shutil.rmtree(self._opened.temporary, ignore_errors=True)
+        self._opened = opened
+        self.handler.timeline = opened.timeline
+        self.handler.notice = opened.notice
+        if opened.notice:
+            self._announce(opened.notice)
+        if opened.timeline is not None:
+            opened.timeline.start(self.shell.user_ns)
 
     def _announce(self, message: str) -> None:
         """Tell the user once: in the next cell's output, the banner and a comm event."""
@@ -312,16 +485,23 @@ class TimeTravelKernel(IPythonKernel):
         content = content if isinstance(content, dict) else {}
         metadata = parent.get("metadata") if isinstance(parent, dict) else None
         cell_id = metadata.get("cellId") if isinstance(metadata, dict) else None
+        # Tools run their own code with store_history false (VS Code's start-up code and
+        # variable viewer): like silent executions, not commits the user would undo.
+        recorded = not content.get("silent", False) and content.get("store_history", True)
         run = _CellRun(code=str(content.get("code", "")),
                        cell_id=cell_id if isinstance(cell_id, str) else None,
-                       silent=bool(content.get("silent", False)))
+                       recorded=bool(recorded))
         token = _current_run.set(run)
         with self._running_lock:
             self._running += 1
         try:
             await super().execute_request(stream, ident, parent)
         finally:
+            # The reply is out: a move sent from now on was meant for the finished cell (it
+            # waits for the checkpoint below); one sent earlier was not (_on_comm_msg).
+            self._last_cell_finished = time.time()
             try:
+                self._follow_vscode_notebook()
                 self._checkpoint(run)
             finally:
                 with self._running_lock:
@@ -333,7 +513,7 @@ class TimeTravelKernel(IPythonKernel):
                          user_expressions: dict[str, Any] | None = None,
                          allow_stdin: bool = False, *, cell_meta: dict[str, Any] | None = None,
                          cell_id: str | None = None) -> dict[str, Any]:
-        if not silent and self._notices:
+        if not silent and store_history and self._notices:
             print("\n".join(self._notices), file=sys.stderr, flush=True)
             self._notices.clear()
         started = time.perf_counter()
@@ -386,7 +566,7 @@ class TimeTravelKernel(IPythonKernel):
         timeline = self.handler.timeline
         if timeline is None or run.uses_magic:
             return
-        if run.silent:
+        if not run.recorded:
             # Not recorded; but what it may have changed in place must not be trusted as
             # unchanged by the next undo.
             try:
@@ -425,6 +605,8 @@ class TimeTravelKernel(IPythonKernel):
                              "message": "some values could not be saved: undo, jumps and "
                              "crash restore cannot bring them back"})
         self._broadcast(format_checkpoint_event(result))
+        if self._thinner is not None:
+            self._thinner.after_checkpoint(timeline)
 
     def _tell(self, message: str) -> None:
         # Printed while the cell's request is still the parent: it appears under the cell.
@@ -459,7 +641,10 @@ class TimeTravelKernel(IPythonKernel):
     def _on_comm_msg(self, comm: Any, msg: dict[str, Any]) -> None:
         content = msg.get("content") if isinstance(msg, dict) else None
         data = content.get("data") if isinstance(content, dict) else None
-        response = self.handler.handle(data)
+        # A synchronous cell holds the shell channel: a move sent meanwhile arrives only now.
+        sent = _sent_at(msg)
+        response = self.handler.handle(
+            data, sent_during_cell=sent is not None and sent < self._last_cell_finished)
         self._send(comm, response.reply)
         if response.events:
             # A restore or jump settles what the startup offer was about.
@@ -492,6 +677,8 @@ class TimeTravelKernel(IPythonKernel):
         timeline = self.handler.timeline
         self.handler.timeline = None
         self.handler.notice = "time travel is closed (the kernel is shutting down)"
+        if self._thinner is not None:
+            self._thinner.join()
         try:
             if timeline is not None:
                 with self._lock:

@@ -134,14 +134,20 @@ def _names(values: object) -> str:
     return ", ".join(str(v) for v in values) if isinstance(values, list) and values else "-"
 
 
+def _describe_size(size: object, budget: object) -> str:
+    """Return "12.3 MB" or "12.3 MB of a 500.0 MB budget"."""
+    text = f"{size / 1e6:.1f} MB" if isinstance(size, int) else "size unknown"
+    return f"{text} of a {budget / 1e6:.1f} MB budget" if isinstance(budget, int) else text
+
+
 def format_result(op: str, result: Mapping[str, object]) -> Report:
     """Return the readable form of an op's result."""
     if op == "status":
         store = result.get("store")
-        path = store.get("path") if isinstance(store, dict) else ""
-        size = store.get("bytes") if isinstance(store, dict) else 0
+        store = store if isinstance(store, dict) else {}
         title = (f"time travel: HEAD {_short(result.get('head'))} · {result.get('commits')} "  # type: ignore[arg-type]
-                 f"states · store {path or '(none)'} ({size} bytes)")
+                 f"states · store {store.get('path') or '(none)'} "
+                 f"({_describe_size(store.get('bytes'), store.get('budget'))})")
         notes = [str(result["notice"])] if result.get("notice") else []
         if result.get("restorable"):
             notes.append(f"restorable: {_short(result.get('restorable'))} (%tt restore)")  # type: ignore[arg-type]

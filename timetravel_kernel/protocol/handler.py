@@ -88,22 +88,31 @@ class ProtocolHandler:
         self.namespace = namespace
         self.notice = notice
         self.read_only = read_only
+        self.budget: int | None = None  # the store's size budget (retention), if any
         self._is_busy = is_busy
         self._lock = lock if lock is not None else threading.RLock()
 
-    def handle(self, data: object, *, from_cell: bool = False) -> Response:
+    def handle(self, data: object, *, from_cell: bool = False,
+               sent_during_cell: bool = False) -> Response:
         """Return the reply to one request, never raising.
 
         Args:
             data: the request as received (any JSON value).
             from_cell: the request comes from the running cell itself (a magic); it may move
                 HEAD although a cell is running.
+            sent_during_cell: the request was sent while a cell ran and waited for it to
+                finish (a synchronous cell holds the shell channel); a move is then refused
+                with ``busy``, since it would undo the cell the user saw running, not the one
+                they meant.
         """
         request_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(request_id, str):
             request_id = None
         try:
             request = parse_request(data)
+            if sent_during_cell and request.op in CHECKOUT_OPS:
+                raise BusyError("a cell was running when this was sent; nothing was changed: "
+                                "send it again now that the cell has finished")
             return self._dispatch(request, from_cell=from_cell)
         except TimeTravelError as exc:
             code: ErrorCode = exc.code if exc.code in ERROR_CODES else "internal"  # type: ignore[assignment]
@@ -183,7 +192,8 @@ class ProtocolHandler:
         timeline = self.timeline
         if timeline is None:
             return {"protocol": PROTOCOL_VERSION, "head": None, "commits": 0,
-                    "store": {"path": "", "bytes": 0}, "restorable": None, "enabled": False,
+                    "store": {"path": "", "bytes": 0, "budget": None}, "restorable": None,
+                    "enabled": False,
                     "read_only": True, "notice": self.notice}
         head = timeline.head
         restorable_id = self._restorable_id(timeline)
@@ -194,7 +204,7 @@ class ProtocolHandler:
             "head": format_commit(head) if head is not None else None,
             "commits": timeline.commit_count(),
             "store": {"path": str(path) if path is not None else "",
-                      "bytes": timeline.store_bytes()},
+                      "bytes": timeline.store_bytes(), "budget": self.budget},
             "restorable": format_commit(restorable) if restorable is not None else None,
             "enabled": True,
             "read_only": self.read_only or timeline.read_only,

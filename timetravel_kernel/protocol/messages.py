@@ -126,10 +126,11 @@ class CommitJSON(TypedDict):
 
 
 class StoreInfo(TypedDict):
-    """Where the history lives and how large it is."""
+    """Where the history lives, how large it is on disk, and its size budget (None: none)."""
 
     path: str
     bytes: int
+    budget: NotRequired[int | None]
 
 
 class StatusReply(TypedDict):

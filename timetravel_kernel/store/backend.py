@@ -61,6 +61,23 @@ class Backend(ABC):
     def close(self) -> None:
         """Release the store; further calls fail."""
 
+    def compact(self) -> None:
+        """Give the space of deleted records back to the disk (a no-op where it is at once)."""
+        return
+
+    def read_note(self, name: str) -> bytes | None:
+        """Return a small note kept beside the database, outside its log (None when absent).
+
+        A note survives damage to the database's write-ahead log, so it can witness what a
+        recovery lost. Backends without such a place keep none.
+        """
+        del name
+        return None
+
+    def write_note(self, name: str, data: bytes) -> None:
+        """Replace a note (see ``read_note``); a backend without a place for notes drops it."""
+        del name, data
+
     def size_bytes(self) -> int:
         """Return the bytes the store occupies (on disk, or in memory for memory backends)."""
         return sum(len(k) + len(v) for k, v in self.scan_prefix(b""))

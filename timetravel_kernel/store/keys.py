@@ -6,7 +6,7 @@ from typing import Literal
 
 __all__ = ["KEY_PREFIXES", "Kind", "decode_key", "encode_key"]
 
-Kind = Literal["chunk", "covar", "tree", "commit", "ref"]
+Kind = Literal["chunk", "covar", "tree", "commit", "ref", "thinned"]
 
 KEY_PREFIXES: dict[Kind, bytes] = {
     "chunk": b"c",
@@ -14,6 +14,7 @@ KEY_PREFIXES: dict[Kind, bytes] = {
     "tree": b"t",
     "commit": b"k",
     "ref": b"r",
+    "thinned": b"x",  # a commit whose state was given up by retention (store/object_store.py)
 }
 _KINDS: dict[int, Kind] = {prefix[0]: kind for kind, prefix in KEY_PREFIXES.items()}
 

@@ -25,6 +25,7 @@ class MemoryBackend(Backend):
 
     def __init__(self, *, read_only: bool = False) -> None:
         self._data: dict[bytes, bytes] = {}
+        self._notes: dict[str, bytes] = {}
         self._read_only = read_only
         self._closed = False
 
@@ -75,6 +76,15 @@ class MemoryBackend(Backend):
     @override
     def flush(self) -> None:
         self._check_open()
+
+    @override
+    def read_note(self, name: str) -> bytes | None:
+        return self._notes.get(name)
+
+    @override
+    def write_note(self, name: str, data: bytes) -> None:
+        self._check_open()
+        self._notes[name] = bytes(data)
 
     @override
     def close(self) -> None:

@@ -9,7 +9,8 @@ objects are all present; chunks orphaned by a crash are reclaimed by ``collect_g
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import json
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,15 @@ from timetravel_kernel.errors import (
     StoreError,
     StoreFormatError,
 )
-from timetravel_kernel.ids import ChunkId, CommitId, CovarId, TreeId, hash_bytes
+from timetravel_kernel.ids import (
+    ChunkId,
+    CommitId,
+    CovarId,
+    TreeId,
+    hash_bytes,
+    hex_to_id,
+    id_to_hex,
+)
 from timetravel_kernel.store.codec import decode_chunk, encode_chunk
 from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.store.objects import (
@@ -37,19 +46,26 @@ from timetravel_kernel.store.refs import FORMAT_VERSION, REF_FORMAT, REF_HEAD, r
 from timetravel_kernel.store.tree import NamespaceTree
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
     from timetravel_kernel.store.backend import Backend
 
 __all__ = ["GarbageReport", "ObjectStore", "Transaction"]
 
+# The newest commits written, kept in a note outside the database (Backend.read_note): after
+# a recovery from a damaged write-ahead log, the ones missing are the states it lost.
+_RECENT_NOTE = "recent-commits"
+_RECENT_KEPT = 64
+
 
 @dataclass(frozen=True, slots=True)
 class GarbageReport:
-    """What ``collect_garbage`` removed."""
+    """What ``collect_garbage`` removed, and the store's size on disk before and after."""
 
     objects: int
     bytes: int
+    disk_before: int = 0
+    disk_after: int = 0
 
 
 class ObjectStore:
@@ -81,6 +97,36 @@ class ObjectStore:
                 + ("upgrade timetravel-kernel" if newer else "it was written by an older one")
                 + " or move the store aside"
             )
+        self._recent = self._read_recent()
+        kept = [c for c in self._recent if self.has_commit(c)]
+        # How many of the newest commits earlier sessions wrote are gone (a damaged log); when
+        # every noted one is, more may be gone than the note holds.
+        self.lost_commits = len(self._recent) - len(kept)
+        self.lost_more_than_noted = not kept and len(self._recent) >= _RECENT_KEPT
+        if self.lost_commits and not backend.read_only:
+            self._recent = kept
+            self._write_recent()
+
+    def _read_recent(self) -> list[CommitId]:
+        data = self.backend.read_note(_RECENT_NOTE)
+        try:
+            return [CommitId(hex_to_id(h)) for h in json.loads(data)] if data else []
+        except (ValueError, TypeError):
+            return []  # a note damaged too witnesses nothing
+
+    def _write_recent(self) -> None:
+        self.backend.write_note(_RECENT_NOTE,
+                                json.dumps([id_to_hex(c) for c in self._recent]).encode())
+
+    def note_commit(self, commit_id: CommitId) -> None:
+        """Record a durable commit in the recent-commits note (see ``lost_commits``).
+
+        Best effort: the commit is already durable, and a note that could not be written only
+        weakens the detection of a later damaged log.
+        """
+        self._recent = [*self._recent[-(_RECENT_KEPT - 1):], commit_id]
+        with suppress(StoreError):
+            self._write_recent()
 
     def close(self) -> None:
         """Close the backend."""
@@ -219,15 +265,33 @@ class ObjectStore:
         return self.backend.size_bytes()
 
     # -- garbage ------------------------------------------------------------------------
-    def collect_garbage(self) -> GarbageReport:
-        """Delete chunks, covariables and trees that no commit reaches.
+    def thinned(self) -> set[CommitId]:
+        """Return the commits whose state retention gave up.
 
-        Every commit is kept (history is never lost); what goes is what interrupted or crashed
-        checkpoints left behind.
+        Their records stay, for the parent links; their trees, covariables and chunks go with
+        the next collection.
         """
+        prefix = encode_key("thinned", b"")
+        return {CommitId(key[len(prefix):]) for key, _ in self.backend.scan_prefix(prefix)}
+
+    def mark_thinned(self, commit_ids: Iterable[CommitId]) -> None:
+        """Give up the state of these commits, in one durable batch."""
+        self.backend.write_batch([(encode_key("thinned", c), b"") for c in commit_ids])
+
+    def collect_garbage(self, *, compact: bool = True) -> GarbageReport:
+        """Delete chunks, covariables and trees no kept commit reaches; compact the disk.
+
+        Commits are kept (their states only when not thinned); what goes is what interrupted
+        or crashed checkpoints left behind and what thinned states alone used. The report's
+        sizes are measured on disk, after the backend compacted (``compact=False`` leaves
+        that to a later ``backend.compact()``, which may run beside writes).
+        """
+        disk_before = self.size_bytes()
+        thinned = self.thinned()
         live: set[bytes] = set()
         for commit in self.iter_commits():
-            self._mark_tree(commit.tree, live)
+            if commit.id not in thinned:
+                self._mark_tree(commit.tree, live)
         dead: list[bytes] = []
         freed = 0
         for kind in ("chunk", "covar", "tree"):
@@ -240,10 +304,12 @@ class ObjectStore:
             self.backend.write_batch((), dead[start : start + 10_000])
         self._known_chunks.clear()
         self._trees.clear()
-        return GarbageReport(len(dead), freed)
+        if compact:
+            self.backend.compact()
+        return GarbageReport(len(dead), freed, disk_before, self.size_bytes())
 
     def verify(self) -> int:
-        """Read back every object every commit reaches, checking each chunk's hash.
+        """Read back every object every kept commit reaches, checking each chunk's hash.
 
         Returns the number of chunks checked.
 
@@ -252,8 +318,10 @@ class ObjectStore:
             StoreCorruptError: an object is unreadable or a chunk does not match its id.
         """
         live: set[bytes] = set()
+        thinned = self.thinned()
         for commit in self.iter_commits():
-            self._mark_tree(commit.tree, live)
+            if commit.id not in thinned:
+                self._mark_tree(commit.tree, live)
         chunk_prefix = encode_key("chunk", b"")
         chunks = [key[len(chunk_prefix) :] for key in live if key.startswith(chunk_prefix)]
         for chunk_id in chunks:
@@ -354,5 +422,6 @@ class Transaction:
             if set_head:
                 puts.append((ref_key(REF_HEAD), final.id))
             self._store.backend.write_batch(puts)
+            self._store.note_commit(final.id)
         self._store._known_chunks.update(self._pending_chunks)
         return final

@@ -9,6 +9,7 @@ from timetravel_kernel.timeline.results import (
     DiffResult,
     VarInfo,
 )
+from timetravel_kernel.timeline.retention import RetentionPolicy, RetentionReport
 from timetravel_kernel.timeline.timeline import Namespace, Timeline
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "CheckpointResult",
     "DiffResult",
     "Namespace",
+    "RetentionPolicy",
+    "RetentionReport",
     "Timeline",
     "TimelineOptions",
     "VarInfo",

@@ -19,7 +19,10 @@ _MIN_PREFIX = 4
 
 
 class CommitIndex:
-    """All commits of a store, read once and kept current as commits are added.
+    """All commits of a store, read once and kept current as commits are added or thinned.
+
+    Thinned commits (retention gave their state up) keep their records for the parent links
+    but are not listed, resolved or returned.
 
     Args:
         store: the object store to read.
@@ -27,17 +30,43 @@ class CommitIndex:
 
     def __init__(self, store: ObjectStore) -> None:
         self._store = store
-        self._commits: dict[CommitId, Commit] | None = None
+        self._every: dict[CommitId, Commit] | None = None
+        self._commits: dict[CommitId, Commit] = {}
+        self.thinned: set[CommitId] = set()
 
     def _all(self) -> dict[CommitId, Commit]:
-        if self._commits is None:
-            self._commits = {c.id: c for c in self._store.iter_commits()}
+        if self._every is None:
+            self._every = {c.id: c for c in self._store.iter_commits()}
+            self.thinned = self._store.thinned() & self._every.keys()
+            self._commits = {i: c for i, c in self._every.items() if i not in self.thinned}
         return self._commits
+
+    def every(self) -> dict[CommitId, Commit]:
+        """Return every commit record, thinned ones included."""
+        self._all()
+        assert self._every is not None
+        return self._every
 
     def add(self, commit: Commit) -> None:
         """Index a commit written in this process."""
-        if self._commits is not None:
+        if self._every is not None:
+            self._every[commit.id] = commit
             self._commits[commit.id] = commit
+
+    def thin(self, commit_ids: set[CommitId]) -> None:
+        """Forget the states of commits just marked thinned in the store."""
+        self._all()
+        self.thinned |= commit_ids
+        for commit_id in commit_ids:
+            self._commits.pop(commit_id, None)
+
+    def kept_ancestor(self, commit_id: CommitId | None) -> CommitId | None:
+        """Return ``commit_id`` or its nearest ancestor whose state is kept (None: none is)."""
+        every = self.every()
+        while commit_id is not None and commit_id in self.thinned:
+            parent = every.get(commit_id)
+            commit_id = parent.parent if parent is not None else None
+        return commit_id
 
     def __len__(self) -> int:
         return len(self._all())
@@ -50,6 +79,8 @@ class CommitIndex:
         """
         commit = self._all().get(commit_id)
         if commit is None:
+            if commit_id in self.thinned:
+                raise UnknownCommitError(commit_id.hex(), thinned=True)
             raise UnknownCommitError(commit_id.hex())
         return commit
 

@@ -114,6 +114,8 @@ class CheckoutLoader:
                 try:
                     values = self._patch_or_read(covar, resolver, loaded)
                 except (SerializationError, StoreError) as exc:
+                    if isinstance(exc, StoreError) and not strict:
+                        raise  # damaged store, not an unloadable value: the caller decides
                     if strict:
                         raise SerializationError(
                             ", ".join(covar.members), "", f"cannot be restored: {exc}"

@@ -19,6 +19,7 @@ from timetravel_kernel.errors import (
     NothingToRedoError,
     NothingToRestoreError,
     NothingToUndoError,
+    StoreCorruptError,
     TimelineError,
 )
 from timetravel_kernel.state import (
@@ -50,6 +51,7 @@ from timetravel_kernel.timeline.results import (
     DiffResult,
     VarInfo,
 )
+from timetravel_kernel.timeline.retention import RetentionPolicy, RetentionReport, plan_thinning
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -75,6 +77,30 @@ def _without(names: tuple[str, ...], drop: Namespace) -> tuple[str, ...]:
     if drop.keys().isdisjoint(names):
         return names
     return tuple(n for n in names if n not in drop)
+
+
+def _check_manifest(path: Path) -> None:
+    """Refuse a store whose writable open would delete its history (a damaged MANIFEST).
+
+    RocksDB recovers a truncated MANIFEST without an error and then deletes the tables it no
+    longer lists as obsolete. A read-only open deletes nothing: there, recent commits missing
+    while unlisted tables are on disk mean the MANIFEST lost them.
+
+    Raises:
+        StoreCorruptError: the MANIFEST is damaged (the store must be moved aside).
+    """
+    backend = RocksBackend(path, read_only=True)
+    try:
+        lost = ObjectStore(backend).lost_commits
+        unlisted = backend.unlisted_tables() if lost else []
+    finally:
+        backend.close()
+    if unlisted:
+        raise StoreCorruptError(
+            f"the time-travel store {path} is damaged: its MANIFEST lost {len(unlisted)} table "
+            f"file(s) ({', '.join(unlisted[:3])}) holding its {lost} newest states; move it "
+            "aside (the files are intact) to start a fresh history"
+        )
 
 
 class Timeline:
@@ -123,6 +149,7 @@ class Timeline:
         options: TimelineOptions | None = None,
         read_only: bool = False,
         purpose: str = "",
+        key: str = "",
     ) -> Timeline:
         """Open (or create) the store at ``path``.
 
@@ -130,13 +157,16 @@ class Timeline:
             StoreLockedError: another process has it open for writing.
             StoreCorruptError, StoreFormatError, StoreError: it cannot be used.
         """
-        backend = RocksBackend(path, read_only=read_only, purpose=purpose)
+        if not read_only and (Path(path) / "CURRENT").exists():
+            _check_manifest(Path(path))
+        backend = RocksBackend(path, read_only=read_only, purpose=purpose, key=key)
         try:
-            store = ObjectStore(backend)
+            return cls(ObjectStore(backend), options=options, store_path=Path(path))
         except BaseException:
+            # Closed at once: RocksDB keeps the path locked in this process while it is open,
+            # and the caller may move the damaged store aside and create a new one there.
             backend.close()
             raise
-        return cls(store, options=options, store_path=Path(path))
 
     @classmethod
     def in_memory(cls, *, options: TimelineOptions | None = None) -> Timeline:
@@ -161,9 +191,28 @@ class Timeline:
         return self._head
 
     @property
+    def is_closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
+
+    @property
     def read_only(self) -> bool:
         """Whether the store refuses writes."""
         return self._store.backend.read_only
+
+    @property
+    def lost_commits(self) -> int:
+        """How many of the newest states earlier sessions saved the store could not recover.
+
+        Non-zero after RocksDB recovered from a damaged or truncated write-ahead log: it
+        drops the log's tail without an error, so only the note of recent commits tells.
+        """
+        return self._store.lost_commits
+
+    @property
+    def lost_commits_is_a_lower_bound(self) -> bool:
+        """Whether more states than ``lost_commits`` may be lost (all it could check were)."""
+        return self._store.lost_more_than_noted
 
     def commit_count(self) -> int:
         """Return the number of commits in the store."""
@@ -384,9 +433,10 @@ class Timeline:
             NothingToUndoError: HEAD is a root.
         """
         head = self._require_head()
-        if head.parent is None:
+        parent = self._history.kept_ancestor(head.parent)
+        if parent is None:
             raise NothingToUndoError("nothing to undo: this is the first state of the session")
-        result = self._checkout(namespace, head.parent, strict=True)
+        result = self._checkout(namespace, parent, strict=True)
         self._redo.append(head.id)
         return result
 
@@ -530,5 +580,48 @@ class Timeline:
         return infos
 
     def collect_garbage(self) -> GarbageReport:
-        """Delete stored objects no commit reaches (left by interrupted checkpoints)."""
+        """Delete stored objects no kept commit reaches, and give their space back."""
         return self._store.collect_garbage()
+
+    def apply_retention(self, policy: RetentionPolicy, *, dry_run: bool = False,
+                        now: float | None = None, compact: bool = True) -> RetentionReport:
+        """Thin old states as ``policy`` says, then collect garbage and compact.
+
+        A budget is met on estimates, so the store is measured after each collection and
+        thinned further while it is still over (three rounds at most). With ``compact=False``
+        one round runs and the disk is given back by a later ``compact``.
+        """
+        now = time.time() if now is None else now
+        thinned: list[CommitId] = []
+        garbage: GarbageReport | None = None
+        for _ in range(3):
+            plan = plan_thinning(self._history.every(), self._history.thinned,
+                                 self._protected(), self._head_id(), policy, now=now,
+                                 store_bytes=self.store_bytes())
+            if dry_run:
+                return RetentionReport(tuple(self._history.every()[c] for c in plan), None)
+            if plan:
+                self._store.mark_thinned(plan)
+                self._history.thin(set(plan))
+                thinned += plan
+            elif garbage is not None:
+                break
+            garbage = self._store.collect_garbage(compact=compact)
+            if not compact or policy.budget is None or garbage.disk_after <= policy.budget:
+                break
+        every = self._history.every()
+        return RetentionReport(tuple(every[c] for c in thinned), garbage)
+
+    def compact(self) -> None:
+        """Give the space of collected garbage back to the disk (safe beside checkpoints)."""
+        self._store.backend.compact()
+
+    def _head_id(self) -> CommitId | None:
+        if self._head is not None:
+            return self._head.id
+        return self._store.read_ref(REF_HEAD)  # type: ignore[return-value]
+
+    def _protected(self) -> set[CommitId]:
+        """Return the states retention must keep: HEAD's, redo's and the restorable one."""
+        ids = {self._head_id(), *self._redo, self.restorable.id if self.restorable else None}
+        return {i for i in ids if i is not None}
