@@ -182,8 +182,8 @@ class _Runner:
                     self.live[name] = dict.__getitem__(self._namespace, name)
             _put_back(self._namespace, before)
         if error is not None and commit.status != "error":
-            raise _StepFailed(f"{_describe(commit)} raised {type(error).__name__}: {error} "
-                              "when run again")
+            what = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            raise _StepFailed(f"{_describe(commit)} raised {what} when run again")
 
     def _inputs(self, source: str, versions: _Versions,
                 parent: Commit) -> tuple[Namespace, set[str]]:
@@ -275,9 +275,9 @@ def run_rebuild(
         except (_Stop, KeyboardInterrupt) as exc:
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else \
                 f"the rebuild ran past its time budget of {budget:g} s"
-            for name in pending:
+            for name in [n for n in pending if max(plan.needs[n]) >= index]:
                 failed[name] = f"{why} (in {where})"
-            pending.clear()
+                pending.discard(name)
             break
     values = {}
     for name in sorted(pending):
