@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ..workloads import load_cells
@@ -99,6 +101,13 @@ def test_a_failing_or_slow_cell_leaves_a_reason_and_the_rest_intact(
     # The kernel is responsive and the state is intact.
     assert k2.value("[x, next(fine), 'broken' in globals(), 'slow' in globals()]") == [
         5, "a", False, False]
+    # Ctrl-C during a rebuild stops it, not the kernel.
+    msg_id = k2.send_execute("%tt rebuild slow --budget 600")
+    time.sleep(2)
+    k2.km.interrupt_kernel()
+    text = "".join(str(o["content"].get("data", "")) for o in k2.collect_iopub(msg_id))
+    assert "interrupted" in text
+    assert k2.value("[x, 'slow' in globals()]") == [5, False]
     spin.unlink()
     assert k2.op("rebuild", names=["slow"])["result"]["rebuilt"] == ["slow"]
     assert k2.value("next(slow)") == 0
