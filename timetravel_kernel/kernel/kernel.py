@@ -453,11 +453,12 @@ class TimeTravelKernel(IPythonKernel):
                        "cells since the failure changed")
         if result.unsaved:
             names = ", ".join(f"{n} ({why})" for n, why in sorted(result.unsaved.items()))
-            self._tell(f"time travel: not saved, will not come back after undo or a crash: "
-                       f"{names}")
+            self._tell(f"time travel: not saved; after a crash or restart only running their "
+                       f"recorded cells again brings them back (%tt rebuild): {names}")
             self._broadcast({"event": "warning", "names": dict(result.unsaved),
-                             "message": "some values could not be saved: undo, jumps and "
-                             "crash restore cannot bring them back"})
+                             "message": "some values could not be saved: after a crash or "
+                             "restart only running their recorded cells again (a rebuild) "
+                             "brings them back"})
         self._broadcast(format_checkpoint_event(result))
 
     def _tell(self, message: str) -> None:
