@@ -111,3 +111,23 @@ def test_a_failing_or_slow_cell_leaves_a_reason_and_the_rest_intact(
     spin.unlink()
     assert k2.op("rebuild", names=["slow"])["result"]["rebuilt"] == ["slow"]
     assert k2.value("next(slow)") == 0
+
+
+def test_a_restore_asked_for_after_a_restart_offers_the_rebuild_with_its_code(
+    start_kernel, notebook
+):
+    k = start_kernel(notebook=notebook)
+    run_all(k, ["import threading\nworker = threading.Thread(target=lambda: None)",
+                "words = (w.upper() for w in ['a', 'b'])"])
+    k.shutdown()
+    k2 = start_kernel(notebook=notebook)
+    k2.open_comm()
+    _, outputs = k2.execute("%tt restore")
+    text = stderr(outputs)
+    assert "words, worker can be rebuilt by running cells [1], [2] again" in text
+    assert "w.upper() for w in" in text  # the code is shown before anything runs
+    offers = [e for e in k2.events if e.get("event") == "rebuild-available"]
+    assert len(offers) == 1 and offers[0]["plan"]["names"] == ["words", "worker"]
+    assert k2.value("'words' in globals()") is False
+    assert k2.op("rebuild", names=["words"])["result"]["rebuilt"] == ["words"]
+    assert k2.value("[next(words), 'worker' in globals()]") == ["A", False]

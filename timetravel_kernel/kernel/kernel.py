@@ -482,6 +482,9 @@ class TimeTravelKernel(IPythonKernel):
         response = self.handler.handle(dict(request), from_cell=True)
         for event in response.events:
             self._broadcast(event)
+        if response.events:  # settled: comms opened later need no stale offer
+            self._startup_events = [e for e in self._startup_events
+                                    if e.get("event") == "warning"]
         if response.events and request.get("op") != "rebuild":
             events, notice = after_loss(self.handler, self.rebuild_unsaved)
             for event in events:
