@@ -130,12 +130,11 @@ def _describe(commit: Commit) -> str:
 
 
 class _Runner:
-    """Runs the steps of one plan, keeping the values it rebuilds in ``live``."""
+    """Runs the steps of a plan, keeping the values it rebuilds in ``live``."""
 
-    def __init__(self, plan: RebuildPlan, store: ObjectStore, namespace: Namespace,
+    def __init__(self, store: ObjectStore, namespace: Namespace,
                  get_commit: Callable[[CommitId], Commit],
                  transform: Callable[[str], str]) -> None:
-        self.plan = plan
         self._store = store
         self._namespace = namespace
         self._get_commit = get_commit
@@ -251,7 +250,7 @@ def run_rebuild(
     are reported failed with the reason, and ``namespace`` is as it was.
     """
     started = time.perf_counter()
-    runner = _Runner(plan, store, namespace, get_commit, transform)
+    runner = _Runner(store, namespace, get_commit, transform)
     failed: dict[str, str] = dict(plan.impossible)
     pending = set(plan.names)
     cells_run = 0
