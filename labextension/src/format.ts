@@ -3,7 +3,7 @@
  * durations, relative times, one-line code summaries, the lanes of the commit
  * tree. No DOM and no JupyterLab here, so node's test runner checks them.
  */
-import type { ICheckoutResult, ICommit } from './protocol';
+import type { ICheckoutResult, ICommit, IRebuildPlan, IRebuildResult } from './protocol';
 
 /** `1536` -> `1.5 KB`; binary multiples, one decimal below 10 units. */
 export function formatBytes(bytes: number): string {
@@ -134,6 +134,38 @@ export function summarizeCheckout(result: ICheckoutResult): string {
     parts.push(`could not restore ${listNames(unrestored)} (re-run the cells that made them)`);
   }
   return `${parts.join('; ')} (${formatDuration(result.seconds)}).`;
+}
+
+/** One sentence offering a rebuild: the values, the cells and their recorded run time. */
+export function summarizeRebuildPlan(plan: IRebuildPlan): string {
+  const cells = plan.steps.filter(s => s.kind === 'run').map(s => `[${s.execution_count ?? '?'}]`);
+  const reconnects = plan.steps.filter(s => s.kind === 'reconnect').flatMap(s => s.names);
+  const how: string[] = [];
+  if (cells.length) {
+    how.push(`running cells ${cells.join(', ')} again (recorded ${formatDuration(plan.seconds)})`);
+  }
+  if (reconnects.length) {
+    how.push(`reconnecting ${listNames(reconnects)}`);
+  }
+  return `${listNames(plan.names, 8)} can be rebuilt by ${how.join(' and ') || 'nothing'}.`;
+}
+
+/** The code a rebuild runs, cell by cell, to show before it runs. */
+export function rebuildCode(plan: IRebuildPlan): string {
+  return plan.steps
+    .map(s =>
+      s.kind === 'reconnect'
+        ? `# reconnect ${s.names.join(', ')} (no cell runs)`
+        : `# cell [${s.execution_count ?? '?'}], recorded ${formatDuration(s.seconds)}, for ${s.names.join(', ')}\n${s.code.trimEnd()}`
+    )
+    .join('\n');
+}
+
+/** One sentence about a finished rebuild. */
+export function summarizeRebuild(result: IRebuildResult): string {
+  const failed = Object.keys(result.failed);
+  const tail = failed.length ? `; not rebuilt: ${failed.map(n => `${n} (${result.failed[n]})`).join('; ')}` : '';
+  return `Rebuilt ${listNames(result.rebuilt, 8)} (${result.cells_run} cells run again, ${formatDuration(result.seconds)})${tail}.`;
 }
 
 /** One row of the commit tree: the commit, its lane, and the lines drawn beside it. */

@@ -4,12 +4,21 @@
  * and the notifications about restores.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { Dialog, ICommandPalette, Notification, showDialog } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
-import { describeCommit, formatTime, listNames, summarizeCheckout } from './format';
+import {
+  describeCommit,
+  formatTime,
+  listNames,
+  rebuildCode,
+  summarizeCheckout,
+  summarizeRebuild,
+  summarizeRebuildPlan
+} from './format';
 import { redoStateIcon, undoStateIcon } from './icons';
 import { HistoryPanel } from './panel';
 import { ProtocolError, type ICheckoutResult } from './protocol';
@@ -214,9 +223,44 @@ function showNotice(
       });
       break;
     }
+    case 'rebuild-available': {
+      const rebuild = (): void => {
+        const session = registry.sessionFor(notebook);
+        session?.rebuild(notice.plan.names).then(
+          result =>
+            Notification[Object.keys(result.failed).length ? 'warning' : 'success'](summarizeRebuild(result), {
+              autoClose: false
+            }),
+          (err: unknown) => Notification.error(explainError('rebuild', err).text, { autoClose: false })
+        );
+      };
+      Notification.info(`${name}: ${summarizeRebuildPlan(notice.plan)}`, {
+        autoClose: false,
+        actions: [
+          { label: 'Rebuild', displayType: 'accent', callback: rebuild },
+          { label: 'Show code', callback: () => void showRebuildCode(notice.plan.names, rebuildCode(notice.plan), rebuild) }
+        ]
+      });
+      break;
+    }
     case 'warning':
       Notification.warning(`${name}: ${notice.message}`, { autoClose: 8000 });
       break;
+  }
+}
+
+/** Show the cells a rebuild would run; rebuild if the user says so. */
+async function showRebuildCode(names: string[], code: string, rebuild: () => void): Promise<void> {
+  const body = new Widget({ node: document.createElement('pre') });
+  body.addClass('jp-timetravel-rebuild-code');
+  body.node.textContent = code;
+  const answer = await showDialog({
+    title: `Rebuild ${listNames(names, 8)}`,
+    body,
+    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Rebuild' })]
+  });
+  if (answer.button.accept) {
+    rebuild();
   }
 }
 

@@ -73,6 +73,33 @@ export interface IVarsResult {
   vars: IVarInfo[];
 }
 
+/** One step of a rebuild: a recorded cell run again, or values reconnected. */
+export interface IRebuildStep {
+  kind: 'run' | 'reconnect';
+  names: string[];
+  commit: string | null;
+  execution_count: number | null;
+  code: string;
+  seconds: number;
+}
+
+/** Result of `rebuild-preview` (and the `plan` of a `rebuild-available` event). */
+export interface IRebuildPlan {
+  at: ICommit;
+  names: string[];
+  steps: IRebuildStep[];
+  seconds: number;
+  impossible: { [name: string]: string };
+}
+
+/** Result of `rebuild`. */
+export interface IRebuildResult {
+  rebuilt: string[];
+  failed: { [name: string]: string };
+  cells_run: number;
+  seconds: number;
+}
+
 /** Params and results of every op, so `request` is typed by op name. */
 export interface IOps {
   status: { params: Record<string, never>; result: IStatusResult };
@@ -83,6 +110,8 @@ export interface IOps {
   diff: { params: { a: string; b: string }; result: IDiffResult };
   vars: { params: { commit?: string }; result: IVarsResult };
   restore: { params: Record<string, never>; result: ICheckoutResult };
+  'rebuild-preview': { params: { names?: string[] }; result: IRebuildPlan };
+  rebuild: { params: { names?: string[]; budget?: number }; result: IRebuildResult };
 }
 
 export type OpName = keyof IOps;
@@ -92,6 +121,8 @@ export type EventName =
   | 'checkout'
   | 'restored'
   | 'restore-available'
+  | 'rebuild-available'
+  | 'rebuilt'
   | 'warning';
 
 /**
@@ -135,6 +166,7 @@ export const DEFAULT_TIMEOUTS: { [op: string]: number } = {
   undo: 120_000,
   redo: 120_000,
   restore: 120_000,
+  rebuild: 900_000,
   default: 15_000
 };
 

@@ -15,6 +15,8 @@ import {
   ICommit,
   IDiffResult,
   IEvent,
+  IRebuildPlan,
+  IRebuildResult,
   IStatusResult,
   IVarInfo,
   ProtocolError,
@@ -36,6 +38,7 @@ export type Notice =
       source: 'event' | 'status';
     }
   | { kind: 'restore-available'; commit: ICommit | null }
+  | { kind: 'rebuild-available'; plan: IRebuildPlan; message: string }
   | { kind: 'warning'; message: string };
 
 export interface ISessionOptions {
@@ -139,6 +142,13 @@ export class TimeTravelSession {
 
   checkout(commit: string): Promise<ICheckoutResult> {
     return this._move('checkout', { commit });
+  }
+
+  /** Run again the recorded cells that rebuild what the last restore left behind. */
+  async rebuild(names?: string[]): Promise<IRebuildResult> {
+    const result = await this._requireClient().request('rebuild', names?.length ? { names } : {});
+    this._scheduleRefresh();
+    return result;
   }
 
   diff(a: string, b: string): Promise<IDiffResult> {
@@ -395,6 +405,13 @@ export class TimeTravelSession {
           this._notice.emit({ kind: 'restore-available', commit });
         }
         this._scheduleRefresh();
+        break;
+      }
+      case 'rebuild-available': {
+        const plan = event.plan as IRebuildPlan | undefined;
+        if (plan && Array.isArray(plan.names) && Array.isArray(plan.steps)) {
+          this._notice.emit({ kind: 'rebuild-available', plan, message: String(event.message ?? '') });
+        }
         break;
       }
       case 'warning':

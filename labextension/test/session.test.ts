@@ -298,3 +298,25 @@ test('a replayed restore notice is told once per tab, but always after a crash s
     delete (globalThis as any).sessionStorage;
   }
 });
+
+test('a rebuild offer becomes a notice with the plan, and rebuild sends the names', async () => {
+  const { session, kernel, notices } = await readySession();
+  const comm = kernel.comms[0];
+  const plan = {
+    at: C1,
+    names: ['gen'],
+    steps: [{ kind: 'run', names: ['gen'], commit: 'c111', execution_count: 1, code: 'gen = iter([])', seconds: 0.5 }],
+    seconds: 0.5,
+    impossible: {}
+  };
+  comm.event({ event: 'rebuild-available', plan, message: 'm' });
+  const offers = notices.filter(n => n.kind === 'rebuild-available');
+  assert.equal(offers.length, 1);
+  assert.deepEqual((offers[0] as Extract<Notice, { kind: 'rebuild-available' }>).plan.names, ['gen']);
+  const done = session.rebuild(['gen']);
+  await tick();
+  const request = comm.sent.find(r => r.op === 'rebuild');
+  assert.deepEqual(request?.names, ['gen']);
+  comm.reply('rebuild', { rebuilt: ['gen'], failed: {}, cells_run: 1, seconds: 0.1 });
+  assert.deepEqual((await done).rebuilt, ['gen']);
+});

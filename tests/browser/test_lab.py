@@ -113,6 +113,29 @@ def test_crash_restores_state_with_a_notification(page: Page, lab: LabServer,
     _screenshot(page, artifacts, "restore-after-crash.png")
 
 
+def test_crash_offers_a_rebuild_of_the_generator_with_a_button(page: Page, lab: LabServer,
+                                                               artifacts: Path) -> None:
+    name = _new_time_travel_notebook(page, lab)
+    pages.run_in_new_cell(page, "squares = (i * i for i in range(10))")
+    pages.run_in_new_cell(page, "next(squares); next(squares)")
+    pages.wait_head(page, 2)
+
+    os.kill(lab.kernel_pid(name), signal.SIGKILL)
+
+    toast = pages.toast(page, "can be rebuilt")
+    toast.wait_for(timeout=pages.RUN_TIMEOUT)
+    assert "squares can be rebuilt by running cells [1], [2] again" in toast.inner_text()
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count():
+        dialog.locator(".jp-mod-accept").click()
+    pages.wait_time_travel_ready(page)
+    pages.settle_toasts(page)
+    _screenshot(page, artifacts, "rebuild-offer.png")
+    toast.get_by_role("button", name="Rebuild").click()
+    pages.toast(page, "Rebuilt squares").wait_for(timeout=pages.RUN_TIMEOUT)
+    assert pages.run_in_new_cell(page, "print(next(squares))").splitlines()[-1] == "4"
+
+
 def test_restart_offers_restore_button(page: Page, lab: LabServer, artifacts: Path) -> None:
     _new_time_travel_notebook(page, lab)
     pages.run_in_new_cell(page, "z = {'a': 1}")

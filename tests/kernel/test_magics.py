@@ -56,3 +56,38 @@ def test_formats_every_result_kind():
     assert "(none)" in repr(format_result("status", {"head": None, "commits": 0,
                                                      "store": {"path": "", "bytes": 0}}))
     assert USAGE.startswith("%timetravel")
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("rebuild", {"op": "rebuild"}),
+    ("rebuild gen conn", {"op": "rebuild", "names": ["gen", "conn"]}),
+    ("rebuild --preview", {"op": "rebuild-preview"}),
+    ("rebuild --budget 2.5 gen", {"op": "rebuild", "budget": 2.5, "names": ["gen"]}),
+])
+def test_rebuild_lines_become_protocol_requests(line, expected):
+    request = parse_magic_line(line)
+    assert request.pop("id").startswith("magic-")
+    assert request == expected
+
+
+@pytest.mark.parametrize("line", ["rebuild --budget soon", "rebuild 3x", "rebuild --budget"])
+def test_bad_rebuild_lines_explain_themselves(line):
+    with pytest.raises(ValueError, match="%tt rebuild"):
+        parse_magic_line(line)
+
+
+def test_rebuild_reports_show_the_cells_code_and_the_reasons():
+    step = {"kind": "run", "names": ["gen"], "commit": "ab" * 16, "execution_count": 4,
+            "code": "gen = (i for i in range(3))", "seconds": 0.25}
+    reconnect = {"kind": "reconnect", "names": ["log"], "commit": None,
+                 "execution_count": None, "code": "", "seconds": 0.0}
+    plan = {"at": {}, "names": ["gen", "log"], "steps": [step, reconnect], "seconds": 0.25,
+            "impossible": {"sock": "no recorded cell made sock"}}
+    text = repr(format_result("rebuild-preview", plan))
+    assert "gen, log can be rebuilt" in text and "cells [4]" in text and "0.25 s" in text
+    assert "gen = (i for i in range(3))" in text and "reconnect log" in text
+    assert "sock (no recorded cell made sock)" in text
+    assert "<pre>" in format_result("rebuild-preview", plan)._repr_html_()
+    done = repr(format_result("rebuild", {"rebuilt": ["gen"], "failed": {"x": "it raised"},
+                                          "cells_run": 1, "seconds": 0.5}))
+    assert "rebuilt gen" in done and "x: it raised" in done

@@ -127,3 +127,32 @@ def test_read_only_handler_refuses_moves(session):
     handler = ProtocolHandler(session.timeline, session.ns, read_only=True)
     assert handler.handle({"id": "1", "op": "undo"}).reply["error"]["code"] == "read-only"
     assert handler.handle({"id": "2", "op": "log"}).reply["ok"]
+
+
+def test_rebuild_preview_and_rebuild_after_a_restore_elsewhere(session):
+    from timetravel_kernel.timeline import Timeline
+
+    session.run("data = [1, 2]")
+    session.run("it = iter(x * 2 for x in data)")
+    session.run("next(it)")
+    # A second timeline on the same store is a new process: the live objects are gone.
+    again = Timeline(session.timeline._store)
+    ns: dict = {"__name__": "__main__"}
+    again.start(ns)
+    handler = ProtocolHandler(again, ns)
+
+    def ask(op: str, **params: object) -> dict:
+        response = handler.handle({"id": op, "op": op, **params})
+        check_against("reply", response.reply)
+        for event in response.events:
+            check_against("event", event)
+        return response.reply  # type: ignore[return-value]
+
+    assert ask("rebuild-preview")["error"]["code"] == "timeline-error"
+    assert ask("restore")["result"]["unrestored"].keys() == {"it"}
+    preview = ask("rebuild-preview")["result"]
+    check_against("result_rebuild_preview", preview)
+    assert [s["execution_count"] for s in preview["steps"]] == [2, 3]
+    result = ask("rebuild", names=["it"])["result"]
+    check_against("result_rebuild", result)
+    assert result["rebuilt"] == ["it"] and next(ns["it"]) == 4

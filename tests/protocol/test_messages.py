@@ -84,3 +84,20 @@ def test_format_checkout_and_var_are_json():
 def test_error_reply_shape():
     assert make_error_reply(None, "bad-request", "no") == {
         "id": None, "ok": False, "error": {"code": "bad-request", "message": "no"}}
+
+
+def test_parse_request_reads_rebuild_names_and_budget():
+    request = parse_request({"id": "1", "op": "rebuild", "names": ["gen"], "budget": 3})
+    assert request.params == {"names": ["gen"], "budget": 3.0}
+    assert parse_request({"id": "1", "op": "rebuild-preview"}).params == {}
+
+
+@pytest.mark.parametrize("data", [
+    {"id": "1", "op": "rebuild", "names": "gen"}, {"id": "1", "op": "rebuild", "names": [1]},
+    {"id": "1", "op": "rebuild", "budget": 0}, {"id": "1", "op": "rebuild", "budget": True},
+    {"id": "1", "op": "rebuild", "budget": 1e9}, {"id": "1", "op": "rebuild-preview",
+                                                   "names": [None]},
+])
+def test_parse_request_rejects_bad_rebuild_params(data):
+    with pytest.raises(BadRequestError):
+        parse_request(data)

@@ -89,3 +89,18 @@ def test_tree_root_round_trips_with_empty_slots() -> None:
     assert decode_tree_root(encode_tree_root(slots)) == slots  # type: ignore[arg-type]
     with pytest.raises(StoreCorruptError):
         decode_tree_root(b"short")
+
+
+def test_lineage_and_revival_round_trip_and_leave_older_records_ids_alone():
+    plain = make_commit(code="x = 1")
+    assert b"unsaved" not in encode_commit(plain)
+    lineage = make_commit(code="next(g)", unsaved_made=("h",), unsaved_used=("g",))
+    back = decode_commit(encode_commit(lineage))
+    assert (back.unsaved_made, back.unsaved_used) == (("h",), ("g",))
+    unsaved = Covar(members=("lock",), serializer="unsaved", types=("lock",), nbytes=0,
+                    reason="no", token="t")
+    assert b"revival" not in encode_covar(unsaved)
+    described = Covar(members=("lock",), serializer="unsaved", types=("lock",), nbytes=0,
+                      reason="no", token="t", revival=({"kind": "lock", "locked": True},))
+    assert decode_covar(encode_covar(described)).revival == described.revival
+    assert covar_id(described) != covar_id(unsaved)

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from ipykernel.ipkernel import IPythonKernel
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, Enum, Int, List, Unicode, default
+from traitlets import Bool, Enum, Float, Int, List, Unicode, default
 from typing_extensions import override
 
 from timetravel_kernel.errors import StoreError
 from timetravel_kernel.kernel.magics import register_magics
+from timetravel_kernel.kernel.rebuilding import REBUILD_POLICIES, after_loss
 from timetravel_kernel.kernel.storage import (
     OpenedTimeline,
     default_store_dir,
@@ -179,6 +180,29 @@ class TimeTravelKernel(IPythonKernel):
         "empty for no limit (env TIMETRAVEL_STORE_BUDGET)."
     ).tag(config=True)
 
+    rebuild_unsaved = Enum(
+        REBUILD_POLICIES, help="Values a restore cannot bring back (generators, connections, "
+        "sockets, locks, open files) can be rebuilt by running again the recorded cells that "
+        "made them, on their recorded inputs: 'ask' shows the cells first (%tt rebuild runs "
+        "them), 'auto' rebuilds at once, 'never' leaves them (env TIMETRAVEL_REBUILD_UNSAVED)."
+    ).tag(config=True)
+    rebuild_budget = Float(
+        help="Seconds a rebuild may run before it stops and reports what it could not make "
+        "(env TIMETRAVEL_REBUILD_BUDGET)."
+    ).tag(config=True)
+
+    @default("rebuild_unsaved")
+    def _default_rebuild_unsaved(self) -> str:
+        return _env_choice("TIMETRAVEL_REBUILD_UNSAVED", REBUILD_POLICIES, "ask")
+
+    @default("rebuild_budget")
+    def _default_rebuild_budget(self) -> float:
+        try:
+            budget = float(os.environ.get("TIMETRAVEL_REBUILD_BUDGET", "60"))
+        except ValueError:
+            return 60.0
+        return budget if 0 < budget <= 86_400 else 60.0
+
     @default("enabled")
     def _default_enabled(self) -> bool:
         return os.environ.get("TIMETRAVEL_ENABLED", "1").lower() not in ("0", "false", "no", "off")
@@ -244,7 +268,9 @@ class TimeTravelKernel(IPythonKernel):
         self._thinner: BackgroundThinner | None = None
         self._opened = OpenedTimeline(None, None, "time travel is starting")
         self.handler = ProtocolHandler(None, self.shell.user_ns, is_busy=self.is_busy,
-                                       lock=self._lock, notice="time travel is starting")
+                                       lock=self._lock, notice="time travel is starting",
+                                       transform_cell=self._python_source_or_code,
+                                       rebuild_budget=self.rebuild_budget)
         self.comm_manager.register_target(COMM_TARGET, self._on_comm_open)
         register_magics(self.shell, self)
 
@@ -399,6 +425,10 @@ class TimeTravelKernel(IPythonKernel):
             "event": "restored", "head": format_commit(result.head), "crashed": crashed,
             "unrestored": dict(result.unrestored), "message": message})
         self._notices.append(message)
+        events, notice = after_loss(self.handler, self.rebuild_unsaved)
+        self._startup_events += events
+        if notice:
+            self._notices.append(notice)
 
     def _follow_vscode_notebook(self) -> None:
         """Key the store by the notebook once VS Code names it, and restore its state.
@@ -553,6 +583,10 @@ class TimeTravelKernel(IPythonKernel):
             return
         forwarded.wait(0.01)
 
+    def _python_source_or_code(self, code: str) -> str:
+        source = self._python_source(code)
+        return code if source is None else source
+
     def _python_source(self, code: str) -> str | None:
         """Return the Python IPython ran for a cell (magics expanded), None if unknown."""
         try:
@@ -599,11 +633,12 @@ class TimeTravelKernel(IPythonKernel):
                        "cells since the failure changed")
         if result.unsaved:
             names = ", ".join(f"{n} ({why})" for n, why in sorted(result.unsaved.items()))
-            self._tell(f"time travel: not saved, will not come back after undo or a crash: "
-                       f"{names}")
+            self._tell(f"time travel: not saved; after a crash or restart only running their "
+                       f"recorded cells again brings them back (%tt rebuild): {names}")
             self._broadcast({"event": "warning", "names": dict(result.unsaved),
-                             "message": "some values could not be saved: undo, jumps and "
-                             "crash restore cannot bring them back"})
+                             "message": "some values could not be saved: after a crash or "
+                             "restart only running their recorded cells again (a rebuild) "
+                             "brings them back"})
         self._broadcast(format_checkpoint_event(result))
         if self._thinner is not None:
             self._thinner.after_checkpoint(timeline)
@@ -629,6 +664,15 @@ class TimeTravelKernel(IPythonKernel):
         response = self.handler.handle(dict(request), from_cell=True)
         for event in response.events:
             self._broadcast(event)
+        if response.events:  # settled: comms opened later need no stale offer
+            self._startup_events = [e for e in self._startup_events
+                                    if e.get("event") == "warning"]
+        if response.events and request.get("op") != "rebuild":
+            events, notice = after_loss(self.handler, self.rebuild_unsaved)
+            for event in events:
+                self._broadcast(event)
+            if notice:
+                self._tell(notice)
         return response
 
     def _on_comm_open(self, comm: Any, msg: dict[str, Any]) -> None:
@@ -652,6 +696,9 @@ class TimeTravelKernel(IPythonKernel):
                                     if e.get("event") == "warning"]
         for event in response.events:
             self._broadcast(event)
+        if response.events and isinstance(data, dict) and data.get("op") != "rebuild":
+            for event in after_loss(self.handler, self.rebuild_unsaved)[0]:
+                self._broadcast(event)
 
     def _broadcast(self, event: Mapping[str, object]) -> None:
         for comm in list(self._comms.values()):

@@ -13,12 +13,15 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
+from timetravel_kernel.protocol.rebuilds import describe_plan, describe_rebuild, list_plan_code
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from IPython.core.interactiveshell import InteractiveShell
 
     from timetravel_kernel.protocol import Response
+    from timetravel_kernel.protocol.rebuilds import RebuildPlanJSON
 
 __all__ = [
     "USAGE",
@@ -38,6 +41,9 @@ USAGE = """\
   %tt diff A B          names added, deleted and changed between two states
   %tt vars [ID]         the saved variables of a state (HEAD by default)
   %tt restore           bring back the previous session's last state
+  %tt rebuild [NAME ...]  bring back unsaveable values a restore left behind by running the
+                        recorded cells that made them on their recorded inputs
+                        (--preview: show those cells and their code; --budget SECONDS)
 Put a checkout command alone in its cell: that cell is not recorded as a new state."""
 
 
@@ -60,6 +66,8 @@ def parse_magic_line(line: str) -> dict[str, object]:
         raise ValueError(f"{exc}\n{USAGE}") from exc
     op, args = (words[0], words[1:]) if words else ("status", [])
     request: dict[str, object] = {"id": f"magic-{uuid.uuid4().hex[:8]}", "op": op}
+    if op == "rebuild":
+        return _parse_rebuild(args, request)
     shapes: dict[str, Sequence[str]] = {
         "status": (), "undo": (), "redo": (), "restore": (), "log": ("limit?",),
         "checkout": ("commit",), "diff": ("a", "b"), "vars": ("commit?",),
@@ -81,6 +89,27 @@ def parse_magic_line(line: str) -> dict[str, object]:
     return request
 
 
+def _parse_rebuild(args: list[str], request: dict[str, object]) -> dict[str, object]:
+    names: list[str] = []
+    words = iter(args)
+    for word in words:
+        if word == "--preview":
+            request["op"] = "rebuild-preview"
+        elif word == "--budget":
+            value = next(words, "")
+            try:
+                request["budget"] = float(value)
+            except ValueError:
+                raise ValueError(f"%tt rebuild --budget takes seconds, not {value!r}") from None
+        elif word.isidentifier():
+            names.append(word)
+        else:
+            raise ValueError(f"%tt rebuild takes variable names, not {word!r}\n{USAGE}")
+    if names:
+        request["names"] = names
+    return request
+
+
 class Report:
     """A magic's answer: rich HTML in notebooks, plain text in consoles.
 
@@ -89,11 +118,15 @@ class Report:
         rows: a table (first row is the header); may be empty.
     """
 
-    def __init__(self, title: str, rows: Sequence[Sequence[object]] = ()) -> None:
+    def __init__(self, title: str, rows: Sequence[Sequence[object]] = (), *,
+                 listing: str = "") -> None:
         self.title = title
         self.rows = [[str(cell) for cell in row] for row in rows]
+        self.listing = listing
 
     def __repr__(self) -> str:
+        if self.listing:
+            return f"{self.title}\n{self.listing}"
         if not self.rows:
             return self.title
         widths = [max(len(row[i]) for row in self.rows) for i in range(len(self.rows[0]))]
@@ -103,6 +136,8 @@ class Report:
 
     def _repr_html_(self) -> str:
         parts = [f"<p><b>{html.escape(self.title)}</b></p>"]
+        if self.listing:
+            parts.append(f"<pre>{html.escape(self.listing)}</pre>")
         if self.rows:
             head, *body = self.rows
             parts.append("<table><thead><tr>")
@@ -175,6 +210,11 @@ def format_result(op: str, result: Mapping[str, object]) -> Report:
             rows.append([v.get("name"), v.get("type"), v.get("bytes"),
                          str(v.get("covariable"))[:10], saved])
         return Report(f"time travel: {len(rows) - 1} variables", rows)
+    if op == "rebuild-preview":
+        plan: RebuildPlanJSON = result  # type: ignore[assignment]
+        return Report(describe_plan(plan), listing=list_plan_code(plan))
+    if op == "rebuild":
+        return Report(describe_rebuild(result))  # type: ignore[arg-type]
     unrestored = result.get("unrestored")
     missing = ""
     if isinstance(unrestored, dict) and unrestored:

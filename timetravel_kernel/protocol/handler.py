@@ -34,6 +34,7 @@ from timetravel_kernel.protocol.messages import (
     make_ok_reply,
     parse_request,
 )
+from timetravel_kernel.protocol.rebuilds import RebuiltEvent, format_rebuild, format_rebuild_plan
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, MutableMapping
@@ -52,7 +53,7 @@ class Response:
     """The one reply to a request and the events it causes (sent to every open comm)."""
 
     reply: Reply
-    events: tuple[CheckoutEvent, ...] = ()
+    events: tuple[CheckoutEvent | RebuiltEvent, ...] = ()
 
     @property
     def moved_head(self) -> bool:
@@ -72,6 +73,8 @@ class ProtocolHandler:
             never interleaves with a checkout; a held lock also means ``busy``.
         read_only: the timeline was opened beside another writer; checkout ops are refused.
         notice: a sentence for ``status`` explaining an unusual state (read-only, disabled).
+        transform_cell: turns a recorded cell's code into Python, for ``rebuild``.
+        rebuild_budget: seconds a ``rebuild`` may run when the request names no budget.
     """
 
     def __init__(
@@ -83,7 +86,11 @@ class ProtocolHandler:
         lock: threading.RLock | None = None,
         read_only: bool = False,
         notice: str | None = None,
+        transform_cell: Callable[[str], str] = str,
+        rebuild_budget: float = 60.0,
     ) -> None:
+        self.transform_cell = transform_cell
+        self.rebuild_budget = rebuild_budget
         self.timeline = timeline
         self.namespace = namespace
         self.notice = notice
@@ -150,6 +157,8 @@ class ProtocolHandler:
             a = self._resolve(timeline, params["a"])
             b = self._resolve(timeline, params["b"])
             return format_diff(timeline.diff(a, b))
+        if request.op == "rebuild-preview":
+            return format_rebuild_plan(timeline.rebuild_plan(_names_param(params)))
         # vars
         commit = params.get("commit")
         commit_id = self._resolve(timeline, commit) if commit is not None else None
@@ -169,6 +178,8 @@ class ProtocolHandler:
         if not self._lock.acquire(blocking=False):
             raise BusyError("the history is being written; try again when the cell finishes")
         try:
+            if request.op == "rebuild":
+                return self._rebuild(timeline, request)
             result = self._run_checkout(timeline, request)
         finally:
             self._lock.release()
@@ -176,6 +187,16 @@ class ProtocolHandler:
         reply = format_checkout(result)
         event: CheckoutEvent = {"event": "checkout", "op": op, **reply}  # type: ignore[typeddict-item]
         return Response(make_ok_reply(request.id, reply), (event,))
+
+    def _rebuild(self, timeline: Timeline, request: Request) -> Response:
+        budget = request.params.get("budget")
+        result = format_rebuild(timeline.rebuild(
+            self.namespace,  # type: ignore[arg-type]
+            _names_param(request.params), transform=self.transform_cell,
+            budget=budget if isinstance(budget, float) else self.rebuild_budget))
+        event: RebuiltEvent = {"event": "rebuilt", **result}  # type: ignore[typeddict-item]
+        events = (event,) if result["rebuilt"] else ()
+        return Response(make_ok_reply(request.id, result), events)
 
     def _run_checkout(self, timeline: Timeline, request: Request) -> CheckoutResult:
         ns = self.namespace
@@ -230,6 +251,11 @@ class ProtocolHandler:
         if not isinstance(text, str):
             raise UnknownCommitError(repr(text))
         return timeline.resolve(text)
+
+
+def _names_param(params: Mapping[str, object]) -> list[str] | None:
+    names = params.get("names")
+    return [str(n) for n in names] if isinstance(names, list) and names else None
 
 
 class _DisabledError(TimeTravelError):

@@ -67,8 +67,10 @@ __all__ = [
 PROTOCOL_VERSION = 1
 COMM_TARGET = "timetravel"
 
-Op = Literal["status", "log", "checkout", "undo", "redo", "diff", "vars", "restore"]
-EventName = Literal["checkpoint", "checkout", "restored", "restore-available", "warning"]
+Op = Literal["status", "log", "checkout", "undo", "redo", "diff", "vars", "restore",
+             "rebuild-preview", "rebuild"]
+EventName = Literal["checkpoint", "checkout", "restored", "restore-available", "warning",
+                    "rebuild-available", "rebuilt"]
 ErrorCode = Literal[
     "bad-request",
     "unknown-op",
@@ -93,7 +95,7 @@ OPS: frozenset[str] = frozenset(get_args(Op))
 EVENTS: frozenset[str] = frozenset(get_args(EventName))
 ERROR_CODES: frozenset[str] = frozenset(get_args(ErrorCode))
 # Ops that change the live namespace: refused while a cell runs.
-CHECKOUT_OPS: frozenset[str] = frozenset({"checkout", "undo", "redo", "restore"})
+CHECKOUT_OPS: frozenset[str] = frozenset({"checkout", "undo", "redo", "restore", "rebuild"})
 
 # Ops' parameters: name -> (accepted type, required). Unknown extra fields are ignored so a
 # newer frontend can talk to an older kernel.
@@ -106,7 +108,10 @@ _PARAMS: dict[str, dict[str, tuple[type, bool]]] = {
     "diff": {"a": (str, True), "b": (str, True)},
     "vars": {"commit": (str, False)},
     "restore": {},
+    "rebuild-preview": {"names": (list, False)},
+    "rebuild": {"names": (list, False), "budget": (float, False)},
 }
+_MAX_BUDGET = 86_400.0
 _MAX_ID_LENGTH = 200
 
 
@@ -296,11 +301,17 @@ def parse_request(data: object) -> Request:
             if required:
                 raise BadRequestError(f"op {op!r} needs the parameter {name!r}")
             continue
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # JSON has one number type
         # bool is an int subclass: a JSON true is not a limit.
         if not isinstance(value, kind) or isinstance(value, bool):
             raise BadRequestError(f"parameter {name!r} of {op!r} must be a {kind.__name__}")
         if kind is int and not 0 < value <= 1_000_000:  # type: ignore[operator]
             raise BadRequestError(f"parameter {name!r} of {op!r} must be in 1..1000000")
+        if kind is float and not 0 < value <= _MAX_BUDGET:  # type: ignore[operator]
+            raise BadRequestError(f"parameter {name!r} of {op!r} must be in (0, 86400] seconds")
+        if kind is list and not all(isinstance(item, str) for item in value):  # type: ignore[attr-defined]
+            raise BadRequestError(f"parameter {name!r} of {op!r} must be a list of names")
         params[name] = value
     return Request(request_id, op, params)  # type: ignore[arg-type]
 

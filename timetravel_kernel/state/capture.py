@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from timetravel_kernel.errors import SerializationError
 from timetravel_kernel.state.chunking import buffer_ref
 from timetravel_kernel.state.covariables import partition
+from timetravel_kernel.state.revival import describe_values
 from timetravel_kernel.state.serializers import Serialized, dump_values, type_name
 from timetravel_kernel.store.objects import Covar, covar_id
 
@@ -35,6 +36,7 @@ class CapturedCovar:
     values: tuple[object, ...]
     serialized: Serialized | None
     reason: str | None = None
+    revival: tuple[dict[str, object], ...] | None = None
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -62,7 +64,8 @@ def _dump(
     except SerializationError as exc:
         what = f" ({exc.type_name})" if exc.type_name else ""
         reason = f"{exc.reason}{what}"
-        return CapturedCovar(members=names, values=values, serialized=None, reason=reason)
+        return CapturedCovar(members=names, values=values, serialized=None, reason=reason,
+                             revival=describe_values(values))
     size = len(serialized.stream) + sum(len(b) for b in serialized.buffers)
     if options.max_covar_bytes is not None and size > options.max_covar_bytes:
         reason = (
@@ -119,6 +122,7 @@ def build_covar(
             nbytes=0,
             reason=captured.reason,
             token=token,
+            revival=captured.revival,
         )
     views = (memoryview(serialized.stream), *serialized.buffers)
     itemsizes = (1, *serialized.itemsizes)

@@ -67,7 +67,9 @@ class Covar:
     ``refs`` are top-level names the stream refers to by name (notebook classes and
     functions), which must be in place before it loads. Chunked buffers are cut every
     ``chunk_size`` bytes. An ``unsaved`` covar has no buffers,
-    a ``reason`` and a ``token`` that tells apart two unsaveable objects of the same kind.
+    a ``reason`` and a ``token`` that tells apart two unsaveable objects of the same kind;
+    ``revival`` is set when every member described itself well enough to be reconnected
+    (a file, a sqlite3 file connection, a lock, an event) instead of rebuilt by re-running.
     """
 
     members: tuple[str, ...]
@@ -79,11 +81,17 @@ class Covar:
     reason: str | None = None
     token: str | None = None
     chunk_size: int = 0
+    revival: tuple[Mapping[str, object], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Commit:
-    """One checkpoint: the namespace tree after a cell, and the cell that led there."""
+    """One checkpoint: the namespace tree after a cell, and the cell that led there.
+
+    ``unsaved_made`` and ``unsaved_used`` are the lineage of unsaveable values: the names of
+    those this cell made, and of those it may have used (read, advanced, written), so a rebuild
+    knows which recorded cells to run again.
+    """
 
     parent: CommitId | None
     tree: TreeId
@@ -95,6 +103,8 @@ class Commit:
     status: Status = "ok"
     changed: tuple[str, ...] = ()
     bytes_written: int = 0
+    unsaved_made: tuple[str, ...] = ()
+    unsaved_used: tuple[str, ...] = ()
     id: CommitId = field(default=CommitId(b""), compare=False)
 
 
@@ -111,6 +121,8 @@ def encode_covar(covar: Covar) -> bytes:
         "chunk_size": covar.chunk_size,
         "buffers": [[b.size, -1 if b.inline is not None else len(b.chunks)] for b in covar.buffers],
     }
+    if covar.revival is not None:  # only when present: earlier versions keep their ids
+        header["revival"] = covar.revival
     head = json.dumps(header, separators=(",", ":")).encode()
     body = [b.inline if b.inline is not None else b"".join(b.chunks) for b in covar.buffers]
     return b"".join([_HEADER.pack(_COVAR_MAGIC, len(head)), head, *body])
@@ -153,6 +165,7 @@ def decode_covar(data: bytes) -> Covar:
             reason=header["reason"],
             token=header["token"],
             chunk_size=header["chunk_size"],
+            revival=tuple(header["revival"]) if header.get("revival") else None,
         )
     except (ValueError, KeyError, TypeError, struct.error) as exc:
         raise StoreCorruptError(f"a covariable manifest is unreadable: {exc}") from exc
@@ -216,6 +229,11 @@ def encode_commit(commit: Commit) -> bytes:
         "changed": commit.changed,
         "bytes_written": commit.bytes_written,
     }
+    # Only when present, so commits without lineage keep the ids they always had.
+    if commit.unsaved_made:
+        record["unsaved_made"] = commit.unsaved_made
+    if commit.unsaved_used:
+        record["unsaved_used"] = commit.unsaved_used
     return json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -238,6 +256,8 @@ def decode_commit(data: bytes) -> Commit:
             status=record["status"],
             changed=tuple(record["changed"]),
             bytes_written=record["bytes_written"],
+            unsaved_made=tuple(record.get("unsaved_made", ())),
+            unsaved_used=tuple(record.get("unsaved_used", ())),
             id=CommitId(hash_bytes(data)),
         )
     except (ValueError, KeyError, TypeError) as exc:

@@ -40,14 +40,28 @@ class LiveCache:
         self._unsaved: dict[CovarId, tuple[object, ...]] = {}
         self._weak: dict[CovarId, tuple[weakref.ref[object], ...]] = {}
         self._nonce = os.urandom(8)
+        self._adopted: dict[tuple[int, ...], str] = {}
 
     def token_for(self, values: tuple[object, ...]) -> str:
         """Return a token naming the live identity of unsaveable values in this process.
 
         The cache holds unsaveable values strongly, so their ids cannot be reused while the
-        token is in use.
+        token is in use. Values rebuilt for a recorded version keep that version's token.
         """
+        adopted = self._adopted.get(tuple(id(v) for v in values))
+        if adopted is not None:
+            return adopted
         return xxhash.xxh3_64_hexdigest(self._nonce + repr([id(v) for v in values]).encode())
+
+    def adopt(self, covar_id: CovarId, covar: Covar, values: tuple[object, ...]) -> None:
+        """Hold rebuilt unsaveable values as the recorded version ``covar_id`` they replace.
+
+        They keep its token, so the next checkpoint records the same version, and the lineage
+        that made them goes on from where it was.
+        """
+        self._unsaved[covar_id] = values
+        if covar.token is not None:
+            self._adopted[tuple(id(v) for v in values)] = covar.token
 
     def put(self, covar_id: CovarId, covar: Covar, values: tuple[object, ...]) -> None:
         """Remember the values committed (or loaded) as ``covar_id``."""

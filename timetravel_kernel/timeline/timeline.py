@@ -41,9 +41,11 @@ from timetravel_kernel.store.refs import (
     encode_session,
 )
 from timetravel_kernel.timeline.history import CommitIndex, diff_trees
+from timetravel_kernel.timeline.lineage import RebuildPlan, plan_rebuild
 from timetravel_kernel.timeline.livecache import LiveCache
 from timetravel_kernel.timeline.loading import CheckoutLoader
 from timetravel_kernel.timeline.plan import plan_checkout
+from timetravel_kernel.timeline.rebuild import RebuildResult, run_rebuild
 from timetravel_kernel.timeline.results import (
     CellInfo,
     CheckoutResult,
@@ -54,7 +56,7 @@ from timetravel_kernel.timeline.results import (
 from timetravel_kernel.timeline.retention import RetentionPolicy, RetentionReport, plan_thinning
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from timetravel_kernel.ids import CommitId, CovarId, TreeId
     from timetravel_kernel.store.object_store import GarbageReport
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = ["Namespace", "Timeline"]
 
 Namespace = dict[str, object]
+_MADE_BY = "; it was made by "
 
 
 def _describe(cell: CellInfo) -> str:
@@ -133,6 +136,8 @@ class Timeline:
         self._origins: dict[str, str] = {}
         self._unrecorded: set[str] = set()
         self._tracked: dict[str, bool] = {}
+        self._lost: dict[str, str] = {}
+        self._lost_at: Commit | None = None
         self._head: Commit | None = None
         self._redo: list[CommitId] = []
         self._closed = False
@@ -340,14 +345,17 @@ class Timeline:
         transaction = self._store.transaction()
         transaction.add_tree_records(self._pending_tree)
         changes: dict[str, CovarId | None] = {}
+        made: set[str] = set()
         for captured in capture(namespace, candidates, self.options):
             token = None
             if captured.serialized is None:
                 # The cell that made an unsaveable value is what rebuilds it: name it, once
                 # per live object, so the version (and its id) stays stable while it lives.
                 token = self._cache.token_for(captured.values)
+                if token not in self._origins:
+                    made.update(captured.members)
                 origin = self._origins.setdefault(token, _describe(cell))
-                captured = replace(captured, reason=f"{captured.reason}; it was made by {origin}")
+                captured = replace(captured, reason=f"{captured.reason}{_MADE_BY}{origin}")
             covar = build_covar(
                 captured, self.options, sink=transaction.add_chunk_if_new, token=token
             )
@@ -362,6 +370,7 @@ class Timeline:
         changes.update(dict.fromkeys(deleted))
         new_tree, records = tree.updated(changes) if changes or base is None else (tree, {})
         transaction.add_tree_records(records)
+        used = self._unsaved_members(new_tree, touched) - made
         commit = Commit(
             parent=base.id if base is not None else None,
             tree=new_tree.root_id,
@@ -372,6 +381,8 @@ class Timeline:
             duration=duration,
             status=status,
             changed=tuple(sorted(changes)),
+            unsaved_made=tuple(sorted(made)),
+            unsaved_used=tuple(sorted(used)),
         )
         commit = transaction.commit(commit, set_head=base is not None)
         # Committed: from here on only in-memory bookkeeping, which cannot fail.
@@ -384,6 +395,15 @@ class Timeline:
         self._unrecorded.clear()
         self._history.add(commit)
         return commit
+
+    def _unsaved_members(self, tree: NamespaceTree, names: Iterable[str]) -> set[str]:
+        """Return the members of the unsaveable co-variables that ``names`` belong to."""
+        found: set[str] = set()
+        for name in names:
+            covar_of = tree.get(name)
+            if covar_of is not None and covar_of in self._unsaved:
+                found.update(self._members.get(covar_of, (name,)))
+        return found
 
     def _related(self, names: set[str]) -> set[str]:
         """Return the co-members of ``names`` and the names whose streams refer to them."""
@@ -503,6 +523,7 @@ class Timeline:
             self._tree, records = target_tree.updated(dict.fromkeys(unrestored))
             self._pending_tree.update(records)
         self._identities.record(namespace, {*dirty, *plan.delete, *unrestored, *staged})
+        self._lost, self._lost_at = dict(unrestored), target
         self._unrecorded.clear()
         if not self.read_only:
             self._store.set_refs({REF_HEAD: target.id})
@@ -526,6 +547,76 @@ class Timeline:
             if covar.reason is not None:
                 self._unsaved[covar_of] = covar.reason
         return covars
+
+    # -- rebuild ------------------------------------------------------------------------
+    @property
+    def lost(self) -> dict[str, str]:
+        """Return the names the last checkout or restore could not bring back, with why."""
+        return dict(self._lost)
+
+    def rebuild_plan(self, names: Iterable[str] | None = None) -> RebuildPlan:
+        """Return how the last checkout's lost names (or ``names`` of them) would be rebuilt.
+
+        Raises:
+            TimelineError: nothing was lost.
+        """
+        if self._lost_at is None or not self._lost:
+            raise TimelineError("nothing to rebuild: every value of this state is here")
+        wanted = self._lost if names is None else list(names)
+        return plan_rebuild(self._store, self._history.get, self._lost_at, wanted)
+
+    def rebuild(
+        self,
+        namespace: Namespace,
+        names: Iterable[str] | None = None,
+        *,
+        transform: Callable[[str], str] = str,
+        budget: float = 60.0,
+    ) -> RebuildResult:
+        """Bring lost unsaveable values back by running the recorded cells that made them.
+
+        Each cell runs on its inputs as they were; only the rebuilt names change in
+        ``namespace``. ``transform`` turns a cell's code into Python (IPython syntax).
+
+        Raises:
+            TimelineError: nothing was lost.
+        """
+        plan = self.rebuild_plan(names)
+        present = {n for n in plan.names if n in namespace}
+        if present:  # the user has made these again since: theirs win
+            plan = plan_rebuild(self._store, self._history.get, plan.at,
+                                [n for n in plan.names if n not in present])
+        result = run_rebuild(plan, namespace, store=self._store, get_commit=self._history.get,
+                             transform=transform, budget=budget)
+        self._adopt(namespace, plan, result.values)
+        self._lost.update({n: why for n, why in result.failed.items() if n in self._lost})
+        return result
+
+    def _adopt(self, namespace: Namespace, plan: RebuildPlan, values: dict[str, object]) -> None:
+        """Put rebuilt values in place as the recorded versions they stand for."""
+        groups: dict[CovarId, list[str]] = {}
+        for name in values:
+            groups.setdefault(plan.versions[name], []).append(name)
+        changes: dict[str, CovarId | None] = {}
+        for covar_of, names in groups.items():
+            covar = self._store.load_covar(covar_of)
+            if set(names) != set(covar.members):
+                continue  # a co-variable comes back whole or not at all
+            self._cache.adopt(covar_of, covar, tuple(values[m] for m in covar.members))
+            self._members[covar_of] = covar.members
+            self._unsaved[covar_of] = covar.reason or "not saved"
+            if covar.token is not None and covar.reason:
+                # The same origin as recorded, so the next checkpoint keeps the version's id.
+                self._origins[covar.token] = covar.reason.rpartition(_MADE_BY)[2]
+            changes.update(dict.fromkeys(covar.members, covar_of))
+        if not changes:
+            return
+        dict.update(namespace, {n: values[n] for n in changes})
+        self._tree, records = self._tree.updated(changes)
+        self._pending_tree.update(records)
+        self._identities.record(namespace, changes)
+        for name in changes:
+            self._lost.pop(name, None)
 
     # -- history ------------------------------------------------------------------------
     def log(self, limit: int | None = None) -> list[Commit]:

@@ -1,0 +1,133 @@
+"""Rebuilding unsaveable values through real kernels: SIGKILL, a new kernel, then rebuild."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ..workloads import load_cells
+from .harness import check_event, check_reply, stderr
+
+AWKWARD_UNSAVED = {"gen", "lock", "ev", "log", "conn", "sock"}
+
+
+@pytest.fixture
+def notebook(tmp_path):
+    return str(tmp_path / "analysis.ipynb")
+
+
+def run_all(k, cells: list[str]) -> None:
+    for code in cells:
+        reply, outputs = k.execute(code)
+        assert reply["status"] == "ok", outputs
+
+
+def test_awkward_objects_are_all_back_after_sigkill_and_rebuild(start_kernel, notebook):
+    k = start_kernel(notebook=notebook)
+    run_all(k, load_cells("awkward_objects"))
+    log_path = k.value("log.name")
+    k.kill()
+    k2 = start_kernel(notebook=notebook)
+    k2.open_comm()
+    offers = [e for e in k2.events if e.get("event") == "rebuild-available"]
+    assert len(offers) == 1
+    check_event(offers[0])
+    plan = offers[0]["plan"]
+    assert set(plan["names"]) == AWKWARD_UNSAVED and plan["impossible"] == {}
+    codes = "\n".join(step["code"] for step in plan["steps"])
+    assert "sock = socket.socket()" in codes and "open(" not in codes  # the file reconnects
+    # Nothing ran yet: the values are still missing, the notice shows the cells and the code.
+    assert k2.value("[n in globals() for n in ['gen', 'conn', 'p']]") == [False, False, True]
+    _, outputs = k2.execute("%tt rebuild")
+    text = stderr(outputs) + "".join(str(o["content"].get("data", {})) for o in outputs)
+    assert "can be rebuilt" in text and "sock = socket.socket()" in text
+    assert "rebuilt conn, ev, gen, lock, log, sock" in text
+    # The generator yields the value it would have: (i * i for i in range(10)) after one next.
+    assert k2.value("next(gen)") == 1
+    assert k2.value("[type(sock).__name__, lock.locked(), ev.is_set()]") == [
+        "socket", False, False]
+    assert k2.value("conn.execute('select x from t').fetchall()") == [[1]]
+    k2.execute("log.write('more\\n'); log.flush()")
+    with open(log_path) as handle:
+        assert handle.read() == "hello\nmore\n"
+    assert k2.value("[p.x, count(), holder['s'] is shared]") == [30, 3, True]
+
+
+def test_a_rebuilt_generator_runs_over_its_old_inputs_and_the_live_names(
+    start_kernel, notebook
+):
+    k = start_kernel(notebook=notebook)
+    run_all(k, ["data = [1, 2, 3]", "k = 10", "scaled = (x * k for x in data)",
+                "next(scaled)", "data = [7, 8, 9]", "k = 100"])
+    k.kill()
+    k2 = start_kernel(notebook=notebook, TIMETRAVEL_REBUILD_UNSAVED="auto")
+    # Rebuilt before the first request: the old data, past its first item, the live k.
+    assert k2.value("[next(scaled), data, k]") == [200, [7, 8, 9], 100]
+    k2.execute("k = 1000")
+    assert k2.value("next(scaled)") == 3000
+
+
+def test_a_failing_or_slow_cell_leaves_a_reason_and_the_rest_intact(
+    start_kernel, notebook, tmp_path
+):
+    marker, spin = tmp_path / "marker", tmp_path / "spin"
+    marker.touch()
+    k = start_kernel(notebook=notebook)
+    run_all(k, [
+        f"import os\nassert os.path.exists({str(marker)!r})\nbroken = (i for i in range(3))",
+        "fine = (c for c in 'abc')",
+        f"slow = (i for i in range(3))\nwhile os.path.exists({str(spin)!r}): pass",
+        "x = 5",
+    ])
+    k.kill()
+    marker.unlink()
+    spin.touch()
+    k2 = start_kernel(notebook=notebook, TIMETRAVEL_REBUILD_UNSAVED="never")
+    k2.open_comm()
+    assert not [e for e in k2.events if e.get("event") == "rebuild-available"]
+    preview = k2.op("rebuild-preview")
+    check_reply(preview)
+    assert set(preview["result"]["names"]) == {"broken", "slow", "fine"}
+    reply = k2.op("rebuild", budget=2)
+    check_reply(reply)
+    result = reply["result"]
+    assert result["rebuilt"] == ["fine"], result
+    assert "AssertionError" in result["failed"]["broken"]
+    assert "time budget" in result["failed"]["slow"]
+    rebuilt = [e for e in k2.events if e.get("event") == "rebuilt"]
+    assert len(rebuilt) == 1
+    check_event(rebuilt[0])
+    # The kernel is responsive and the state is intact.
+    assert k2.value("[x, next(fine), 'broken' in globals(), 'slow' in globals()]") == [
+        5, "a", False, False]
+    # Ctrl-C during a rebuild stops it, not the kernel.
+    msg_id = k2.send_execute("%tt rebuild slow --budget 600")
+    time.sleep(2)
+    k2.km.interrupt_kernel()
+    text = "".join(str(o["content"].get("data", "")) for o in k2.collect_iopub(msg_id))
+    assert "interrupted" in text
+    assert k2.value("[x, 'slow' in globals()]") == [5, False]
+    spin.unlink()
+    assert k2.op("rebuild", names=["slow"])["result"]["rebuilt"] == ["slow"]
+    assert k2.value("next(slow)") == 0
+
+
+def test_a_restore_asked_for_after_a_restart_offers_the_rebuild_with_its_code(
+    start_kernel, notebook
+):
+    k = start_kernel(notebook=notebook)
+    run_all(k, ["import threading\nworker = threading.Thread(target=lambda: None)",
+                "words = (w.upper() for w in ['a', 'b'])"])
+    k.shutdown()
+    k2 = start_kernel(notebook=notebook)
+    k2.open_comm()
+    _, outputs = k2.execute("%tt restore")
+    text = stderr(outputs)
+    assert "words, worker can be rebuilt by running cells [1], [2] again" in text
+    assert "w.upper() for w in" in text  # the code is shown before anything runs
+    offers = [e for e in k2.events if e.get("event") == "rebuild-available"]
+    assert len(offers) == 1 and offers[0]["plan"]["names"] == ["words", "worker"]
+    assert k2.value("'words' in globals()") is False
+    assert k2.op("rebuild", names=["words"])["result"]["rebuilt"] == ["words"]
+    assert k2.value("[next(words), 'worker' in globals()]") == ["A", False]
