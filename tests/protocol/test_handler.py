@@ -127,3 +127,25 @@ def test_read_only_handler_refuses_moves(session):
     handler = ProtocolHandler(session.timeline, session.ns, read_only=True)
     assert handler.handle({"id": "1", "op": "undo"}).reply["error"]["code"] == "read-only"
     assert handler.handle({"id": "2", "op": "log"}).reply["ok"]
+
+
+def test_history_get_and_value_diffs(session):
+    session.run("x = 1\nitems = [1]")
+    first = session.timeline.head.id.hex()
+    session.run("x = 2\nitems.append(2)")
+    history = session.ask("history", name="x")
+    assert [v["commit"]["execution_count"] for v in history["result"]["versions"]] == [2, 1]
+    assert session.ask("history", name="nope")["error"]["code"] == "unknown-name"
+    diff = session.ask("diff", a=first, b=session.timeline.head.id.hex(), values=True)
+    assert diff["result"]["values"] == {"items": "list of 1 → 2 items: added 1 at the end",
+                                        "x": "1 → 2"}
+    assert "values" not in session.ask("diff", a=first, b=first)["result"]
+    session.busy = True
+    assert session.ask("get", name="x", commit=first)["error"]["code"] == "busy"
+    session.busy = False
+    response = session.handler.handle({"id": "g", "op": "get", "name": "x", "commit": first[:6],
+                                       "as": "x1"})
+    assert response.reply["ok"] and response.events[0]["op"] == "get"
+    assert session.user_state()["x1"] == 1 and session.user_state()["x"] == 2
+    bad = session.ask("get", name="x", commit=first, together="yes")
+    assert bad["error"]["code"] == "bad-request"

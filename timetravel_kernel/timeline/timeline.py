@@ -8,6 +8,7 @@ back starts a branch; no commit is ever lost.
 
 from __future__ import annotations
 
+import keyword
 import os
 import time
 from dataclasses import replace
@@ -19,13 +20,17 @@ from timetravel_kernel.errors import (
     NothingToRedoError,
     NothingToRestoreError,
     NothingToUndoError,
+    SerializationError,
+    SharedObjectsError,
     TimelineError,
+    UnknownNameError,
 )
 from timetravel_kernel.state import (
     NameIdentities,
     TimelineOptions,
     build_covar,
     capture,
+    load_values,
     names_read,
     touched_names,
 )
@@ -39,7 +44,7 @@ from timetravel_kernel.store.refs import (
     decode_session,
     encode_session,
 )
-from timetravel_kernel.timeline.history import CommitIndex, diff_trees
+from timetravel_kernel.timeline.history import CommitIndex, diff_trees, name_history
 from timetravel_kernel.timeline.livecache import LiveCache
 from timetravel_kernel.timeline.loading import CheckoutLoader
 from timetravel_kernel.timeline.plan import plan_checkout
@@ -49,7 +54,9 @@ from timetravel_kernel.timeline.results import (
     CheckpointResult,
     DiffResult,
     VarInfo,
+    VersionInfo,
 )
+from timetravel_kernel.timeline.valuediff import DiffLimits, ValueDiffer
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -75,6 +82,23 @@ def _without(names: tuple[str, ...], drop: Namespace) -> tuple[str, ...]:
     if drop.keys().isdisjoint(names):
         return names
     return tuple(n for n in names if n not in drop)
+
+
+class _LiveNames:
+    """Resolves a restored value's by-name references (notebook classes) to the live ones."""
+
+    def __init__(self, namespace: Namespace) -> None:
+        self._namespace = namespace
+
+    def value(self, name: str) -> object:
+        if name not in self._namespace:
+            raise SerializationError(
+                name, "", f"it refers to {name!r}, which the namespace lacks now; restore "
+                f"{name} first")
+        return dict.__getitem__(self._namespace, name)
+
+    def namespace(self) -> Namespace:
+        return self._namespace
 
 
 class Timeline:
@@ -236,11 +260,7 @@ class Timeline:
         cell = cell or CellInfo()
         source = cell.source or cell.code
         touched = touched_names(namespace, self._identities, source) | self._unrecorded
-        present = {n for n in touched if n in namespace and self._is_tracked(n)}
-        deleted = {n for n in touched if n not in present and n in self._tree}
-        candidates = present | {
-            n for n in self._related(touched) if n in namespace and self._is_tracked(n)
-        }
+        candidates, deleted = self._candidates(namespace, touched)
         previous = {n: self._tree.get(n) for n in candidates}
         commit = self._record(
             namespace,
@@ -335,6 +355,15 @@ class Timeline:
         self._unrecorded.clear()
         self._history.add(commit)
         return commit
+
+    def _candidates(self, namespace: Namespace, touched: set[str]) -> tuple[set[str], set[str]]:
+        """Return the names to serialize after ``touched`` changed, and the names deleted."""
+        present = {n for n in touched if n in namespace and self._is_tracked(n)}
+        deleted = {n for n in touched if n not in present and n in self._tree}
+        candidates = present | {
+            n for n in self._related(touched) if n in namespace and self._is_tracked(n)
+        }
+        return candidates, deleted
 
     def _related(self, names: set[str]) -> set[str]:
         """Return the co-members of ``names`` and the names whose streams refer to them."""
@@ -498,11 +527,119 @@ class Timeline:
         """
         return self._history.resolve(text)
 
-    def diff(self, a: CommitId, b: CommitId) -> DiffResult:
-        """Return the names added, deleted and changed from commit ``a`` to commit ``b``."""
+    def diff(
+        self, a: CommitId, b: CommitId, *, values: bool = False, limits: DiffLimits | None = None
+    ) -> DiffResult:
+        """Return the names added, deleted and changed from commit ``a`` to commit ``b``.
+
+        With ``values``, also what changed inside each changed name, read from the store
+        within ``limits`` (a value too large is described by its manifest only).
+        """
         tree_a = self._store.load_tree(self._history.get(a).tree)
         tree_b = self._store.load_tree(self._history.get(b).tree)
-        return diff_trees(tree_a, tree_b)
+        result = diff_trees(tree_a, tree_b)
+        if not values:
+            return result
+        lines = ValueDiffer(self._store, limits).describe_all(result.changed, tree_a, tree_b)
+        return replace(result, values=lines)
+
+    def history(self, name: str) -> list[VersionInfo]:
+        """Return the versions ``name`` had, newest first, over all branches (no value loaded).
+
+        Raises:
+            UnknownNameError: no commit ever recorded the name.
+        """
+        versions = name_history(self._store, self._history.log(), name, self._tree.get(name))
+        if not versions:
+            raise UnknownNameError(name, f"{name!r} is not in this history (it was never saved)")
+        return versions
+
+    def restore_variable(
+        self,
+        namespace: Namespace,
+        name: str,
+        commit_id: CommitId,
+        *,
+        as_name: str | None = None,
+        together: bool = False,
+    ) -> CheckoutResult:
+        """Bring back the value ``name`` had at a commit, leaving every other name alone.
+
+        The value is put under ``as_name`` (default: ``name``) and recorded as a new commit on
+        HEAD, so an undo takes it back. A name that shared objects with others at that commit
+        is restored only ``together`` with them, each under its own name: restoring one alone
+        would leave them unlinked.
+
+        Raises:
+            UnknownCommitError: no such commit.
+            UnknownNameError: the commit has no value for the name.
+            SharedObjectsError: the name shares objects and ``together`` (or ``as_name``)
+                does not allow restoring them all.
+            SerializationError, StoreError: the value cannot be loaded or recorded; the
+                namespace is unchanged.
+        """
+        started = time.perf_counter()
+        head = self._require_head()
+        commit = self._history.get(commit_id)
+        covar = self._version_at(commit, name)
+        targets = self._restore_targets(covar, name, as_name, together=together)
+        stream = bytes(self._store.read_buffer(covar.buffers[0]))
+        buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
+        assert covar.serializer != "unsaved"
+        values = load_values(covar.serializer, stream, buffers, _LiveNames(namespace))
+        chosen = dict(zip(covar.members, values, strict=True))
+        staged = {target: chosen[member] for member, target in targets.items()}
+        previous = {n: dict.__getitem__(namespace, n) for n in staged if n in namespace}
+        dict.update(namespace, staged)
+        label = f"%tt get {name}@{commit.id.hex()[:10]}"
+        label += f" as {as_name}" if as_name else (" --together" if len(targets) > 1 else "")
+        try:
+            candidates, _ = self._candidates(namespace, set(staged) | self._unrecorded)
+            recorded = self._record(
+                namespace, candidates=candidates, deleted=set(), touched=set(staged),
+                base=head, cell=CellInfo(code=label), status="ok", duration=0.0, at=time.time())
+        except BaseException:
+            # Not recorded: the namespace goes back to what HEAD describes.
+            for target in staged:
+                dict.pop(namespace, target, None)
+            dict.update(namespace, previous)
+            raise
+        return CheckoutResult(head=recorded, loaded=tuple(sorted(staged)), deleted=(),
+                              kept=(), seconds=time.perf_counter() - started, unrestored={})
+
+    def _version_at(self, commit: Commit, name: str) -> Covar:
+        covar_of = self._store.lookup_name(commit.tree, name)
+        where = f"state {commit.id.hex()[:10]}"
+        if covar_of is None:
+            raise UnknownNameError(
+                name, f"{name!r} has no value at {where}; `%tt history {name}` lists its versions")
+        covar = self._store.load_covar(covar_of)
+        if covar.serializer == "unsaved":
+            raise SerializationError(
+                name, covar.types[0] if covar.types else "",
+                f"was not saved at {where} ({covar.reason}), so it cannot be brought back")
+        return covar
+
+    def _restore_targets(
+        self, covar: Covar, name: str, as_name: str | None, *, together: bool
+    ) -> dict[str, str]:
+        """Return member -> name to restore it under; refuse what would unlink objects."""
+        others = [m for m in covar.members if m != name]
+        if others and (as_name is not None or not together):
+            shared = ", ".join(others)
+            how = ("cannot be restored under another name" if as_name is not None else
+                   "would be unlinked if restored alone")
+            raise SharedObjectsError(
+                name, covar.members,
+                f"{name!r} shares objects with {shared} at that state and {how}; restore them "
+                f"together under their own names (`%tt get {name}@ID --together`)")
+        target = as_name or name
+        if not target.isidentifier() or keyword.iskeyword(target):
+            raise TimelineError(f"{target!r} is not a valid Python name")
+        if not self._is_tracked(target):
+            raise TimelineError(f"{target!r} is excluded from the history (skip options); "
+                                "choose another name")
+        return {m: m for m in covar.members} if others else {name: target}
 
     def variables(self, commit_id: CommitId | None = None) -> list[VarInfo]:
         """Return the saved (and unsaveable) names of a commit, or of the live state."""
