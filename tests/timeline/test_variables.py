@@ -258,3 +258,14 @@ def test_history_works_on_a_read_only_store(tmp_path: Path) -> None:
     assert [v.commit.execution_count for v in reader.history("x")] == [2, 1]
     reader.close()
     writer.close()
+
+
+def test_restoring_under_a_skipped_name_is_refused(tmp_path: Path) -> None:
+    timeline = open_timeline(tmp_path / "store", skip_names=("scratch",))
+    ns = fresh_namespace()
+    timeline.start(ns)
+    one = step(timeline, ns, "x = 1", 1)
+    with pytest.raises(TimelineError, match="excluded from the history"):
+        timeline.restore_variable(ns, "x", one.id, as_name="scratch")
+    assert "scratch" not in ns
+    timeline.close()

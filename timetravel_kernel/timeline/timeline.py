@@ -8,7 +8,6 @@ back starts a branch; no commit is ever lost.
 
 from __future__ import annotations
 
-import keyword
 import os
 import time
 from dataclasses import replace
@@ -20,8 +19,6 @@ from timetravel_kernel.errors import (
     NothingToRedoError,
     NothingToRestoreError,
     NothingToUndoError,
-    SerializationError,
-    SharedObjectsError,
     TimelineError,
     UnknownNameError,
 )
@@ -30,7 +27,6 @@ from timetravel_kernel.state import (
     TimelineOptions,
     build_covar,
     capture,
-    load_values,
     names_read,
     touched_names,
 )
@@ -48,6 +44,7 @@ from timetravel_kernel.timeline.history import CommitIndex, diff_trees, name_his
 from timetravel_kernel.timeline.livecache import LiveCache
 from timetravel_kernel.timeline.loading import CheckoutLoader
 from timetravel_kernel.timeline.plan import plan_checkout
+from timetravel_kernel.timeline.restoring import load_version, restore_targets, version_at
 from timetravel_kernel.timeline.results import (
     CellInfo,
     CheckoutResult,
@@ -82,23 +79,6 @@ def _without(names: tuple[str, ...], drop: Namespace) -> tuple[str, ...]:
     if drop.keys().isdisjoint(names):
         return names
     return tuple(n for n in names if n not in drop)
-
-
-class _LiveNames:
-    """Resolves a restored value's by-name references (notebook classes) to the live ones."""
-
-    def __init__(self, namespace: Namespace) -> None:
-        self._namespace = namespace
-
-    def value(self, name: str) -> object:
-        if name not in self._namespace:
-            raise SerializationError(
-                name, "", f"it refers to {name!r}, which the namespace lacks now; restore "
-                f"{name} first")
-        return dict.__getitem__(self._namespace, name)
-
-    def namespace(self) -> Namespace:
-        return self._namespace
 
 
 class Timeline:
@@ -581,13 +561,12 @@ class Timeline:
         started = time.perf_counter()
         head = self._require_head()
         commit = self._history.get(commit_id)
-        covar = self._version_at(commit, name)
-        targets = self._restore_targets(covar, name, as_name, together=together)
-        stream = bytes(self._store.read_buffer(covar.buffers[0]))
-        buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
-        assert covar.serializer != "unsaved"
-        values = load_values(covar.serializer, stream, buffers, _LiveNames(namespace))
-        chosen = dict(zip(covar.members, values, strict=True))
+        covar = version_at(self._store, commit, name)
+        targets = restore_targets(covar, name, as_name, together=together)
+        if not all(self._is_tracked(t) for t in targets.values()):
+            raise TimelineError(f"{as_name or name!r} is excluded from the history (skip "
+                                "options); choose another name")
+        chosen = load_version(self._store, covar, namespace)
         staged = {target: chosen[member] for member, target in targets.items()}
         previous = {n: dict.__getitem__(namespace, n) for n in staged if n in namespace}
         dict.update(namespace, staged)
@@ -606,40 +585,6 @@ class Timeline:
             raise
         return CheckoutResult(head=recorded, loaded=tuple(sorted(staged)), deleted=(),
                               kept=(), seconds=time.perf_counter() - started, unrestored={})
-
-    def _version_at(self, commit: Commit, name: str) -> Covar:
-        covar_of = self._store.lookup_name(commit.tree, name)
-        where = f"state {commit.id.hex()[:10]}"
-        if covar_of is None:
-            raise UnknownNameError(
-                name, f"{name!r} has no value at {where}; `%tt history {name}` lists its versions")
-        covar = self._store.load_covar(covar_of)
-        if covar.serializer == "unsaved":
-            raise SerializationError(
-                name, covar.types[0] if covar.types else "",
-                f"was not saved at {where} ({covar.reason}), so it cannot be brought back")
-        return covar
-
-    def _restore_targets(
-        self, covar: Covar, name: str, as_name: str | None, *, together: bool
-    ) -> dict[str, str]:
-        """Return member -> name to restore it under; refuse what would unlink objects."""
-        others = [m for m in covar.members if m != name]
-        if others and (as_name is not None or not together):
-            shared = ", ".join(others)
-            how = ("cannot be restored under another name" if as_name is not None else
-                   "would be unlinked if restored alone")
-            raise SharedObjectsError(
-                name, covar.members,
-                f"{name!r} shares objects with {shared} at that state and {how}; restore them "
-                f"together under their own names (`%tt get {name}@ID --together`)")
-        target = as_name or name
-        if not target.isidentifier() or keyword.iskeyword(target):
-            raise TimelineError(f"{target!r} is not a valid Python name")
-        if not self._is_tracked(target):
-            raise TimelineError(f"{target!r} is excluded from the history (skip options); "
-                                "choose another name")
-        return {m: m for m in covar.members} if others else {name: target}
 
     def variables(self, commit_id: CommitId | None = None) -> list[VarInfo]:
         """Return the saved (and unsaveable) names of a commit, or of the live state."""
