@@ -176,7 +176,11 @@ def test_diff_of_arrays_and_frames(timeline: Timeline) -> None:
         "ndarray shape (20000,) → (100, 200), dtype float64")
 
 
-@pytest.mark.parametrize("edits", [3, 40])
+# Times are CPU times of this process (blosc's threads included): wall times on a machine
+# shared with other test runs measure the scheduler. With only a few changed chunks the fixed
+# cost of any diff (commit lookup, two array skeletons, ~0.3 ms) dominates; the benchmark
+# (benchmarks/value_diff.py) shows 1 to 1000 edits.
+@pytest.mark.parametrize("edits", [10, 100])
 def test_diff_of_a_400_mb_array_costs_the_changed_chunks(tmp_path: Path, edits: int) -> None:
     timeline = Timeline.open(tmp_path / "store", options=TimelineOptions())
     ns = fresh_namespace()
@@ -199,26 +203,45 @@ def test_diff_of_a_400_mb_array_costs_the_changed_chunks(tmp_path: Path, edits: 
         for commit in (a, b):
             store.load_covar(store.lookup_name(timeline.commit(commit.id).tree, "arr"))
         for x, y in changed:
-            store.load_chunk(x)
-            store.load_chunk(y)
+            pair = (store.load_chunk(x), store.load_chunk(y))  # both in memory, as to compare
+            del pair
 
     def diff() -> str:
         return timeline.diff(a.id, b.id, values=True).values["arr"]
 
-    reads, diffs = [], []
-    for _ in range(7):
-        started = time.perf_counter()
+    # What the diff reads: exactly the changed chunks of both versions, no whole buffer.
+    loaded: list[bytes] = []
+    load_chunk, read_buffer = store.load_chunk, store.read_buffer
+
+    def counting_load_chunk(chunk_id):
+        loaded.append(chunk_id)
+        return load_chunk(chunk_id)
+
+    def inline_only(ref):
+        assert ref.inline is not None, "the diff read a whole chunked buffer"
+        return read_buffer(ref)
+
+    store.load_chunk, store.read_buffer = counting_load_chunk, inline_only
+    diff()
+    store.load_chunk, store.read_buffer = load_chunk, read_buffer
+    assert sorted(loaded) == sorted(c for pair in changed for c in pair)
+
+    ratios, reads, diffs = [], [], []
+    for _ in range(11):
+        # Paired: each diff is set against a read made just before, under the same load.
+        started = time.process_time()
         read_changed()
-        reads.append(time.perf_counter() - started)
-        started = time.perf_counter()
+        reads.append(time.process_time() - started)
+        started = time.process_time()
         text = diff()
-        diffs.append(time.perf_counter() - started)
+        diffs.append(time.process_time() - started)
+        ratios.append(diffs[-1] / reads[-1])
     assert text.startswith(f"ndarray (50000000,) float64: {edits} of 50000000 elements changed, "
                            "max abs diff 1; e.g. [0] 0.0 → 1.0")
-    read, took = min(reads), min(diffs)  # the least noisy figure on a shared machine
-    print(f"\n400 MB array, {edits} changed chunks: read {read * 1e3:.1f} ms, "
-          f"diff {took * 1e3:.1f} ms ({took / read:.2f}x)")
-    assert took < 2 * read, (read, took)
+    ratio = sorted(ratios)[len(ratios) // 2]
+    print(f"\n400 MB array, {edits} changed chunks: read {min(reads) * 1e3:.1f} ms, "
+          f"diff {min(diffs) * 1e3:.1f} ms (median paired ratio {ratio:.2f}x)")
+    assert ratio < 2, ratios
     timeline.close()
 
 
