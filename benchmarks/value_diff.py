@@ -6,12 +6,15 @@ For a float64 array of the given size with k scattered elements edited between t
 the time to read what any diff must read (both manifests and the k changed chunks of both
 versions) and the time of ``Timeline.diff(values=True)``; then the diff of a 1 M-row frame
 after a dropped column and a few cell edits (loaded whole), and ``history`` of a name over
-200 commits. Medians of 7 runs.
+200 commits. Times are CPU times of the process (blosc's threads included), medians of 7
+runs; the ratio is the median of paired runs (a read, then a diff, under the same load), so
+other work on a shared machine moves the figures less than wall times would.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -25,13 +28,14 @@ from tests.workloads import fresh_namespace
 from timetravel_kernel.timeline import CellInfo, Timeline
 
 
+def cpu_seconds(run: Callable[[], object]) -> float:
+    started = time.process_time()
+    run()
+    return time.process_time() - started
+
+
 def median_ms(run: Callable[[], object], repeat: int = 7) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
+    return statistics.median(cpu_seconds(run) for _ in range(repeat)) * 1e3
 
 
 def commit(timeline: Timeline, ns: dict, names: str) -> bytes:
@@ -55,13 +59,17 @@ def array_rows(timeline: Timeline, size_mb: int) -> list[str]:
             old, new = (store.load_covar(store.lookup_name(t, "arr")) for t in trees)
             for x, y in zip(old.buffers[1].chunks, new.buffers[1].chunks, strict=True):
                 if x != y:
-                    store.load_chunk(x)
-                    store.load_chunk(y)
+                    pair = (store.load_chunk(x), store.load_chunk(y))
+                    del pair
 
-        read_ms = median_ms(read)
-        diff_ms = median_ms(lambda a=a, b=b: timeline.diff(a, b, values=True))
-        rows.append(f"| {size_mb} MB array, {edits} elements edited | {read_ms:.1f} | "
-                    f"{diff_ms:.1f} | {diff_ms / read_ms:.2f}x |")
+        reads, diffs = [], []
+        for _ in range(7):
+            reads.append(cpu_seconds(read))
+            diffs.append(cpu_seconds(lambda a=a, b=b: timeline.diff(a, b, values=True)))
+        ratio = statistics.median(d / r for d, r in zip(diffs, reads, strict=True))
+        rows.append(f"| {size_mb} MB array, {edits} elements edited | "
+                    f"{statistics.median(reads) * 1e3:.1f} | "
+                    f"{statistics.median(diffs) * 1e3:.1f} | {ratio:.2f}x |")
     return rows
 
 
@@ -93,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=400, help="array size in MB")
     args = parser.parse_args()
+    print(f"CPU ms, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     print("| case | read changed chunks + manifests (ms) | diff (ms) | ratio / result |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
