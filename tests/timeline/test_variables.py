@@ -253,6 +253,10 @@ def test_values_of_a_covariable_member(timeline: Timeline) -> None:
     values = timeline.diff(a.id, b.id, values=True).values
     assert values == {"alias": "dict of 1 key: changed 'b'",
                       "base": "list of 2 items: changed [0] (1 → 9)"}
+    c = step(timeline, ns, "other = [base]\ndel alias", 3)
+    assert timeline.diff(b.id, c.id, values=True).values == {
+        "base": "list of 2 items: equal (order or metadata changed); now shares objects with "
+                "other; no longer shares objects with alias"}
 
 
 def test_restore_resolves_notebook_classes_against_the_live_namespace(

@@ -102,6 +102,17 @@ class ValueDiffer:
     ) -> str:
         """Return what changed in one name from the ``old`` version to the ``new`` one."""
         old_covar, new_covar = self.store.load_covar(old[0]), self.store.load_covar(new[0])
+        text = self._describe(name, (old_covar, *old), (new_covar, *new))
+        note = _sharing_change(name, old_covar, new_covar)
+        return f"{text}; {note}" if note else text
+
+    def _describe(
+        self,
+        name: str,
+        old: tuple[Covar, CovarId, NamespaceTree],
+        new: tuple[Covar, CovarId, NamespaceTree],
+    ) -> str:
+        (old_covar, old_id, old_tree), (new_covar, new_id, new_tree) = old, new
         old_type, new_type = _type_of(old_covar, name), _type_of(new_covar, name)
         size = f"changed ({new_covar.nbytes} bytes)"
         if old_covar.serializer == "unsaved" or new_covar.serializer == "unsaved":
@@ -115,8 +126,8 @@ class ValueDiffer:
                 return f"type {old_type} → {new_type}"
             return f"{size}; too large to compare"
         try:
-            before = self.values(old[0], old_covar, old[1])[old_covar.members.index(name)]
-            after = self.values(new[0], new_covar, new[1])[new_covar.members.index(name)]
+            before = self.values(old_id, old_covar, old_tree)[old_covar.members.index(name)]
+            after = self.values(new_id, new_covar, new_tree)[new_covar.members.index(name)]
         except (SerializationError, StoreError) as exc:
             return f"{size}; cannot be loaded here: {exc}"
         text = describe_change(before, after, examples=self.limits.examples)
@@ -209,6 +220,17 @@ class _NoNames:
 
     def namespace(self) -> dict[str, object]:
         return {}
+
+
+def _sharing_change(name: str, old: Covar, new: Covar) -> str:
+    """Say which names the value began or stopped sharing objects with, if any."""
+    before, after = set(old.members) - {name}, set(new.members) - {name}
+    parts = []
+    if after - before:
+        parts.append(f"now shares objects with {', '.join(sorted(after - before))}")
+    if before - after:
+        parts.append(f"no longer shares objects with {', '.join(sorted(before - after))}")
+    return "; ".join(parts)
 
 
 def _type_of(covar: Covar, name: str) -> str:
