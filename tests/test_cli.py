@@ -61,7 +61,8 @@ def test_show_and_diff(store, capsys):
     assert status == 0
     assert "del x" in out and "2 variables" in out
     status, out, _ = run(capsys, "diff", path, ids[2], ids[0], "--json")
-    assert json.loads(out) == {"added": ["y", "z"], "deleted": ["x"], "changed": []}
+    assert json.loads(out) == {"added": ["y", "z"], "deleted": ["x"], "changed": [],
+                               "values": {}}
 
 
 def test_gc_reports_what_it_removed(store, capsys):
@@ -178,3 +179,21 @@ def test_gc_keeps_a_crashed_session_restorable(tmp_path, capsys):
         assert timeline.restorable is not None and timeline.restorable.code == "x = 1"
     finally:
         timeline.close()
+
+
+def test_history_and_value_diff(store, capsys):
+    _, path = store
+    _, out, _ = run(capsys, "log", path, "--json")
+    ids = [c["id"] for c in json.loads(out)["commits"]]
+    status, out, _ = run(capsys, "history", path, "x")
+    assert status == 0
+    assert "2 versions of x" in out and "(deleted)" in out and "[1]" in out
+    status, out, _ = run(capsys, "history", path, "x", "--json")
+    versions = json.loads(out)["versions"]
+    assert [v["covariable"] is None for v in versions] == [True, False]
+    status, out, _ = run(capsys, "diff", path, ids[1], ids[0])
+    assert status == 0 and "x     deleted" in out and "z     added" in out
+    status, out, _ = run(capsys, "diff", path, ids[1], ids[0], "--names-only", "--json")
+    assert "values" not in json.loads(out)
+    status, _, err = run(capsys, "history", path, "nope")
+    assert status == 1 and "never saved" in err

@@ -222,7 +222,18 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_diff(args: argparse.Namespace) -> int:
     def run(timeline: Timeline) -> int:
-        _print(args, "diff", _ask(timeline, {"op": "diff", "a": args.a, "b": args.b}))
+        request = {"op": "diff", "a": args.a, "b": args.b, "values": not args.names_only}
+        with _Progress("comparing"):
+            result = _ask(timeline, request)
+        _print(args, "diff", result)
+        return 0
+
+    return _with_timeline(run, args)
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    def run(timeline: Timeline) -> int:
+        _print(args, "history", _ask(timeline, {"op": "history", "name": args.name}))
         return 0
 
     return _with_timeline(run, args)
@@ -301,8 +312,13 @@ def _parser() -> argparse.ArgumentParser:
                   [("-n", {"dest": "limit", "type": int, "help": "at most N states"})])
     store_command("show", "one state: its cell and variables", _cmd_show,
                   [("commit", {"help": "state id or unique prefix (>= 4 hex digits)"})])
-    store_command("diff", "names added, deleted and changed between two states", _cmd_diff,
-                  [("a", {"help": "state id or prefix"}), ("b", {"help": "state id or prefix"})])
+    store_command("diff", "names added, deleted and changed between two states, and what "
+                  "changed inside each changed value", _cmd_diff,
+                  [("a", {"help": "state id or prefix"}), ("b", {"help": "state id or prefix"}),
+                   ("--names-only", {"action": "store_true",
+                                     "help": "list the names only (do not load values)"})])
+    store_command("history", "the versions one variable had, newest first (all branches)",
+                  _cmd_history, [("name", {"help": "the variable"})])
     store_command("gc", "thin old states, delete data no kept state refers to and give the "
                   "space back (the store must not be in use)", _cmd_gc, [
         ("--keep-last", {"type": int, "metavar": "N", "help": "always keep the newest N states"}),

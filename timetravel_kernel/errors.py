@@ -13,6 +13,7 @@ __all__ = [
     "NothingToUndoError",
     "ProtocolError",
     "SerializationError",
+    "SharedObjectsError",
     "StoreCorruptError",
     "StoreError",
     "StoreFormatError",
@@ -21,6 +22,7 @@ __all__ = [
     "TimeTravelWarning",
     "TimelineError",
     "UnknownCommitError",
+    "UnknownNameError",
     "UnknownOpError",
 ]
 
@@ -118,6 +120,41 @@ class UnknownCommitError(TimelineError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class UnknownNameError(TimelineError, KeyError):
+    """A commit has no saved value for the given name.
+
+    Args:
+        name: the variable asked for.
+        message: what the user can do instead.
+    """
+
+    code = "unknown-name"
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class SharedObjectsError(TimelineError):
+    """A name shares objects with other names, so restoring it alone would unlink them.
+
+    Args:
+        name: the variable asked for.
+        members: every name of its co-variable at that state.
+        message: what the user can do instead.
+    """
+
+    code = "covariable"
+
+    def __init__(self, name: str, members: tuple[str, ...], message: str) -> None:
+        self.name = name
+        self.members = members
+        super().__init__(message)
 
 
 class NothingToUndoError(TimelineError):

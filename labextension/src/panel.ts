@@ -1,6 +1,7 @@
 /**
  * The History side panel: the current notebook's commit tree, click a commit
- * to check it out, tick two to see what changed between them.
+ * to check it out, tick two to see what changed between them (names and what
+ * changed inside each value); its Variables view restores single values.
  */
 import { Notification } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
@@ -21,6 +22,9 @@ import {
 import type { ITreeRow } from './format';
 import type { SessionRegistry } from './registry';
 import type { TimeTravelSession } from './session';
+import { VariablesView } from './variables';
+
+type View = 'states' | 'variables';
 
 /** Pixels between two lanes of the tree, and from a row's top to its dot's centre. */
 const LANE_WIDTH = 14;
@@ -95,10 +99,35 @@ export class HistoryPanel extends Widget {
     this._diff.className = 'jp-TimeTravel-diff';
     this._list.className = 'jp-TimeTravel-list';
     this._list.setAttribute('role', 'list');
-    const help = document.createElement('div');
-    help.className = 'jp-TimeTravel-help';
-    help.textContent = 'Click a cell to go back to the state after it. Tick two to compare them.';
-    this.node.append(header, buttons, this._hint, help, this._diff, this._message, this._list);
+    this._help.className = 'jp-TimeTravel-help';
+    this._tabs.className = 'jp-TimeTravel-tabs';
+    this._tabs.setAttribute('role', 'tablist');
+    for (const [view, label] of [['states', 'States'], ['variables', 'Variables']] as [View, string][]) {
+      const tab = document.createElement('button');
+      tab.className = 'jp-TimeTravel-tab';
+      tab.dataset.view = view;
+      tab.setAttribute('role', 'tab');
+      tab.textContent = label;
+      tab.addEventListener('click', () => {
+        this._view = view;
+        this._render();
+      });
+      this._tabs.append(tab);
+    }
+    this._variables = new VariablesView(text => {
+      this._message.textContent = text;
+    });
+    this.node.append(
+      header,
+      buttons,
+      this._hint,
+      this._tabs,
+      this._help,
+      this._diff,
+      this._message,
+      this._list,
+      this._variables.node
+    );
 
     registry.changed.connect(this._onChanged, this);
     this._onChanged();
@@ -143,6 +172,19 @@ export class HistoryPanel extends Widget {
       this._summary.title = '';
     }
 
+    const states = this._view === 'states';
+    for (const tab of Array.from(this._tabs.children) as HTMLElement[]) {
+      tab.classList.toggle('jp-mod-current', tab.dataset.view === this._view);
+      tab.setAttribute('aria-selected', String(tab.dataset.view === this._view));
+    }
+    this._help.textContent = states
+      ? 'Click a cell to go back to the state after it. Tick two to compare them.'
+      : 'Click a variable to see its versions; restore one without touching the others.';
+    this._diff.hidden = !states;
+    this._list.hidden = !states;
+    this._variables.node.hidden = states;
+    this._variables.update(!states && ready ? session : null);
+
     this._list.replaceChildren();
     if (!ready || !session) {
       return;
@@ -173,7 +215,9 @@ export class HistoryPanel extends Widget {
     first.className = 'jp-TimeTravel-line';
     const count = document.createElement('span');
     count.className = 'jp-TimeTravel-count';
-    count.textContent = commit.parent === null ? 'start' : `[${commit.execution_count ?? ' '}]`;
+    // A state made by restoring one variable (`get`) has no cell of its own.
+    count.textContent =
+      commit.parent === null ? 'start' : commit.execution_count === null ? 'restore' : `[${commit.execution_count}]`;
     const code = document.createElement('code');
     code.className = 'jp-TimeTravel-code';
     code.textContent = commit.parent === null ? 'fresh kernel' : codeSummary(commit.code);
@@ -281,6 +325,18 @@ export class HistoryPanel extends Widget {
         line.textContent = `${label}: ${names.length ? listNames(names, 20) : '—'}`;
         this._diff.append(line);
       }
+      for (const name of diff.changed) {
+        const text = diff.values?.[name];
+        if (text) {
+          const line = document.createElement('div');
+          line.className = 'jp-TimeTravel-diff-value';
+          line.dataset.name = name;
+          const label = document.createElement('code');
+          label.textContent = name;
+          line.append(label, `: ${text}`);
+          this._diff.append(line);
+        }
+      }
     } catch (err) {
       this._diff.textContent = `Could not compare: ${(err as Error).message}`;
     }
@@ -312,6 +368,10 @@ export class HistoryPanel extends Widget {
   private _registry: SessionRegistry;
   private _session: TimeTravelSession | null = null;
   private _selected: string[] = [];
+  private _view: View = 'states';
+  private _variables: VariablesView;
+  private _tabs = document.createElement('div');
+  private _help = document.createElement('div');
   private _summary = document.createElement('div');
   private _hint = document.createElement('div');
   private _message = document.createElement('div');

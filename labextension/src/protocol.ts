@@ -58,6 +58,27 @@ export interface IDiffResult {
   added: string[];
   deleted: string[];
   changed: string[];
+  /** Added within v1, when asked with `values: true`: what changed inside each changed name. */
+  values?: { [name: string]: string };
+}
+
+/** One version of a name (`history`); `covariable` is null where the commit deleted it. */
+export interface IVersionInfo {
+  commit: ICommit;
+  covariable: string | null;
+  type: string;
+  bytes: number;
+  saved: boolean;
+  /** Every name stored with it (they share objects); restored together. */
+  members: string[];
+  /** HEAD has this very version. */
+  current: boolean;
+  reason?: string;
+}
+
+export interface IHistoryResult {
+  name: string;
+  versions: IVersionInfo[];
 }
 
 export interface IVarInfo {
@@ -107,11 +128,13 @@ export interface IOps {
   checkout: { params: { commit: string }; result: ICheckoutResult };
   undo: { params: Record<string, never>; result: ICheckoutResult };
   redo: { params: Record<string, never>; result: ICheckoutResult };
-  diff: { params: { a: string; b: string }; result: IDiffResult };
+  diff: { params: { a: string; b: string; values?: boolean }; result: IDiffResult };
   vars: { params: { commit?: string }; result: IVarsResult };
   restore: { params: Record<string, never>; result: ICheckoutResult };
   'rebuild-preview': { params: { names?: string[] }; result: IRebuildPlan };
   rebuild: { params: { names?: string[]; budget?: number }; result: IRebuildResult };
+  history: { params: { name: string }; result: IHistoryResult };
+  get: { params: { name: string; commit: string; as?: string; together?: boolean }; result: ICheckoutResult };
 }
 
 export type OpName = keyof IOps;
@@ -167,6 +190,8 @@ export const DEFAULT_TIMEOUTS: { [op: string]: number } = {
   redo: 120_000,
   restore: 120_000,
   rebuild: 900_000,
+  get: 120_000,
+  diff: 60_000,
   default: 15_000
 };
 

@@ -19,6 +19,7 @@ import {
   IRebuildResult,
   IStatusResult,
   IVarInfo,
+  IVersionInfo,
   ProtocolError,
   TARGET_NAME,
   TimeTravelClient
@@ -151,8 +152,31 @@ export class TimeTravelSession {
     return result;
   }
 
+  /** The names added, deleted and changed from `a` to `b`, and what changed inside each. */
   diff(a: string, b: string): Promise<IDiffResult> {
-    return this._requireClient().request('diff', { a, b });
+    return this._requireClient().request('diff', { a, b, values: true });
+  }
+
+  /** The versions `name` had, newest first, all branches. */
+  async history(name: string): Promise<IVersionInfo[]> {
+    const result = await this._requireClient().request('history', { name });
+    return result.versions;
+  }
+
+  /** Bring back one name as it was at `commit` (as `asName`), recorded as a new state. */
+  restoreVariable(
+    name: string,
+    commit: string,
+    options: { asName?: string; together?: boolean } = {}
+  ): Promise<ICheckoutResult> {
+    const params: { name: string; commit: string; as?: string; together?: boolean } = { name, commit };
+    if (options.asName) {
+      params.as = options.asName;
+    }
+    if (options.together) {
+      params.together = true;
+    }
+    return this._move('get', params);
   }
 
   async vars(commit?: string): Promise<IVarInfo[]> {
@@ -193,7 +217,7 @@ export class TimeTravelSession {
     Signal.clearData(this);
   }
 
-  private async _move(op: 'undo' | 'redo' | 'restore' | 'checkout', params: any): Promise<ICheckoutResult> {
+  private async _move(op: 'undo' | 'redo' | 'restore' | 'checkout' | 'get', params: any): Promise<ICheckoutResult> {
     const client = this._requireClient();
     if (this._pendingOp) {
       throw new ProtocolError('busy', `Wait for "${this._pendingOp}" to finish.`);

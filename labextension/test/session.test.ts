@@ -320,3 +320,35 @@ test('a rebuild offer becomes a notice with the plan, and rebuild sends the name
   comm.reply('rebuild', { rebuilt: ['gen'], failed: {}, cells_run: 1, seconds: 0.1 });
   assert.deepEqual((await done).rebuilt, ['gen']);
 });
+
+test('restoring one variable sends get with its options, and moves HEAD to the new state', async () => {
+  const { session, comm } = await readySession();
+  const restored = commit('g333', 'c111', null);
+  const pending = session.restoreVariable('df', 'c111', { asName: 'df_old' });
+  assert.equal(session.pendingOp, 'get');
+  const request = comm.sent.find(r => r.op === 'get');
+  assert.deepEqual(
+    { name: request.name, commit: request.commit, as: request.as, together: request.together },
+    { name: 'df', commit: 'c111', as: 'df_old', together: undefined }
+  );
+  comm.reply('get', { head: restored, loaded: ['df_old'], deleted: [], kept: [], seconds: 0.01, unrestored: {} });
+  assert.deepEqual((await pending).loaded, ['df_old']);
+  assert.equal(session.head?.id, 'g333');
+
+  const together = session.restoreVariable('a', 'c111', { together: true });
+  assert.equal(comm.sent.filter(r => r.op === 'get')[1].together, true);
+  comm.reply('get', { head: restored, loaded: ['a', 'b'], deleted: [], kept: [], seconds: 0, unrestored: {} });
+  await together;
+});
+
+test('diff asks for value diffs and history lists versions', async () => {
+  const { session, comm } = await readySession();
+  const diff = session.diff('r000', 'c111');
+  assert.equal(comm.sent.find(r => r.op === 'diff').values, true);
+  comm.reply('diff', { added: [], deleted: [], changed: ['x'], values: { x: '1 → 2' } });
+  assert.deepEqual((await diff).values, { x: '1 → 2' });
+  const history = session.history('x');
+  assert.equal(comm.sent.find(r => r.op === 'history').name, 'x');
+  comm.reply('history', { name: 'x', versions: [{ commit: C1, covariable: 'v', type: 'int', bytes: 28, saved: true, members: ['x'], current: true }] });
+  assert.equal((await history)[0].commit.id, 'c111');
+});

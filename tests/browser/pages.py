@@ -128,3 +128,21 @@ def settle_toasts(page: Page) -> None:
 def wait_toasts_gone(page: Page, timeout: float = 20_000) -> None:
     """Wait until the self-closing toasts (undo, redo, jumps) have closed."""
     page.wait_for_function("!document.querySelector('.Toastify__toast')", timeout=timeout)
+
+
+def open_variables(page: Page) -> Locator:
+    """Open the History panel's Variables view and return the panel."""
+    panel = page.locator("#timetravel-history")
+    panel.locator('.jp-TimeTravel-tab[data-view="variables"]').click()
+    return panel
+
+
+def variable_versions(page: Page, name: str) -> Locator:
+    """Open a name in the Variables view (a click; unless open) and return its version rows."""
+    item = page.locator(f'#timetravel-history .jp-TimeTravel-varItem[data-name="{name}"]')
+    item.wait_for()
+    if not item.locator(".jp-TimeTravel-versions").count():
+        item.locator(".jp-TimeTravel-varRow").click()
+    versions = item.locator(".jp-TimeTravel-version")
+    versions.first.wait_for()
+    return versions

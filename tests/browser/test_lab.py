@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from . import pages
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Locator, Page
 
     from .conftest import LabServer
 
@@ -194,3 +194,72 @@ def test_notebook7_undo_shortcut(page: Page, lab: LabServer) -> None:
     head = page.locator("#timetravel-history .jp-TimeTravel-commit.jp-mod-head")
     head.wait_for()
     assert head.get_attribute("data-execution-count") == "3"
+
+
+def _restore_one_variable(page: Page, panel: Locator) -> None:
+    """Cells [1]-[3] made x [1] then [1, 2] and y; restore x from [1], then [2] as x_two."""
+    pages.open_variables(page)
+    versions = pages.variable_versions(page, "x")
+    assert versions.count() == 2
+    assert versions.first.locator(".jp-TimeTravel-headBadge").count() == 1
+    versions.filter(has=page.locator(".jp-TimeTravel-count", has_text="[1]")).locator(
+        ".jp-TimeTravel-restoreVersion").click()
+    panel.locator(".jp-TimeTravel-message").filter(has_text="Restored x from [1]").wait_for()
+    assert pages.run_in_new_cell(page, "print(x, y)") == "[1] 5"
+
+    # Restore as…: the version of [2] beside the current one, under the name typed.
+    versions = pages.variable_versions(page, "x")
+    # The restore is a new state: the list shows it, current, above [2] and [1].
+    versions.filter(has=page.locator(".jp-TimeTravel-count", has_text="restore")).locator(
+        ".jp-TimeTravel-headBadge").wait_for()
+    assert versions.count() == 3
+    versions.filter(has=page.locator(".jp-TimeTravel-count", has_text="[2]")).locator(
+        ".jp-TimeTravel-restoreAs").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input").fill("x_two")
+    dialog.locator(".jp-mod-accept").click()
+    panel.locator(".jp-TimeTravel-message").filter(has_text="Restored x as x_two").wait_for()
+    assert pages.run_in_new_cell(page, "print(x, x_two)") == "[1] [1, 2]"
+
+
+def _compare_values(page: Page, panel: Locator) -> None:
+    """Tick [1] and [2] in the States view: the diff says what changed inside x."""
+    panel.locator('.jp-TimeTravel-tab[data-view="states"]').click()
+    pages.history_row(page, 1).locator(".jp-TimeTravel-compare").check()
+    pages.history_row(page, 2).locator(".jp-TimeTravel-compare").check()
+    value = panel.locator('.jp-TimeTravel-diff-value[data-name="x"]')
+    value.wait_for()
+    assert value.inner_text() == "x: list of 1 → 2 items: added 1 at the end"
+
+
+def test_variables_view_restores_one_version_and_compare_shows_values(
+        page: Page, lab: LabServer, artifacts: Path) -> None:
+    _new_time_travel_notebook(page, lab)
+    pages.run_in_new_cell(page, "x = [1]")
+    pages.run_in_new_cell(page, "x.append(2)")
+    pages.run_in_new_cell(page, "y = 5")
+    pages.wait_head(page, 3)
+    panel = pages.open_history(page)
+    _restore_one_variable(page, panel)
+    pages.wait_toasts_gone(page)
+    _screenshot(page, artifacts, "history-variables.png")
+    _compare_values(page, panel)
+    _screenshot(page, artifacts, "history-value-diff.png")
+
+
+def test_notebook7_variables_view(page: Page, lab: LabServer) -> None:
+    lab.put_notebook("nb7-vars.ipynb", "timetravel", pages.KERNEL_DISPLAY_NAME)
+    page.goto(lab.url("/notebooks/nb7-vars.ipynb"))
+    pages.cells(page).first.wait_for(timeout=pages.RUN_TIMEOUT)
+    pages.wait_time_travel_ready(page)
+    pages.run_in_new_cell(page, "x = [1]")
+    pages.run_in_new_cell(page, "x.append(2)")
+    pages.run_in_new_cell(page, "y = 5")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+c")
+    page.keyboard.type("Show cell-state history")
+    page.keyboard.press("Enter")
+    panel = page.locator("#timetravel-history")
+    panel.locator('.jp-TimeTravel-commit.jp-mod-head[data-execution-count="3"]').wait_for()
+    _restore_one_variable(page, panel)
+    _compare_values(page, panel)

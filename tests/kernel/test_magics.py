@@ -13,7 +13,7 @@ from timetravel_kernel.kernel.magics import USAGE, Report, format_result, parse_
     ("log 5", {"op": "log", "limit": 5}),
     ("undo", {"op": "undo"}),
     ("checkout ab12", {"op": "checkout", "commit": "ab12"}),
-    ("diff ab12 cd34", {"op": "diff", "a": "ab12", "b": "cd34"}),
+    ("diff ab12 cd34", {"op": "diff", "a": "ab12", "b": "cd34", "values": True}),
     ("vars", {"op": "vars"}),
     ("vars ab12", {"op": "vars", "commit": "ab12"}),
 ])
@@ -91,3 +91,34 @@ def test_rebuild_reports_show_the_cells_code_and_the_reasons():
     done = repr(format_result("rebuild", {"rebuilt": ["gen"], "failed": {"x": "it raised"},
                                           "cells_run": 1, "seconds": 0.5}))
     assert "rebuilt gen" in done and "x: it raised" in done
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("history df", {"op": "history", "name": "df"}),
+    ("get df@ab12", {"op": "get", "name": "df", "commit": "ab12"}),
+    ("get df@ab12 as old", {"op": "get", "name": "df", "commit": "ab12", "as": "old"}),
+    ("get df@ab12 --together", {"op": "get", "name": "df", "commit": "ab12", "together": True}),
+])
+def test_variable_lines(line, expected):
+    request = parse_magic_line(line)
+    request.pop("id")
+    assert request == expected
+
+
+@pytest.mark.parametrize("line", ["get df", "get @ab12", "get df@ab12 to x", "get", "history"])
+def test_bad_variable_lines_say_the_form(line):
+    with pytest.raises(ValueError, match="%tt"):
+        parse_magic_line(line)
+
+
+def test_formats_history_and_value_diffs():
+    commit = {"id": "ab" * 16, "parent": "cd" * 16, "execution_count": None, "cell_id": None,
+              "code": "%tt get x@abab", "time": 0.0, "duration": 0.0, "status": "ok",
+              "changed": ["x"], "bytes_written": 0}
+    text = repr(format_result("history", {"name": "x", "versions": [
+        {"commit": commit, "covariable": "c" * 32, "type": "list", "bytes": 64, "saved": True,
+         "members": ["x", "y"], "current": True}]}))
+    assert "1 version of x" in text and "list (shared with y)" in text and " - " in text
+    text = repr(format_result("diff", {"added": ["a"], "deleted": [], "changed": ["n"],
+                                       "values": {"n": "1 → 2"}}))
+    assert text.splitlines()[1:] == ["name  what changed", "a     added", "n     1 → 2"]

@@ -156,3 +156,25 @@ def test_rebuild_preview_and_rebuild_after_a_restore_elsewhere(session):
     result = ask("rebuild", names=["it"])["result"]
     check_against("result_rebuild", result)
     assert result["rebuilt"] == ["it"] and next(ns["it"]) == 4
+
+
+def test_history_get_and_value_diffs(session):
+    session.run("x = 1\nitems = [1]")
+    first = session.timeline.head.id.hex()
+    session.run("x = 2\nitems.append(2)")
+    history = session.ask("history", name="x")
+    assert [v["commit"]["execution_count"] for v in history["result"]["versions"]] == [2, 1]
+    assert session.ask("history", name="nope")["error"]["code"] == "unknown-name"
+    diff = session.ask("diff", a=first, b=session.timeline.head.id.hex(), values=True)
+    assert diff["result"]["values"] == {"items": "list of 1 → 2 items: added 1 at the end",
+                                        "x": "1 → 2"}
+    assert "values" not in session.ask("diff", a=first, b=first)["result"]
+    session.busy = True
+    assert session.ask("get", name="x", commit=first)["error"]["code"] == "busy"
+    session.busy = False
+    response = session.handler.handle({"id": "g", "op": "get", "name": "x", "commit": first[:6],
+                                       "as": "x1"})
+    assert response.reply["ok"] and response.events[0]["op"] == "get"
+    assert session.user_state()["x1"] == 1 and session.user_state()["x"] == 2
+    bad = session.ask("get", name="x", commit=first, together="yes")
+    assert bad["error"]["code"] == "bad-request"

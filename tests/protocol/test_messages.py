@@ -26,7 +26,8 @@ def make_commit(parent: bytes | None = None, **fields: object) -> Commit:
 
 
 def test_parse_request_accepts_every_op_with_its_params():
-    params = {"checkout": {"commit": "abcd"}, "diff": {"a": "abcd", "b": "ef01"}}
+    params = {"checkout": {"commit": "abcd"}, "diff": {"a": "abcd", "b": "ef01"},
+              "history": {"name": "df"}, "get": {"name": "df", "commit": "abcd"}}
     for op in OPS:
         request = parse_request({"id": "1", "op": op, **params.get(op, {})})
         assert request.op == op
@@ -40,6 +41,11 @@ def test_parse_request_ignores_unknown_fields_for_forward_compatibility():
 def test_parse_request_keeps_optional_params():
     assert parse_request({"id": "1", "op": "log", "limit": 5}).params == {"limit": 5}
     assert parse_request({"id": "1", "op": "vars", "commit": "abcd"}).params == {"commit": "abcd"}
+    assert parse_request({"id": "1", "op": "get", "name": "x", "commit": "abcd", "as": "y",
+                          "together": False}).params == {"name": "x", "commit": "abcd",
+                                                         "as": "y", "together": False}
+    assert parse_request({"id": "1", "op": "diff", "a": "ab", "b": "cd", "values": True}
+                         ).params["values"] is True
 
 
 @pytest.mark.parametrize("data", [

@@ -18,7 +18,8 @@ JSON = st.recursive(
 REQUESTS = st.fixed_dictionaries(
     {"id": st.one_of(st.text(max_size=10), JSON),
      "op": st.one_of(st.sampled_from(sorted(OPS)), JSON)},
-    optional={"limit": JSON, "commit": JSON, "a": JSON, "b": JSON})
+    optional={"limit": JSON, "commit": JSON, "a": JSON, "b": JSON, "name": JSON,
+              "values": JSON, "together": JSON})
 
 
 def test_schema_is_valid_and_lists_every_code_and_event():
@@ -34,7 +35,11 @@ def test_schema_is_valid_and_lists_every_code_and_event():
 def test_valid_requests_match_the_request_schema():
     for request in [{"id": "1", "op": "status"}, {"id": "1", "op": "log", "limit": 3},
                     {"id": "1", "op": "checkout", "commit": "abcd"},
-                    {"id": "1", "op": "diff", "a": "abcd", "b": "ef01"}]:
+                    {"id": "1", "op": "diff", "a": "abcd", "b": "ef01"},
+                    {"id": "1", "op": "diff", "a": "abcd", "b": "ef01", "values": True},
+                    {"id": "1", "op": "history", "name": "df"},
+                    {"id": "1", "op": "get", "name": "df", "commit": "abcd", "as": "old",
+                     "together": True}]:
         check_against("request", request)
 
 

@@ -1,4 +1,5 @@
-"""A hypothesis state machine: random cells, undo, redo and jumps against a model of snapshots."""
+"""A hypothesis state machine: random cells, undo, redo, jumps and single-variable restores
+against a model of snapshots."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import os
 import shutil
 import tempfile
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from timetravel_kernel.errors import SharedObjectsError, UnknownNameError
 from timetravel_kernel.timeline import CellInfo, Timeline, TimelineOptions
 
 from ..workloads import fresh_namespace
@@ -99,6 +102,29 @@ class TimelineMachine(RuleBasedStateMachine):
         target = data.draw(st.sampled_from(list(self.model)))
         self.timeline.checkout(self.ns, target)
         self.dirty = False
+
+    @precondition(lambda self: not self.dirty and any(v for v, _ in self.model.values()))
+    @rule(data=st.data(), together=st.booleans())
+    def restore_one(self, data: st.DataObject, together: bool) -> None:
+        target = data.draw(st.sampled_from([c for c, (v, _) in self.model.items() if v]))
+        values, aliases = self.model[target]
+        before, _ = snapshot(self.ns)
+        name = data.draw(st.sampled_from(sorted(values)) | NAMES)
+        if name not in values:
+            with pytest.raises(UnknownNameError):
+                self.timeline.restore_variable(self.ns, name, target)
+            return
+        if not together and any(name in pair for pair in aliases):
+            with pytest.raises(SharedObjectsError):
+                self.timeline.restore_variable(self.ns, name, target)
+            assert snapshot(self.ns)[0] == before
+            return
+        result = self.timeline.restore_variable(self.ns, name, target, together=together)
+        after, _ = snapshot(self.ns)
+        assert {n: after[n] for n in result.loaded} == {n: values[n] for n in result.loaded}
+        assert {n: v for n, v in after.items() if n not in result.loaded} == {
+            n: v for n, v in before.items() if n not in result.loaded}
+        self.model[result.head.id] = snapshot(self.ns)
 
     @invariant()
     def namespace_matches_head(self) -> None:

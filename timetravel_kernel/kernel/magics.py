@@ -38,8 +38,14 @@ USAGE = """\
   %tt log [N]           the last N states (all branches), newest first
   %tt undo | redo       step back / forward one cell's effect on the state
   %tt checkout ID       jump to a state (an id prefix of >= 4 hex digits works)
-  %tt diff A B          names added, deleted and changed between two states
+  %tt diff A B          names added, deleted and changed between two states, and what
+                        changed inside each changed value
   %tt vars [ID]         the saved variables of a state (HEAD by default)
+  %tt history NAME      the versions NAME had (all branches), newest first
+  %tt get NAME@ID [as NEWNAME]
+                        bring back NAME as it was at state ID, leaving every other name
+                        alone (recorded as a new state: %tt undo takes it back); add
+                        --together for a name that shares objects with others
   %tt restore           bring back the previous session's last state
   %tt rebuild [NAME ...]  bring back unsaveable values a restore left behind by running the
                         recorded cells that made them on their recorded inputs
@@ -68,9 +74,13 @@ def parse_magic_line(line: str) -> dict[str, object]:
     request: dict[str, object] = {"id": f"magic-{uuid.uuid4().hex[:8]}", "op": op}
     if op == "rebuild":
         return _parse_rebuild(args, request)
+    if op == "get":
+        return {**request, **_parse_get(args)}
+    if op == "diff":
+        request["values"] = True
     shapes: dict[str, Sequence[str]] = {
         "status": (), "undo": (), "redo": (), "restore": (), "log": ("limit?",),
-        "checkout": ("commit",), "diff": ("a", "b"), "vars": ("commit?",),
+        "checkout": ("commit",), "diff": ("a", "b"), "vars": ("commit?",), "history": ("name",),
     }
     if op not in shapes:
         raise ValueError(USAGE)
@@ -108,6 +118,29 @@ def _parse_rebuild(args: list[str], request: dict[str, object]) -> dict[str, obj
     if names:
         request["names"] = names
     return request
+
+
+def _parse_get(args: list[str]) -> dict[str, object]:
+    """Return the parameters of ``get NAME@ID [as NEWNAME] [--together]``.
+
+    Raises:
+        ValueError: the words are not of that form; the message shows it.
+    """
+    form = "%tt get NAME@ID [as NEWNAME] [--together]"
+    together = "--together" in args
+    words = [w for w in args if w != "--together"]
+    if len(words) not in (1, 3) or (len(words) == 3 and words[1] != "as"):
+        raise ValueError(f"{form}\n{USAGE}")
+    name, _, commit = words[0].partition("@")
+    if not name or not commit:
+        example = name or "NAME"
+        raise ValueError(f"{form}: say which state, e.g. {example}@3f2a (%tt history {example})")
+    params: dict[str, object] = {"name": name, "commit": commit}
+    if len(words) == 3:
+        params["as"] = words[2]
+    if together:
+        params["together"] = True
+    return params
 
 
 class Report:
@@ -151,12 +184,19 @@ class Report:
         return "".join(parts)
 
 
+def _cell_label(commit: Mapping[str, object]) -> str:
+    """Return ``[n]`` for a cell, ``root`` for a session's start, ``-`` for a restore."""
+    count = commit.get("execution_count")
+    if count is not None:
+        return f"[{count}]"
+    return "root" if commit.get("parent") is None else "-"
+
+
 def _short(commit: Mapping[str, object] | None) -> str:
     if not commit:
         return "(none)"
-    count = commit.get("execution_count")
-    label = f"[{count}]" if count is not None else "[root]"
-    return f"{str(commit.get('id'))[:10]} {label}"
+    label = _cell_label(commit)
+    return f"{str(commit.get('id'))[:10]} {label if label != 'root' else '[root]'}"
 
 
 def _first_line(code: object) -> str:
@@ -192,16 +232,14 @@ def format_result(op: str, result: Mapping[str, object]) -> Report:
         rows: list[list[object]] = [["id", "cell", "status", "when", "changed", "code"]]
         for c in commits if isinstance(commits, list) else []:
             when = time.strftime("%H:%M:%S", time.localtime(float(c.get("time", 0))))
-            count = c.get("execution_count")
-            rows.append([str(c.get("id"))[:10], f"[{count}]" if count is not None else "root",
+            rows.append([str(c.get("id"))[:10], _cell_label(c),
                          c.get("status"), when, _names(c.get("changed")),
                          _first_line(c.get("code", ""))])
         return Report(f"time travel: {len(rows) - 1} states, newest first", rows)
     if op == "diff":
-        return Report("time travel: difference", [
-            ["added", "deleted", "changed"],
-            [_names(result.get("added")), _names(result.get("deleted")),
-             _names(result.get("changed"))]])
+        return _format_diff(result)
+    if op == "history":
+        return _format_history(result)
     if op == "vars":
         variables = result.get("vars")
         rows = [["name", "type", "bytes", "group", "saved"]]
@@ -223,6 +261,44 @@ def format_result(op: str, result: Mapping[str, object]) -> Report:
     return Report(
         f"time travel: {op} → {_short(head)} · loaded {_names(result.get('loaded'))} · "  # type: ignore[arg-type]
         f"deleted {_names(result.get('deleted'))}{missing}")
+
+
+def _format_diff(result: Mapping[str, object]) -> Report:
+    values = result.get("values")
+    if not isinstance(values, dict):
+        return Report("time travel: difference", [
+            ["added", "deleted", "changed"],
+            [_names(result.get("added")), _names(result.get("deleted")),
+             _names(result.get("changed"))]])
+    rows: list[list[object]] = [["name", "what changed"]]
+    for kind in ("added", "deleted"):
+        names = result.get(kind)
+        rows += [[n, kind] for n in (names if isinstance(names, list) else [])]
+    changed = result.get("changed")
+    rows += [[n, values.get(n, "changed")] for n in (changed if isinstance(changed, list) else [])]
+    if len(rows) == 1:
+        return Report("time travel: no difference")
+    return Report("time travel: difference", rows)
+
+
+def _format_history(result: Mapping[str, object]) -> Report:
+    versions = result.get("versions")
+    rows: list[list[object]] = [["state", "cell", "when", "type", "bytes", "head", "code"]]
+    for v in versions if isinstance(versions, list) else []:
+        commit = v.get("commit") or {}
+        when = time.strftime("%H:%M:%S", time.localtime(float(commit.get("time", 0))))
+        deleted = v.get("covariable") is None
+        shared = [m for m in v.get("members", []) if m != result.get("name")]
+        kind = "(deleted)" if deleted else str(v.get("type"))
+        if shared:
+            kind += f" (shared with {', '.join(shared)})"
+        rows.append([str(commit.get("id"))[:10], _cell_label(commit), when, kind,
+                     "" if deleted else v.get("bytes"), "*" if v.get("current") else "",
+                     _first_line(commit.get("code", ""))])
+    count = len(rows) - 1
+    return Report(f"time travel: {count} version{'' if count == 1 else 's'} of "
+                  f"{result.get('name')}, newest first (get one back with %tt get NAME@STATE)",
+                  rows)
 
 
 def _make_magic(kernel: HandlesRequests) -> Callable[[str], Report]:

@@ -29,6 +29,7 @@ from timetravel_kernel.protocol.messages import (
     format_checkout,
     format_commit,
     format_diff,
+    format_history,
     format_var,
     make_error_reply,
     make_ok_reply,
@@ -156,7 +157,11 @@ class ProtocolHandler:
         if request.op == "diff":
             a = self._resolve(timeline, params["a"])
             b = self._resolve(timeline, params["b"])
-            return format_diff(timeline.diff(a, b))
+            values = params.get("values") is True
+            return format_diff(timeline.diff(a, b, values=values), values=values)
+        if request.op == "history":
+            name = str(params["name"])
+            return format_history(name, timeline.history(name))
         if request.op == "rebuild-preview":
             return format_rebuild_plan(timeline.rebuild_plan(_names_param(params)))
         # vars
@@ -183,7 +188,7 @@ class ProtocolHandler:
             result = self._run_checkout(timeline, request)
         finally:
             self._lock.release()
-        op: Literal["checkout", "undo", "redo", "restore"] = request.op  # type: ignore[assignment]
+        op: Literal["checkout", "undo", "redo", "restore", "get"] = request.op  # type: ignore[assignment]
         reply = format_checkout(result)
         event: CheckoutEvent = {"event": "checkout", "op": op, **reply}  # type: ignore[typeddict-item]
         return Response(make_ok_reply(request.id, reply), (event,))
@@ -206,6 +211,12 @@ class ProtocolHandler:
             return timeline.redo(ns)
         if request.op == "restore":
             return timeline.restore(ns)
+        if request.op == "get":
+            as_name = request.params.get("as")
+            return timeline.restore_variable(
+                ns, str(request.params["name"]), self._resolve(timeline, request.params["commit"]),
+                as_name=str(as_name) if as_name is not None else None,
+                together=request.params.get("together") is True)
         return timeline.checkout(ns, self._resolve(timeline, request.params["commit"]))
 
     def status(self) -> StatusReply:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         CheckpointResult,
         DiffResult,
         VarInfo,
+        VersionInfo,
     )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "ErrorInfo",
     "ErrorReply",
     "EventName",
+    "HistoryReply",
     "LogReply",
     "OkReply",
     "Op",
@@ -53,11 +55,13 @@ __all__ = [
     "StoreInfo",
     "VarJSON",
     "VarsReply",
+    "VersionJSON",
     "WarningEvent",
     "format_checkout",
     "format_checkpoint_event",
     "format_commit",
     "format_diff",
+    "format_history",
     "format_var",
     "make_error_reply",
     "make_ok_reply",
@@ -68,7 +72,7 @@ PROTOCOL_VERSION = 1
 COMM_TARGET = "timetravel"
 
 Op = Literal["status", "log", "checkout", "undo", "redo", "diff", "vars", "restore",
-             "rebuild-preview", "rebuild"]
+             "history", "get", "rebuild-preview", "rebuild"]
 EventName = Literal["checkpoint", "checkout", "restored", "restore-available", "warning",
                     "rebuild-available", "rebuilt"]
 ErrorCode = Literal[
@@ -89,13 +93,15 @@ ErrorCode = Literal[
     "serialization",
     "timeline-error",
     "internal",
+    "unknown-name",
+    "covariable",
 ]
 
 OPS: frozenset[str] = frozenset(get_args(Op))
 EVENTS: frozenset[str] = frozenset(get_args(EventName))
 ERROR_CODES: frozenset[str] = frozenset(get_args(ErrorCode))
 # Ops that change the live namespace: refused while a cell runs.
-CHECKOUT_OPS: frozenset[str] = frozenset({"checkout", "undo", "redo", "restore", "rebuild"})
+CHECKOUT_OPS: frozenset[str] = frozenset({"checkout", "undo", "redo", "restore", "get", "rebuild"})
 
 # Ops' parameters: name -> (accepted type, required). Unknown extra fields are ignored so a
 # newer frontend can talk to an older kernel.
@@ -105,9 +111,12 @@ _PARAMS: dict[str, dict[str, tuple[type, bool]]] = {
     "checkout": {"commit": (str, True)},
     "undo": {},
     "redo": {},
-    "diff": {"a": (str, True), "b": (str, True)},
+    "diff": {"a": (str, True), "b": (str, True), "values": (bool, False)},
     "vars": {"commit": (str, False)},
     "restore": {},
+    "history": {"name": (str, True)},
+    "get": {"name": (str, True), "commit": (str, True), "as": (str, False),
+            "together": (bool, False)},
     "rebuild-preview": {"names": (list, False)},
     "rebuild": {"names": (list, False), "budget": (float, False)},
 }
@@ -169,11 +178,12 @@ class CheckoutReply(TypedDict):
 
 
 class DiffReply(TypedDict):
-    """Result of ``diff``."""
+    """Result of ``diff``; ``values`` (asked with ``values: true``) says what changed inside."""
 
     added: list[str]
     deleted: list[str]
     changed: list[str]
+    values: NotRequired[dict[str, str]]
 
 
 class VarJSON(TypedDict):
@@ -185,6 +195,26 @@ class VarJSON(TypedDict):
     covariable: str
     saved: bool
     reason: NotRequired[str]
+
+
+class VersionJSON(TypedDict):
+    """One version of a name; ``covariable`` is null where the commit deleted the name."""
+
+    commit: CommitJSON
+    covariable: str | None
+    type: str
+    bytes: int
+    saved: bool
+    members: list[str]
+    current: bool
+    reason: NotRequired[str]
+
+
+class HistoryReply(TypedDict):
+    """Result of ``history``: the versions of one name, newest first, all branches."""
+
+    name: str
+    versions: list[VersionJSON]
 
 
 class VarsReply(TypedDict):
@@ -232,7 +262,7 @@ class CheckoutEvent(TypedDict):
     """Sent after any op that moved HEAD, whoever asked for it."""
 
     event: Literal["checkout"]
-    op: Literal["checkout", "undo", "redo", "restore"]
+    op: Literal["checkout", "undo", "redo", "restore", "get"]
     head: CommitJSON
     loaded: list[str]
     deleted: list[str]
@@ -304,7 +334,7 @@ def parse_request(data: object) -> Request:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)  # JSON has one number type
         # bool is an int subclass: a JSON true is not a limit.
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             raise BadRequestError(f"parameter {name!r} of {op!r} must be a {kind.__name__}")
         if kind is int and not 0 < value <= 1_000_000:  # type: ignore[operator]
             raise BadRequestError(f"parameter {name!r} of {op!r} must be in 1..1000000")
@@ -359,13 +389,35 @@ def format_checkout(result: CheckoutResult) -> CheckoutReply:
     }
 
 
-def format_diff(result: DiffResult) -> DiffReply:
-    """Return the protocol form of a diff."""
-    return {
+def format_diff(result: DiffResult, *, values: bool = False) -> DiffReply:
+    """Return the protocol form of a diff (with ``values`` when they were asked for)."""
+    reply: DiffReply = {
         "added": list(result.added),
         "deleted": list(result.deleted),
         "changed": list(result.changed),
     }
+    if values:
+        reply["values"] = dict(result.values)
+    return reply
+
+
+def format_history(name: str, versions: list[VersionInfo]) -> HistoryReply:
+    """Return the protocol form of a name's versions."""
+    out: list[VersionJSON] = []
+    for version in versions:
+        item: VersionJSON = {
+            "commit": format_commit(version.commit),
+            "covariable": version.covariable,
+            "type": version.type,
+            "bytes": int(version.bytes),
+            "saved": version.saved,
+            "members": list(version.members),
+            "current": version.current,
+        }
+        if version.reason is not None:
+            item["reason"] = version.reason
+        out.append(item)
+    return {"name": name, "versions": out}
 
 
 def format_var(info: VarInfo) -> VarJSON:

@@ -35,6 +35,7 @@ from timetravel_kernel.store.objects import (
     BufferRef,
     Commit,
     Covar,
+    bucket_index,
     decode_bucket,
     decode_commit,
     decode_covar,
@@ -224,6 +225,20 @@ class ObjectStore:
         tree = NamespaceTree(buckets, tuple(bucket_ids), tree_id)
         self._trees[tree_id] = tree
         return tree
+
+    def lookup_name(self, tree_id: TreeId, name: str) -> CovarId | None:
+        """Return the covar version ``name`` has in a tree, reading one bucket at most.
+
+        A name's history looks it up in every commit that changed it; reading the root and
+        one bucket (not all 64) keeps that proportional to the number of versions.
+        """
+        cached = self._trees.get(tree_id)
+        if cached is not None:
+            return cached.get(name)
+        bucket_id = decode_tree_root(self._get("tree", tree_id, "tree"))[bucket_index(name)]
+        if bucket_id is None:
+            return None
+        return decode_bucket(self._get("tree", bucket_id, "tree bucket")).get(name)
 
     def remember_tree(self, tree: NamespaceTree) -> None:
         """Cache a tree built in this process, so loading it costs nothing."""

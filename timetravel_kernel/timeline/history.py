@@ -6,14 +6,15 @@ from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import UnknownCommitError
 from timetravel_kernel.ids import CommitId
-from timetravel_kernel.timeline.results import DiffResult
+from timetravel_kernel.timeline.results import DiffResult, VersionInfo
 
 if TYPE_CHECKING:
+    from timetravel_kernel.ids import CovarId
     from timetravel_kernel.store.object_store import ObjectStore
-    from timetravel_kernel.store.objects import Commit
+    from timetravel_kernel.store.objects import Commit, Covar
     from timetravel_kernel.store.tree import NamespaceTree
 
-__all__ = ["CommitIndex", "diff_trees"]
+__all__ = ["CommitIndex", "diff_trees", "name_history"]
 
 _MIN_PREFIX = 4
 
@@ -112,3 +113,38 @@ def diff_trees(a: NamespaceTree, b: NamespaceTree) -> DiffResult:
         deleted=tuple(sorted(n for n in old if n not in new)),
         changed=tuple(sorted(n for n in new if n in old and old[n] != new[n])),
     )
+
+
+def name_history(
+    store: ObjectStore, commits: list[Commit], name: str, current: CovarId | None
+) -> list[VersionInfo]:
+    """Return the versions of one name, from the commits that changed it, newest first.
+
+    Only commits whose ``changed`` lists the name are looked at, and of each only the tree
+    bucket holding the name and the version's manifest are read: no value is loaded.
+
+    Args:
+        store: where the trees and manifests are.
+        commits: the commits to look through (all branches), newest first.
+        name: the variable.
+        current: the version HEAD has (None if HEAD lacks the name).
+    """
+    manifests: dict[CovarId, Covar] = {}
+    versions = []
+    for commit in commits:
+        if name not in commit.changed:
+            continue
+        covar_of = store.lookup_name(commit.tree, name)
+        if covar_of is None:
+            versions.append(VersionInfo(commit=commit, covariable=None, type="", bytes=0,
+                                        saved=False, members=(), current=False))
+            continue
+        covar = manifests.get(covar_of) or manifests.setdefault(
+            covar_of, store.load_covar(covar_of))
+        index = covar.members.index(name) if name in covar.members else 0
+        versions.append(VersionInfo(
+            commit=commit, covariable=covar_of.hex(),
+            type=covar.types[index] if covar.types else "", bytes=covar.nbytes,
+            saved=covar.serializer != "unsaved", members=covar.members,
+            current=covar_of == current, reason=covar.reason))
+    return versions

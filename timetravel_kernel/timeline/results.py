@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointResult",
     "DiffResult",
     "VarInfo",
+    "VersionInfo",
 ]
 
 
@@ -66,11 +67,15 @@ class CheckoutResult:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DiffResult:
-    """Names that differ between two commits."""
+    """Names that differ between two commits.
+
+    ``values`` (when asked for) says what changed inside each changed name, one line each.
+    """
 
     added: tuple[str, ...]
     deleted: tuple[str, ...]
     changed: tuple[str, ...]
+    values: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,4 +87,22 @@ class VarInfo:
     bytes: int
     covariable: str
     saved: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VersionInfo:
+    """One version of a name: the commit that made it, or deleted the name, and its value.
+
+    ``covariable`` is None for a deletion; ``members`` are the names stored with it (it
+    shares objects with them); ``current`` says HEAD has this very version.
+    """
+
+    commit: Commit
+    covariable: str | None
+    type: str
+    bytes: int
+    saved: bool
+    members: tuple[str, ...]
+    current: bool
     reason: str | None = None

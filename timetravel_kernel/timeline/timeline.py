@@ -21,6 +21,7 @@ from timetravel_kernel.errors import (
     NothingToUndoError,
     StoreCorruptError,
     TimelineError,
+    UnknownNameError,
 )
 from timetravel_kernel.state import (
     NameIdentities,
@@ -40,20 +41,23 @@ from timetravel_kernel.store.refs import (
     decode_session,
     encode_session,
 )
-from timetravel_kernel.timeline.history import CommitIndex, diff_trees
+from timetravel_kernel.timeline.history import CommitIndex, diff_trees, name_history
 from timetravel_kernel.timeline.lineage import RebuildPlan, plan_rebuild
 from timetravel_kernel.timeline.livecache import LiveCache
 from timetravel_kernel.timeline.loading import CheckoutLoader
 from timetravel_kernel.timeline.plan import plan_checkout
 from timetravel_kernel.timeline.rebuild import RebuildResult, run_rebuild
+from timetravel_kernel.timeline.restoring import load_version, restore_targets, version_at
 from timetravel_kernel.timeline.results import (
     CellInfo,
     CheckoutResult,
     CheckpointResult,
     DiffResult,
     VarInfo,
+    VersionInfo,
 )
 from timetravel_kernel.timeline.retention import RetentionPolicy, RetentionReport, plan_thinning
+from timetravel_kernel.timeline.valuediff import DiffLimits, ValueDiffer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -290,11 +294,7 @@ class Timeline:
         cell = cell or CellInfo()
         source = cell.source or cell.code
         touched = touched_names(namespace, self._identities, source) | self._unrecorded
-        present = {n for n in touched if n in namespace and self._is_tracked(n)}
-        deleted = {n for n in touched if n not in present and n in self._tree}
-        candidates = present | {
-            n for n in self._related(touched) if n in namespace and self._is_tracked(n)
-        }
+        candidates, deleted = self._candidates(namespace, touched)
         previous = {n: self._tree.get(n) for n in candidates}
         commit = self._record(
             namespace,
@@ -404,6 +404,15 @@ class Timeline:
             if covar_of is not None and covar_of in self._unsaved:
                 found.update(self._members.get(covar_of, (name,)))
         return found
+
+    def _candidates(self, namespace: Namespace, touched: set[str]) -> tuple[set[str], set[str]]:
+        """Return the names to serialize after ``touched`` changed, and the names deleted."""
+        present = {n for n in touched if n in namespace and self._is_tracked(n)}
+        deleted = {n for n in touched if n not in present and n in self._tree}
+        candidates = present | {
+            n for n in self._related(touched) if n in namespace and self._is_tracked(n)
+        }
+        return candidates, deleted
 
     def _related(self, names: set[str]) -> set[str]:
         """Return the co-members of ``names`` and the names whose streams refer to them."""
@@ -639,11 +648,84 @@ class Timeline:
         """
         return self._history.resolve(text)
 
-    def diff(self, a: CommitId, b: CommitId) -> DiffResult:
-        """Return the names added, deleted and changed from commit ``a`` to commit ``b``."""
+    def diff(
+        self, a: CommitId, b: CommitId, *, values: bool = False, limits: DiffLimits | None = None
+    ) -> DiffResult:
+        """Return the names added, deleted and changed from commit ``a`` to commit ``b``.
+
+        With ``values``, also what changed inside each changed name, read from the store
+        within ``limits`` (a value too large is described by its manifest only).
+        """
         tree_a = self._store.load_tree(self._history.get(a).tree)
         tree_b = self._store.load_tree(self._history.get(b).tree)
-        return diff_trees(tree_a, tree_b)
+        result = diff_trees(tree_a, tree_b)
+        if not values:
+            return result
+        lines = ValueDiffer(self._store, limits).describe_all(result.changed, tree_a, tree_b)
+        return replace(result, values=lines)
+
+    def history(self, name: str) -> list[VersionInfo]:
+        """Return the versions ``name`` had, newest first, over all branches (no value loaded).
+
+        Raises:
+            UnknownNameError: no commit ever recorded the name.
+        """
+        versions = name_history(self._store, self._history.log(), name, self._tree.get(name))
+        if not versions:
+            raise UnknownNameError(name, f"{name!r} is not in this history (it was never saved)")
+        return versions
+
+    def restore_variable(
+        self,
+        namespace: Namespace,
+        name: str,
+        commit_id: CommitId,
+        *,
+        as_name: str | None = None,
+        together: bool = False,
+    ) -> CheckoutResult:
+        """Bring back the value ``name`` had at a commit, leaving every other name alone.
+
+        The value is put under ``as_name`` (default: ``name``) and recorded as a new commit on
+        HEAD, so an undo takes it back. A name that shared objects with others at that commit
+        is restored only ``together`` with them, each under its own name: restoring one alone
+        would leave them unlinked.
+
+        Raises:
+            UnknownCommitError: no such commit.
+            UnknownNameError: the commit has no value for the name.
+            SharedObjectsError: the name shares objects and ``together`` (or ``as_name``)
+                does not allow restoring them all.
+            SerializationError, StoreError: the value cannot be loaded or recorded; the
+                namespace is unchanged.
+        """
+        started = time.perf_counter()
+        head = self._require_head()
+        commit = self._history.get(commit_id)
+        covar = version_at(self._store, commit, name)
+        targets = restore_targets(covar, name, as_name, together=together)
+        if not all(self._is_tracked(t) for t in targets.values()):
+            raise TimelineError(f"{as_name or name!r} is excluded from the history (skip "
+                                "options); choose another name")
+        chosen = load_version(self._store, covar, namespace)
+        staged = {target: chosen[member] for member, target in targets.items()}
+        previous = {n: dict.__getitem__(namespace, n) for n in staged if n in namespace}
+        dict.update(namespace, staged)
+        label = f"%tt get {name}@{commit.id.hex()[:10]}"
+        label += f" as {as_name}" if as_name else (" --together" if len(targets) > 1 else "")
+        try:
+            candidates, _ = self._candidates(namespace, set(staged) | self._unrecorded)
+            recorded = self._record(
+                namespace, candidates=candidates, deleted=set(), touched=set(staged),
+                base=head, cell=CellInfo(code=label), status="ok", duration=0.0, at=time.time())
+        except BaseException:
+            # Not recorded: the namespace goes back to what HEAD describes.
+            for target in staged:
+                dict.pop(namespace, target, None)
+            dict.update(namespace, previous)
+            raise
+        return CheckoutResult(head=recorded, loaded=tuple(sorted(staged)), deleted=(),
+                              kept=(), seconds=time.perf_counter() - started, unrestored={})
 
     def variables(self, commit_id: CommitId | None = None) -> list[VarInfo]:
         """Return the saved (and unsaveable) names of a commit, or of the live state."""
