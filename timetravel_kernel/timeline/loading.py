@@ -34,13 +34,20 @@ Namespace = dict[str, object]
 class Loaded:
     """What a checkout loaded, before it is applied to the namespace.
 
-    ``fresh`` are versions read from the store, to cache once applied.
+    ``fresh`` are versions read from the store, to cache once applied. ``kept`` are the
+    unrestored names whose stored value was read but cannot be rebuilt here: their live value
+    stays (a checkout never fails, nor deletes a value, for a class that does not load back).
     """
 
     staged: Namespace = field(default_factory=dict)
     unrestored: dict[str, str] = field(default_factory=dict)
+    kept: set[str] = field(default_factory=set)
     patches: list[BufferPatch] = field(default_factory=list)
     fresh: list[tuple[CovarId, Covar, tuple[object, ...]]] = field(default_factory=list)
+
+
+class _UnloadableError(SerializationError):
+    """A stored value was read but cannot be rebuilt (its class changed, or does not load)."""
 
 
 class _Resolver:
@@ -113,6 +120,13 @@ class CheckoutLoader:
             if values is None:
                 try:
                     values = self._patch_or_read(covar, resolver, loaded)
+                except _UnloadableError as exc:
+                    live = {m for m in covar.members if m in self._namespace}
+                    loaded.kept |= live
+                    loaded.unrestored.update(
+                        {m: f"kept as it is: {exc}" if m in live else str(exc)
+                         for m in covar.members})
+                    continue
                 except (SerializationError, StoreError) as exc:
                     if strict:
                         raise SerializationError(
@@ -174,7 +188,10 @@ class CheckoutLoader:
         stream = bytes(self._store.read_buffer(covar.buffers[0]))
         buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
         assert covar.serializer != "unsaved"
-        values = load_values(covar.serializer, stream, buffers, resolver)
+        try:
+            values = load_values(covar.serializer, stream, buffers, resolver)
+        except SerializationError as exc:
+            raise _UnloadableError(exc.name, exc.type_name, exc.reason) from exc
         if len(values) != len(covar.members):
             raise SerializationError(
                 ", ".join(covar.members), "", "the stored stream has the wrong number of values"

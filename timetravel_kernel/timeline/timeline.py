@@ -446,14 +446,16 @@ class Timeline:
         for covar_of, covar, values in loaded.fresh:
             self._cache.put(covar_of, covar, values)
         for name in (*plan.delete, *unrestored):
-            dict.pop(namespace, name, None)
+            if name not in loaded.kept:
+                dict.pop(namespace, name, None)
         dict.update(namespace, staged)
         self._tree = target_tree
         if unrestored:
             self._tree, records = target_tree.updated(dict.fromkeys(unrestored))
             self._pending_tree.update(records)
         self._identities.record(namespace, {*dirty, *plan.delete, *unrestored, *staged})
-        self._unrecorded.clear()
+        # a live value kept for want of a loadable one is examined by the next checkpoint
+        self._unrecorded = set(loaded.kept)
         if not self.read_only:
             self._store.set_refs({REF_HEAD: target.id})
         self._head = target
