@@ -439,6 +439,19 @@ def test_undo_of_an_in_place_edit_patches_the_live_array(timeline: Timeline) -> 
     assert ns["a"] is array and array[5005] == -1.0
 
 
+def test_undo_is_exact_for_a_class_whose_getstate_copies_its_array(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "import numpy as np\npoly = np.polynomial.Polynomial([1.0, 2.0, 3.0])\n"
+                       "big = np.arange(100_000.0)")
+    big = ns["big"]
+    step(timeline, ns, "poly.coef[0] = 5.0\nbig[3] = -1.0")
+    result = timeline.undo(ns)
+    assert ns["poly"].coef.tolist() == [1.0, 2.0, 3.0]  # writing into pickle's copy did nothing
+    assert ns["big"] is big and big[3] == 3.0  # a real view of live memory: still in place
+    assert not result.unrestored
+
+
 def test_in_place_patch_is_all_or_nothing(tmp_path: Path) -> None:
     timeline = open_timeline(tmp_path / "store")
     ns = fresh_namespace()

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NOTEBOOK_KINDS",
     "array_buffer",
+    "buffer_address",
     "fill_container",
     "import_attribute",
     "is_single_dispatch",
@@ -348,7 +349,7 @@ def fill_container(obj: object, packed: tuple[type, object, list | None, dict | 
         owner.__setitem__(obj, key, value)  # type: ignore[index]
 
 
-def _address(buffer: memoryview) -> int | None:
+def buffer_address(buffer: memoryview) -> int | None:
     """Return where a buffer's bytes start in memory (through numpy), or None without it."""
     numpy = sys.modules.get("numpy")
     if numpy is None:
@@ -385,7 +386,8 @@ def reduce_memoryview(view: memoryview) -> tuple[object, ...] | None:
         return None
     start = 0
     if view.nbytes != whole.nbytes:
-        view_at, owner_at = _address(view.cast("B")) if view.nbytes else None, _address(whole)
+        view_at = buffer_address(view.cast("B")) if view.nbytes else None
+        owner_at = buffer_address(whole)
         if view_at is None or owner_at is None:
             return None
         start = view_at - owner_at

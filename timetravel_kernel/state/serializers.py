@@ -415,12 +415,18 @@ class _Loader:
     """Unpickler hooks that resolve name references against a resolver."""
 
     _resolver: NameResolver
+    _refused_module: str | None = None
 
     def find_class(self, module: str, name: str) -> object:
         if module == __name__ and name == "_namespace_value":
             return self._resolver.value
         if module == __name__ and name == "_namespace_dict":
             return self._resolver.namespace
+        if module == self._refused_module:
+            raise SerializationError(
+                name, "", f"it is a reference to {module}.{name}, which only the live "
+                "session has"
+            )
         return super().find_class(module, name)  # type: ignore[misc]
 
 
@@ -437,8 +443,14 @@ def load_values(
     stream: bytes,
     buffers: Iterable[object],
     resolver: NameResolver,
+    *,
+    refused_module: str | None = None,
 ) -> tuple[object, ...]:
     """Load the values of one co-variable.
+
+    ``refused_module`` makes a reference to that module's names fail (a trial load refuses
+    references to the notebook's module, which dill falls back to when it cannot save a
+    class by value).
 
     Raises:
         SerializationError: the stream cannot be loaded here (a module is missing, a class
@@ -448,6 +460,7 @@ def load_values(
     unpickler_class = _FastUnpickler if serializer == "pickle" else _DillUnpickler
     unpickler = unpickler_class(io.BytesIO(stream), buffers=buffers)
     unpickler._resolver = resolver
+    unpickler._refused_module = refused_module
     try:
         values = unpickler.load()  # type: ignore[attr-defined]
     except SerializationError:

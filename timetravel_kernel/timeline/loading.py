@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import SerializationError, StoreError
-from timetravel_kernel.state import fingerprint, load_values
+from timetravel_kernel.state import fingerprint, is_live_memory, load_values
 from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
 from timetravel_kernel.timeline.plan import load_order
 
@@ -182,7 +182,12 @@ class CheckoutLoader:
             return None  # the live objects are not exactly their recorded version
         live = self._store.load_covar(live_id)
         patches = plan_in_place(self._store, live, covar, found[1])
-        return None if patches is None else (values, patches)
+        if patches is None:
+            return None
+        if patches and not is_live_memory(values, self._namespace, members, self._options,
+                                          found[1]):
+            return None  # the buffers are copies a __getstate__ made: load the target whole
+        return values, patches
 
     def _read(self, covar: Covar, resolver: _Resolver) -> tuple[object, ...]:
         stream = bytes(self._store.read_buffer(covar.buffers[0]))

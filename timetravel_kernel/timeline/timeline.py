@@ -366,12 +366,15 @@ class Timeline:
 
     # -- checkout -----------------------------------------------------------------------
     def checkout(self, namespace: Namespace, commit_id: CommitId) -> CheckoutResult:
-        """Make the namespace equal to a commit; all or nothing.
+        """Make the namespace equal to a commit; all or nothing if the store cannot be read.
+
+        A stored value that cannot be rebuilt keeps its live value and is listed in
+        ``unrestored``, so an undo or a jump never fails for one class that does not load.
 
         Raises:
             UnknownCommitError: no such commit.
-            SerializationError, StoreError: a value could not be loaded; the namespace is
-                unchanged.
+            SerializationError, StoreError: the store could not be read (a corrupt chunk); the
+                namespace is unchanged.
         """
         result = self._checkout(namespace, commit_id, strict=True)
         self._redo.clear()
