@@ -124,7 +124,7 @@ class CheckoutLoader:
                     live = {m for m in covar.members if m in self._namespace}
                     loaded.kept |= live
                     loaded.unrestored.update(
-                        {m: f"kept as it is: {exc}" if m in live else str(exc)
+                        {m: f"kept as it is: {exc.reason}" if m in live else exc.reason
                          for m in covar.members})
                     continue
                 except (SerializationError, StoreError) as exc:
