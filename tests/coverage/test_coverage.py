@@ -111,7 +111,7 @@ def run_batch(batch: Batch, start_kernel, notebook: Path) -> list[dict]:
         for name in case.names:
             variable = variables[name]
             first, last = created[name], changed[name]
-            if not case.modify:
+            if not case.modify or states[0][name] == states[1][name]:
                 change = "none"
             elif first["id"] == last["id"]:
                 change = "in place"
@@ -120,7 +120,8 @@ def run_batch(batch: Batch, start_kernel, notebook: Path) -> list[dict]:
             rows.append({
                 "case": " ".join(case.names), "name": name, "class": last["class"],
                 "library": last["distribution"][0], "version": last["distribution"][1],
-                "change": change, "changed": states[0][name] != states[1][name],
+                "change": change, "modified": bool(case.modify),
+                "changed": states[0][name] != states[1][name],
                 "saved": variable["saved"], "reason": variable.get("reason", ""),
                 "how": saving[name], "covariable": variable["covariable"],
                 "undo": name in after_undo, "redo": name in after_redo,
@@ -144,7 +145,7 @@ def test_batch_is_exact_under_undo_redo_and_restart_or_refused_at_checkpoint(
     accepted = {r["case"] for r in rows if r["expected_refusal"]} - {
         r["case"] for r in rows if r["expected_refusal"] and not r["saved"]}
     assert not accepted, f"expected to be refused, but saved: {accepted}"
-    unobserved = [r["name"] for r in rows if r["change"] != "none" and r["saved"]
+    unobserved = [r["name"] for r in rows if r["modified"] and r["saved"]
                   and not r["changed"] and r["name"] == r["case"].split()[0]]
     assert not unobserved, f"the change of these is invisible to the probe: {unobserved}"
     kept = {r["name"]: r["kept"] for r in rows if r["kept"]}
