@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@command -v node >/dev/null || { echo "Node.js (>= 20) is needed to build the JupyterLab extension: apt-get install nodejs"; exit 1; }
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,coverage]"
 	touch $(STAMP)
 
 lint: $(STAMP)

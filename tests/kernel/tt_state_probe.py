@@ -7,7 +7,9 @@ how the engine stored them.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import platform
 import re
 import sys
 import types
@@ -18,7 +20,9 @@ import xxhash
 _MAX_DEPTH = 6
 _WEAK_CONTAINERS = (weakref.WeakKeyDictionary, weakref.WeakValueDictionary, weakref.WeakSet)
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
-_OPAQUE_MODULE_PREFIXES = ("matplotlib", "_io", "socket", "sqlite3", "_thread", "threading")
+# ctypes: native handles (a booster's model) differ between processes for the same content
+_OPAQUE_MODULE_PREFIXES = ("matplotlib", "_io", "socket", "sqlite3", "_thread", "threading",
+                           "ctypes")
 
 
 def _qualname(value: object) -> str:
@@ -40,6 +44,20 @@ def _describe(value: object, depth: int, memo: dict[int, int]) -> object:
         return _describe_array(numpy, value)
     if pandas is not None and isinstance(value, (pandas.DataFrame, pandas.Series, pandas.Index)):
         return _describe_pandas(pandas, value)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return _describe_tensor(torch, value)
+    polars = sys.modules.get("polars")
+    if polars is not None and isinstance(value, (polars.DataFrame, polars.Series)):
+        if isinstance(value, polars.DataFrame):
+            return [_qualname(value), str(value.schema), repr(value.rows())]
+        return [_qualname(value), value.name, str(value.dtype), repr(value.to_list())]
+    widgets = sys.modules.get("ipywidgets")
+    if widgets is not None and isinstance(value, widgets.Widget):
+        # by its traits: its comm and model id are the channel to the frontend, not state
+        traits = {n: getattr(value, n) for n in value.trait_names()
+                  if not n.startswith("_") and n not in ("comm", "keys", "log")}
+        return [_qualname(value), _describe(traits, depth + 1, memo)]
     if type(value).__module__.startswith("pyarrow") and hasattr(value, "to_pylist"):
         schema = getattr(value, "schema", None) or getattr(value, "type", None)
         return [_qualname(value), str(schema), repr(value.to_pylist())]
@@ -68,7 +86,7 @@ def _describe(value: object, depth: int, memo: dict[int, int]) -> object:
     if type(value).__module__.startswith(_OPAQUE_MODULE_PREFIXES):
         return [_qualname(value)]
     attributes = getattr(value, "__dict__", None)
-    if isinstance(attributes, dict):
+    if isinstance(attributes, dict) and attributes:
         return [_qualname(value), _describe(attributes, deeper, memo)]
     # values without attributes (Decimal, datetime, zoneinfo, ...) say what they are in repr
     return [_qualname(value), _ADDRESS.sub("0x?", repr(value))]
@@ -87,6 +105,18 @@ def _describe_array(numpy: types.ModuleType, value: object) -> object:
         mask = numpy.ma.getmaskarray(value)
         described += [xxhash.xxh3_64_hexdigest(mask.tobytes()), repr(value.fill_value)]
     return described
+
+
+def _describe_tensor(torch: types.ModuleType, value: object) -> object:
+    dense = value.detach().cpu()
+    layout = str(dense.layout)
+    if dense.is_sparse:
+        dense = dense.to_dense()
+    flat = dense.contiguous().reshape(-1)
+    content = xxhash.xxh3_64_hexdigest(flat.view(torch.uint8).numpy().tobytes())
+    return [_qualname(value), str(value.dtype), list(value.shape), layout,
+            value.requires_grad, list(value.stride()) if not value.is_sparse else [],
+            value.storage_offset() if not value.is_sparse else 0, content]
 
 
 def _describe_pandas(pandas: types.ModuleType, value: object) -> object:
@@ -112,3 +142,69 @@ def describe_namespace(ns: dict[str, object]) -> str:
             continue
         aliases[name] = first.setdefault(id(value), name)
     return json.dumps({"values": described, "aliases": aliases}, default=repr)
+
+
+def _distribution(module: str, providers: dict[str, list[str]]) -> tuple[str, str]:
+    """Return the installed distribution providing a module, and its version."""
+    top = module.split(".")[0]
+    if top in sys.stdlib_module_names or top == "builtins":
+        return "Python standard library", platform.python_version()
+    name = providers.get(top, [top])[0]
+    return name, importlib.metadata.version(name)
+
+
+def _origin(kind: type) -> tuple[str, str]:
+    """Return a class's name for the report and the module of the library behind it.
+
+    A class the notebook defined is named after what made it (a dataclass, an attrs class, a
+    subclass of a library's class).
+    """
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    if kind.__module__ != "__main__":
+        return name, kind.__module__
+    for marker, maker in (("__attrs_attrs__", "attrs.define"),
+                          ("__dataclass_fields__", "dataclasses.dataclass")):
+        if marker in vars(kind):
+            return f"{name} ({maker})", maker
+    base = next((b for b in kind.__mro__[1:] if b.__module__ not in ("__main__", "builtins")),
+                kind.__mro__[1])
+    return f"{name} ({base.__module__}.{base.__qualname__})", base.__module__
+
+
+def describe_classes(ns: dict[str, object], names: list[str]) -> str:
+    """Return JSON: each name's class, its distribution and version, and the value's id.
+
+    For the coverage report. The id tells a change in place from a rebinding.
+    """
+    providers = importlib.metadata.packages_distributions()
+    described = {}
+    for name in names:
+        value = dict.__getitem__(ns, name)
+        kind = value if isinstance(value, type) and value.__module__ == "__main__" else type(value)
+        label, module = _origin(kind)
+        if isinstance(value, type):
+            label = f"class {label}"
+        described[name] = {"class": label, "distribution": _distribution(module, providers),
+                           "id": id(value)}
+    return json.dumps(described)
+
+
+def describe_saving(ns: dict[str, object], names: list[str]) -> str:
+    """Return JSON: how the engine's serializer saves each name alone (or why it refuses).
+
+    For the coverage report only: the checkpoint itself is judged through the kernel's protocol.
+    """
+    from timetravel_kernel.errors import SerializationError
+    from timetravel_kernel.state.serializers import dump_values
+
+    saving = {}
+    for name in names:
+        try:
+            saved = dump_values((dict.__getitem__(ns, name),), ns, (name,))
+        except SerializationError as exc:
+            saving[name] = f"refused: {exc.reason}"
+            continue
+        buffers = len(saved.buffers)
+        saving[name] = saved.serializer + (f", {buffers} out-of-band buffer"
+                                           f"{'s' if buffers > 1 else ''}" if buffers else "")
+    return json.dumps(saving)

@@ -59,3 +59,24 @@ def test_fingerprint_is_stable_and_sees_in_place_edits() -> None:
     changed = [x != y for x, y in zip(first.buffers[1].chunks, edited.buffers[1].chunks,
                                       strict=True)]
     assert sum(changed) == 1
+
+
+def test_a_class_that_does_not_load_back_is_refused_at_checkpoint() -> None:
+    ns = fresh_namespace()
+    run_cell(ns, """
+class Once(type):
+    made = set()
+    def __new__(mcs, name, bases, body):
+        if name in mcs.made:
+            raise TypeError(f'{name} is defined twice')
+        mcs.made.add(name)
+        return super().__new__(mcs, name, bases, body)
+class Thing(metaclass=Once):
+    pass
+class Plain:
+    pass
+""")
+    groups = by_members(capture(ns, ["Thing", "Plain"], TimelineOptions()))
+    reason = groups[("Thing",)].reason or ""
+    assert "loads back" in reason and "defined twice" in reason
+    assert groups[("Plain",)].serialized is not None

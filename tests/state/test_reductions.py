@@ -284,3 +284,51 @@ def test_a_cache_around_an_import_is_saved_by_value() -> None:
     ns["cached_len"] = functools.lru_cache(maxsize=None)(len)  # claims to be builtins.len
     cached = load_into(fresh_namespace(), save(ns, "cached_len"))
     assert cached is not ns["cached_len"] and cached("abc") == 3 and cached.__wrapped__ is len
+
+
+# -- memoryviews, container subclasses, functions made at run time ---------------------------
+
+def test_memoryview_comes_back_as_a_view_of_its_restored_owner() -> None:
+    ns = fresh_namespace()
+    run_cell(ns, "import numpy as np\nraw = bytearray(b'abcdefgh')\nwhole = memoryview(raw)\n"
+                 "part = whole[2:6]\ngrid = memoryview(np.arange(6.0).reshape(2, 3))")
+    serialized = dump_values((ns["raw"], ns["whole"], ns["part"]), ns, ("raw", "whole", "part"))
+    raw, whole, part = load_values(serialized.serializer, serialized.stream,
+                                   [bytearray(b) for b in serialized.buffers], Resolver(ns))
+    whole[2] = ord("Z")
+    assert bytes(raw) == b"abZdefgh" and part.tobytes() == b"Zdef" and part.obj is raw
+    grid = load_into(fresh_namespace(), save(ns, "grid"))
+    assert grid.shape == (2, 3) and grid.format == "d" and grid.tolist() == ns["grid"].tolist()
+
+
+def test_list_and_dict_subclasses_are_filled_after_their_attributes() -> None:
+    ns = fresh_namespace()
+    run_cell(ns, """
+class Watched(list):
+    def __init__(self, items, owner):
+        self.owner = owner
+        super().__init__(items)
+    def extend(self, items):
+        self.owner.append('extend')  # needs its attribute: pickle fills before setting it
+        super().extend(items)
+class Keyed(dict):
+    def __setitem__(self, key, value):
+        self.log.append(key)
+        super().__setitem__(key, value)
+watched = Watched([1, 2], [])
+keyed = Keyed()
+keyed.log = []
+keyed['a'] = 1
+""")
+    watched = load_into(ns, save(ns, "watched"))
+    keyed = load_into(ns, save(ns, "keyed"))
+    assert list(watched) == [1, 2] and watched.owner == []
+    assert dict(keyed) == {"a": 1} and keyed.log == ["a"]
+
+
+def test_function_made_at_run_time_saves_only_the_globals_it_reads() -> None:
+    ns = fresh_namespace()
+    run_cell(ns, "import threading\nscope = {'lock': threading.Lock(), 'k': 3}\n"
+                 "exec('def triple(x):\\n    return x * k', scope)\ntriple = scope['triple']")
+    triple = load_into(fresh_namespace(), save(ns, "triple"))  # the lock is not read: not saved
+    assert triple(2) == 6 and set(triple.__globals__) == {"k"}

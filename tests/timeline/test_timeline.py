@@ -206,6 +206,38 @@ def test_checkout_is_all_or_nothing_when_the_store_is_corrupt(tmp_path: Path) ->
     timeline.close()
 
 
+FRAGILE = """
+class Fragile:
+    def __init__(self, value):
+        self.value = value
+    def __reduce__(self):
+        return (rebuild, (self.value,))
+def rebuild(value):
+    if value == 1:
+        raise RuntimeError('this version cannot come back')
+    return Fragile(value)
+"""
+
+
+def test_undo_keeps_a_live_value_whose_stored_version_cannot_load(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, FRAGILE + "x = Fragile(1)\ny = [1]")
+    step(timeline, ns, "x = Fragile(2)\ny = [2]")
+    timeline._cache = type(timeline._cache)()  # no live object of the first version left
+    live = ns["x"]
+    result = timeline.undo(ns)  # answers, moves the rest, names what it could not bring back
+    assert ns["y"] == [1]
+    assert ns["x"] is live
+    assert set(result.unrestored) == {"x"}
+    assert "kept as it is" in result.unrestored["x"]
+    assert "cannot come back" in result.unrestored["x"]
+    after = step(timeline, ns, "z = 3")  # the kept value is examined and saved again
+    assert "x" in after.commit.changed
+    timeline.undo(ns)
+    assert ns["x"] is live and "z" not in ns
+
+
 def test_restore_after_reopen_brings_back_the_last_state(tmp_path: Path) -> None:
     timeline = open_timeline(tmp_path / "store")
     ns = fresh_namespace()
@@ -408,6 +440,19 @@ def test_undo_of_an_in_place_edit_patches_the_live_array(timeline: Timeline) -> 
     np.testing.assert_array_equal(array, np.arange(100_000.0))
     timeline.redo(ns)
     assert ns["a"] is array and array[5005] == -1.0
+
+
+def test_undo_is_exact_for_a_class_whose_getstate_copies_its_array(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "import numpy as np\npoly = np.polynomial.Polynomial([1.0, 2.0, 3.0])\n"
+                       "big = np.arange(100_000.0)")
+    big = ns["big"]
+    step(timeline, ns, "poly.coef[0] = 5.0\nbig[3] = -1.0")
+    result = timeline.undo(ns)
+    assert ns["poly"].coef.tolist() == [1.0, 2.0, 3.0]  # writing into pickle's copy did nothing
+    assert ns["big"] is big and big[3] == 3.0  # a real view of live memory: still in place
+    assert not result.unrestored
 
 
 def test_in_place_patch_is_all_or_nothing(tmp_path: Path) -> None:

@@ -1,6 +1,12 @@
 """State layer: what changed in a namespace and how values become bytes and back."""
 
-from timetravel_kernel.state.capture import CapturedCovar, build_covar, capture, fingerprint
+from timetravel_kernel.state.capture import (
+    CapturedCovar,
+    build_covar,
+    capture,
+    fingerprint,
+    is_live_memory,
+)
 from timetravel_kernel.state.covariables import partition
 from timetravel_kernel.state.options import TimelineOptions
 from timetravel_kernel.state.serializers import (
@@ -22,6 +28,7 @@ __all__ = [
     "capture",
     "dump_values",
     "fingerprint",
+    "is_live_memory",
     "load_values",
     "names_read",
     "partition",

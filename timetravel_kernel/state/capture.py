@@ -14,8 +14,14 @@ from typing import TYPE_CHECKING
 from timetravel_kernel.errors import SerializationError
 from timetravel_kernel.state.chunking import buffer_ref
 from timetravel_kernel.state.covariables import partition
+from timetravel_kernel.state.reductions import buffer_address
 from timetravel_kernel.state.revival import describe_values
-from timetravel_kernel.state.serializers import Serialized, dump_values, type_name
+from timetravel_kernel.state.serializers import (
+    Serialized,
+    dump_values,
+    load_values,
+    type_name,
+)
 from timetravel_kernel.store.objects import Covar, covar_id
 
 if TYPE_CHECKING:
@@ -25,7 +31,7 @@ if TYPE_CHECKING:
     from timetravel_kernel.state.chunking import ChunkSink
     from timetravel_kernel.state.options import TimelineOptions
 
-__all__ = ["CapturedCovar", "build_covar", "capture", "fingerprint"]
+__all__ = ["CapturedCovar", "build_covar", "capture", "fingerprint", "is_live_memory"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +67,7 @@ def _dump(
         serialized = dump_values(
             values, namespace, names, track_sharing=track_sharing, is_tracked=options.is_tracked
         )
+        _check_classes_load(values, namespace, serialized)
     except SerializationError as exc:
         what = f" ({exc.type_name})" if exc.type_name else ""
         reason = f"{exc.reason}{what}"
@@ -74,6 +81,45 @@ def _dump(
         )
         return CapturedCovar(members=names, values=values, serialized=None, reason=reason)
     return CapturedCovar(members=names, values=values, serialized=serialized)
+
+
+class _LiveNames:
+    """Resolves a trial load's name references against the live namespace (read only)."""
+
+    def __init__(self, namespace: Mapping[str, object]) -> None:
+        self._namespace = namespace
+
+    def value(self, name: str) -> object:
+        return dict.__getitem__(self._namespace, name)  # type: ignore[arg-type]
+
+    def namespace(self) -> dict[str, object]:
+        return self._namespace  # type: ignore[return-value]
+
+
+def _check_classes_load(
+    values: tuple[object, ...], namespace: Mapping[str, object], serialized: Serialized
+) -> None:
+    """Load a notebook class saved by value once, now, so one that cannot is refused now.
+
+    A class rebuilt from its body through its metaclass may not load back, and dill saves a
+    class it cannot save by value (a pydantic model) as a reference to the notebook's module:
+    both would fail only at an undo past its definition or a restart. Classes are small and
+    saved once per definition; their loading runs no user code but the metaclass.
+
+    Raises:
+        SerializationError: the class does not load back.
+    """
+    if serialized.serializer != "dill" or not any(isinstance(v, type) for v in values):
+        return
+    buffers = [bytearray(b) for b in serialized.buffers]
+    try:
+        load_values(serialized.serializer, serialized.stream, buffers, _LiveNames(namespace),
+                    refused_module=dict.get(namespace, "__name__", "__main__"))  # type: ignore[arg-type]
+    except SerializationError as exc:
+        raise SerializationError(
+            "", "", f"the class cannot be saved in a form that loads back ({exc.reason}); "
+            "re-run the cell that defines it after a restart"
+        ) from exc
 
 
 def capture(
@@ -164,3 +210,30 @@ def fingerprint(
         return None
     captured = CapturedCovar(members=members, values=values, serialized=serialized)
     return covar_id(build_covar(captured, options, sink=None)), serialized
+
+
+def is_live_memory(
+    values: tuple[object, ...],
+    namespace: Mapping[str, object],
+    members: tuple[str, ...],
+    options: TimelineOptions,
+    serialized: Serialized,
+) -> bool:
+    """Return whether a serialization's buffers are the live values' own memory.
+
+    A class whose ``__getstate__`` copies its arrays (numpy's ``Polynomial``) hands pickle a
+    fresh copy: writing into that buffer would change nothing live. A second serialization of
+    the same values finds the same addresses only where the buffers are the live memory (the
+    first serialization's buffers are still held, so a new copy cannot reuse their address).
+    """
+    try:
+        again = dump_values(values, namespace, members, is_tracked=options.is_tracked)
+    except SerializationError:
+        return False
+    if len(again.buffers) != len(serialized.buffers):
+        return False
+    for first, second in zip(serialized.buffers, again.buffers, strict=True):
+        address = buffer_address(first)
+        if address is None or address != buffer_address(second):
+            return False
+    return True

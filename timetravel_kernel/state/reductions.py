@@ -26,10 +26,15 @@ if TYPE_CHECKING:
 __all__ = [
     "NOTEBOOK_KINDS",
     "array_buffer",
+    "buffer_address",
+    "fill_container",
     "import_attribute",
     "is_single_dispatch",
     "reduce_by_value",
+    "reduce_container",
     "reduce_imported",
+    "reduce_memoryview",
+    "resolves",
 ]
 
 _LRU_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
@@ -75,7 +80,8 @@ def import_attribute(module: str, qualname: str) -> object:
     return value
 
 
-def _resolves(module: str | None, qualname: str | None, obj: object) -> bool:
+def resolves(module: str | None, qualname: str | None, obj: object) -> bool:
+    """Return whether ``module.qualname`` is an importable name of ``obj`` (already imported)."""
     if not module or not qualname or module not in sys.modules or "<locals>" in qualname:
         return False
     try:
@@ -99,7 +105,7 @@ def reduce_imported(obj: object, notebook_module: str) -> tuple[object, ...] | N
         return known[1]
     qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     module = getattr(obj, "__module__", None)
-    if _resolves(module, qualname, obj):
+    if resolves(module, qualname, obj):
         return (import_attribute, (module, qualname))
     name = getattr(obj, "__name__", None)
     if not isinstance(name, str):
@@ -220,9 +226,9 @@ def _reduce_enum(cls: enum.EnumMeta) -> tuple[object, ...]:
 
 def reduce_by_value(obj: object, namespace: Mapping[str, object],
                     make_function: Callable[..., object]) -> object:
-    """Return a by-value reduction of an object the notebook defined, or NotImplemented.
+    """Return a by-value reduction of what the notebook defined (or made at run time).
 
-    NotImplemented leaves it to dill (plain classes, functions whose globals are not a module's).
+    NotImplemented leaves it to dill (plain classes).
     ``make_function`` is the serializers' function rebuilder, whose stored name must not change.
     """
     if isinstance(obj, enum.EnumMeta):
@@ -247,6 +253,15 @@ def reduce_by_value(obj: object, namespace: Mapping[str, object],
     return _reduce_function(obj, namespace, make_function)
 
 
+def _global_names(code: types.CodeType) -> set[str]:
+    """Return the names a code object (and the code nested in it) may read as globals."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _global_names(constant)
+    return names
+
+
 def _reduce_function(func: types.FunctionType, namespace: Mapping[str, object],
                      make_function: Callable[..., object]) -> object:
     """Reduce a function by value, its globals being the namespace or its module's, by name.
@@ -254,14 +269,19 @@ def _reduce_function(func: types.FunctionType, namespace: Mapping[str, object],
     dill would rebuild the globals as a copy; a notebook function must see the live namespace,
     and a wrapper a library made (``functools.wraps`` copies ``__module__``) its module's.
     """
+    globals_ref: object
     if func.__globals__ is namespace:
-        globals_ref: object = namespace
+        globals_ref = namespace
     else:
         home = func.__globals__.get("__name__")
         loaded = sys.modules.get(home) if isinstance(home, str) else None
-        if loaded is None or vars(loaded) is not func.__globals__:
-            return NotImplemented
-        globals_ref = _ModuleGlobals(home)
+        if loaded is not None and vars(loaded) is func.__globals__:
+            globals_ref = _ModuleGlobals(home)
+        else:
+            # globals of its own (attrs' generated methods, lambdify's hundreds of numpy
+            # names): only the names its code reads
+            globals_ref = {n: func.__globals__[n] for n in _global_names(func.__code__)
+                           if n in func.__globals__}
     attributes = {
         "__qualname__": func.__qualname__,
         "__module__": func.__module__,
@@ -271,3 +291,112 @@ def _reduce_function(func: types.FunctionType, namespace: Mapping[str, object],
     }
     args = (func.__code__, globals_ref, func.__name__, func.__defaults__, func.__closure__)
     return (make_function, args, (func.__dict__ or None, attributes))
+
+
+# Per container subclass: the builtin-level class whose mutators may fill it without running the
+# subclass's own (None when the subclass overrides none in Python).
+_CONTAINER_OWNERS: dict[type, type | None] = {}
+
+
+def _container_owner(cls: type, mutator: str) -> type | None:
+    if cls not in _CONTAINER_OWNERS:
+        owner = None
+        if isinstance(getattr(cls, mutator, None), types.FunctionType):
+            owner = next(k for k in cls.__mro__ if mutator in vars(k)
+                         and not isinstance(vars(k)[mutator], types.FunctionType))
+        _CONTAINER_OWNERS[cls] = owner
+    return _CONTAINER_OWNERS[cls]
+
+
+def reduce_container(obj: list | dict) -> tuple[object, ...] | None:
+    """Return a reduction filling a list or dict subclass only after its attributes are set.
+
+    Pickle fills a container (through the subclass's own ``extend`` or ``__setitem__``) before
+    it restores the attributes those methods may need: bokeh's property lists notify owners
+    that do not exist yet and fail to load. Such a container is filled here through the
+    builtin's own methods, after its attributes. None when the default order is safe.
+    """
+    mutator = "extend" if isinstance(obj, list) else "__setitem__"
+    owner = _container_owner(type(obj), mutator)
+    if owner is None:
+        return None
+    reduced = obj.__reduce_ex__(5)
+    if not isinstance(reduced, tuple) or len(reduced) < 4:
+        return None
+    function, arguments, state, *rest = (*reduced, None, None)[:5]
+    items = list(rest[0]) if rest[0] is not None else None
+    entries = dict(rest[1]) if rest[1] is not None else None
+    if items is None and entries is None:
+        return None
+    return (function, arguments, (owner, state, items, entries), None, None, fill_container)
+
+
+def fill_container(obj: object, packed: tuple[type, object, list | None, dict | None]) -> None:
+    """Set a container's attributes, then fill it through its builtin owner's methods."""
+    owner, state, items, entries = packed
+    if state is not None:
+        setstate = getattr(obj, "__setstate__", None)
+        if setstate is not None:
+            setstate(state)
+        else:
+            attributes, slots = state if isinstance(state, tuple) else (state, None)
+            vars(obj).update(attributes or {})
+            for key, value in (slots or {}).items():
+                setattr(obj, key, value)
+    if items is not None:
+        owner.extend(obj, items)  # type: ignore[attr-defined]
+    for key, value in (entries or {}).items():
+        owner.__setitem__(obj, key, value)  # type: ignore[index]
+
+
+def buffer_address(buffer: memoryview) -> int | None:
+    """Return where a buffer's bytes start in memory (through numpy), or None without it."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return None
+    return int(numpy.frombuffer(buffer, dtype=numpy.uint8).__array_interface__["data"][0])
+
+
+def make_memoryview(owner: object, start: int, nbytes: int, format: str,
+                    shape: tuple[int, ...], readonly: bool) -> memoryview:
+    """Rebuild a memoryview on its (restored) owner: the same bytes, format and shape."""
+    view = memoryview(owner).cast("B")[start:start + nbytes]
+    if readonly and not view.readonly:
+        view = view.toreadonly()
+    if format != "B" or len(shape) != 1:
+        view = view.cast(format, shape)
+    return view
+
+
+def reduce_memoryview(view: memoryview) -> tuple[object, ...] | None:
+    """Return a reduction of a contiguous memoryview as a view on its owner, or None.
+
+    Pickle cannot save a memoryview; its owner (a bytearray, array or numpy array) is saved
+    with it, so the restored view still shares the owner's memory as the original did.
+    """
+    try:
+        owner, contiguous = view.obj, view.c_contiguous
+    except ValueError:  # released
+        return None
+    if owner is None or not contiguous:
+        return None
+    try:
+        whole = memoryview(owner).cast("B")
+    except (TypeError, ValueError):
+        return None
+    start = 0
+    if view.nbytes != whole.nbytes:
+        view_at = buffer_address(view.cast("B")) if view.nbytes else None
+        owner_at = buffer_address(whole)
+        if view_at is None or owner_at is None:
+            return None
+        start = view_at - owner_at
+    arguments = (owner, start, view.nbytes, view.format, view.shape, view.readonly)
+    try:
+        rebuilt = make_memoryview(*arguments)
+    except (TypeError, ValueError):
+        return None
+    if rebuilt.tobytes() != view.tobytes():
+        return None
+    return (make_memoryview, arguments)
+

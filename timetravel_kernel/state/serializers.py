@@ -39,11 +39,15 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import dill
 
 from timetravel_kernel.errors import SerializationError
+from timetravel_kernel.state.libraries import LibraryReducer
 from timetravel_kernel.state.reductions import (
     NOTEBOOK_KINDS,
     array_buffer,
     reduce_by_value,
+    reduce_container,
     reduce_imported,
+    reduce_memoryview,
+    resolves,
 )
 
 if TYPE_CHECKING:
@@ -204,10 +208,15 @@ class _ReducerMixin:
         self._ndarray = numpy.ndarray if numpy is not None else None
         self._dtype = numpy.dtype if numpy is not None else None
         self._ufunc = numpy.ufunc if numpy is not None else None
+        self._libraries = LibraryReducer()
 
     def reducer_override(self, obj: object) -> object:
         if obj is self._namespace:
             return (_namespace_dict, ())
+        if self._libraries.active:
+            reduced = self._libraries.reduce(obj)
+            if reduced is not None:
+                return reduced
         cls = type(obj)
         if cls is self._ndarray:
             return _reduce_array(obj) or NotImplemented
@@ -224,6 +233,12 @@ class _ReducerMixin:
         if cls is functools.cached_property:
             # Python 3.11's holds a lock; what it caches lives on the instances.
             return (cls, (obj.func,), {"attrname": obj.attrname, "__doc__": obj.__doc__})
+        if cls is memoryview:
+            return reduce_memoryview(obj) or NotImplemented
+        if (cls is not list and isinstance(obj, list)) or (
+            cls is not dict and isinstance(obj, dict)
+        ):
+            return reduce_container(obj) or NotImplemented
         reason = _unsaveable_reason(obj)
         if reason is not None:
             raise SerializationError("", type_name(obj), reason)
@@ -232,11 +247,19 @@ class _ReducerMixin:
     def _reduce_named(self, obj: object) -> object:
         """Reduce what pickle would save as ``module.name``: by name, reference or value."""
         name = getattr(obj, "__name__", None)
-        if getattr(obj, "__module__", None) != self._module_name:
-            if isinstance(obj, (type, types.FunctionType)):
-                # pickle's own reference checks that the name leads back to the object (and
-                # where it does not, the function or class goes by value through dill)
+        module = getattr(obj, "__module__", None)
+        if module != self._module_name:
+            if isinstance(obj, type) or (
+                isinstance(obj, types.FunctionType) and resolves(module, obj.__qualname__, obj)
+            ):
+                # pickle's own reference checks that the name leads back to the class (and
+                # where it does not, the class goes by value through dill)
                 return NotImplemented
+            if isinstance(obj, types.FunctionType):
+                # made at run time (exec, lambdify, a factory's closure): not importable
+                if not self._by_value:
+                    raise _NeedsByValue(name)
+                return reduce_by_value(obj, self._namespace, _make_function)
             reference = reduce_imported(obj, self._module_name)
             if reference is not None:
                 return reference
@@ -392,12 +415,18 @@ class _Loader:
     """Unpickler hooks that resolve name references against a resolver."""
 
     _resolver: NameResolver
+    _refused_module: str | None = None
 
     def find_class(self, module: str, name: str) -> object:
         if module == __name__ and name == "_namespace_value":
             return self._resolver.value
         if module == __name__ and name == "_namespace_dict":
             return self._resolver.namespace
+        if module == self._refused_module:
+            raise SerializationError(
+                name, "", f"it is a reference to {module}.{name}, which only the live "
+                "session has"
+            )
         return super().find_class(module, name)  # type: ignore[misc]
 
 
@@ -414,8 +443,14 @@ def load_values(
     stream: bytes,
     buffers: Iterable[object],
     resolver: NameResolver,
+    *,
+    refused_module: str | None = None,
 ) -> tuple[object, ...]:
     """Load the values of one co-variable.
+
+    ``refused_module`` makes a reference to that module's names fail (a trial load refuses
+    references to the notebook's module, which dill falls back to when it cannot save a
+    class by value).
 
     Raises:
         SerializationError: the stream cannot be loaded here (a module is missing, a class
@@ -425,6 +460,7 @@ def load_values(
     unpickler_class = _FastUnpickler if serializer == "pickle" else _DillUnpickler
     unpickler = unpickler_class(io.BytesIO(stream), buffers=buffers)
     unpickler._resolver = resolver
+    unpickler._refused_module = refused_module
     try:
         values = unpickler.load()  # type: ignore[attr-defined]
     except SerializationError:

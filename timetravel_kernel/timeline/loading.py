@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import SerializationError, StoreError
-from timetravel_kernel.state import fingerprint, load_values
+from timetravel_kernel.state import fingerprint, is_live_memory, load_values
 from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
 from timetravel_kernel.timeline.plan import load_order
 
@@ -34,13 +34,20 @@ Namespace = dict[str, object]
 class Loaded:
     """What a checkout loaded, before it is applied to the namespace.
 
-    ``fresh`` are versions read from the store, to cache once applied.
+    ``fresh`` are versions read from the store, to cache once applied. ``kept`` are the
+    unrestored names whose stored value was read but cannot be rebuilt here: their live value
+    stays (a checkout never fails, nor deletes a value, for a class that does not load back).
     """
 
     staged: Namespace = field(default_factory=dict)
     unrestored: dict[str, str] = field(default_factory=dict)
+    kept: set[str] = field(default_factory=set)
     patches: list[BufferPatch] = field(default_factory=list)
     fresh: list[tuple[CovarId, Covar, tuple[object, ...]]] = field(default_factory=list)
+
+
+class _UnloadableError(SerializationError):
+    """A stored value was read but cannot be rebuilt (its class changed, or does not load)."""
 
 
 class _Resolver:
@@ -113,6 +120,13 @@ class CheckoutLoader:
             if values is None:
                 try:
                     values = self._patch_or_read(covar, resolver, loaded)
+                except _UnloadableError as exc:
+                    live = {m for m in covar.members if m in self._namespace}
+                    loaded.kept |= live
+                    loaded.unrestored.update(
+                        {m: f"kept as it is: {exc.reason}" if m in live else exc.reason
+                         for m in covar.members})
+                    continue
                 except (SerializationError, StoreError) as exc:
                     if isinstance(exc, StoreError) and not strict:
                         raise  # damaged store, not an unloadable value: the caller decides
@@ -170,13 +184,21 @@ class CheckoutLoader:
             return None  # the live objects are not exactly their recorded version
         live = self._store.load_covar(live_id)
         patches = plan_in_place(self._store, live, covar, found[1])
-        return None if patches is None else (values, patches)
+        if patches is None:
+            return None
+        if patches and not is_live_memory(values, self._namespace, members, self._options,
+                                          found[1]):
+            return None  # the buffers are copies a __getstate__ made: load the target whole
+        return values, patches
 
     def _read(self, covar: Covar, resolver: _Resolver) -> tuple[object, ...]:
         stream = bytes(self._store.read_buffer(covar.buffers[0]))
         buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
         assert covar.serializer != "unsaved"
-        values = load_values(covar.serializer, stream, buffers, resolver)
+        try:
+            values = load_values(covar.serializer, stream, buffers, resolver)
+        except SerializationError as exc:
+            raise _UnloadableError(exc.name, exc.type_name, exc.reason) from exc
         if len(values) != len(covar.members):
             raise SerializationError(
                 ", ".join(covar.members), "", "the stored stream has the wrong number of values"

@@ -444,12 +444,15 @@ class Timeline:
 
     # -- checkout -----------------------------------------------------------------------
     def checkout(self, namespace: Namespace, commit_id: CommitId) -> CheckoutResult:
-        """Make the namespace equal to a commit; all or nothing.
+        """Make the namespace equal to a commit; all or nothing if the store cannot be read.
+
+        A stored value that cannot be rebuilt keeps its live value and is listed in
+        ``unrestored``, so an undo or a jump never fails for one class that does not load.
 
         Raises:
             UnknownCommitError: no such commit.
-            SerializationError, StoreError: a value could not be loaded; the namespace is
-                unchanged.
+            SerializationError, StoreError: the store could not be read (a corrupt chunk); the
+                namespace is unchanged.
         """
         result = self._checkout(namespace, commit_id, strict=True)
         self._redo.clear()
@@ -525,15 +528,19 @@ class Timeline:
         for covar_of, covar, values in loaded.fresh:
             self._cache.put(covar_of, covar, values)
         for name in (*plan.delete, *unrestored):
-            dict.pop(namespace, name, None)
+            if name not in loaded.kept:
+                dict.pop(namespace, name, None)
         dict.update(namespace, staged)
         self._tree = target_tree
         if unrestored:
             self._tree, records = target_tree.updated(dict.fromkeys(unrestored))
             self._pending_tree.update(records)
         self._identities.record(namespace, {*dirty, *plan.delete, *unrestored, *staged})
-        self._lost, self._lost_at = dict(unrestored), target
-        self._unrecorded.clear()
+        # a live value kept for want of a loadable one is not lost (nothing to rebuild), and
+        # the next checkpoint examines it
+        lost = {n: r for n, r in unrestored.items() if n not in loaded.kept}
+        self._lost, self._lost_at = lost, target
+        self._unrecorded = set(loaded.kept)
         if not self.read_only:
             self._store.set_refs({REF_HEAD: target.id})
         self._head = target
