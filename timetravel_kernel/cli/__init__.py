@@ -1,7 +1,8 @@
 """``timetravel``: install the kernelspec and inspect history stores offline (frontend layer).
 
 Queries go through the ProtocolHandler (so the CLI prints exactly what the comm would answer)
-and stores are opened read-only, which works beside a running kernel. Only ``gc`` writes.
+and stores are opened read-only, which works beside a running kernel. Only ``gc``, ``pull``,
+``clone`` and ``import`` write. The remote commands are in ``cli/remotes.py``.
 """
 
 from __future__ import annotations
@@ -248,6 +249,9 @@ def _parser() -> argparse.ArgumentParser:
     store_command("diff", "names added, deleted and changed between two states", _cmd_diff,
                   [("a", {"help": "state id or prefix"}), ("b", {"help": "state id or prefix"})])
     store_command("gc", "delete data no state refers to (the store must not be in use)", _cmd_gc)
+    from timetravel_kernel.cli.remotes import add_remote_commands
+
+    add_remote_commands(sub)
     return parser
 
 

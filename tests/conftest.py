@@ -1,8 +1,10 @@
+"""Fixtures shared across test folders."""
+
 from __future__ import annotations
 
 import pytest
 
-from ..seaweed import SeaweedServer
+from .seaweed import SeaweedServer
 
 
 @pytest.fixture(scope="session")
