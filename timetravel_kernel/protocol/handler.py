@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, MutableMapping
 
     from timetravel_kernel.ids import CommitId
+    from timetravel_kernel.protocol.messages import RemoteStatusJSON
     from timetravel_kernel.timeline import Timeline
     from timetravel_kernel.timeline.results import CheckoutResult
 
@@ -72,6 +73,7 @@ class ProtocolHandler:
             never interleaves with a checkout; a held lock also means ``busy``.
         read_only: the timeline was opened beside another writer; checkout ops are refused.
         notice: a sentence for ``status`` explaining an unusual state (read-only, disabled).
+        remote_status: returns the ``remote`` part of ``status`` (None: no remote).
     """
 
     def __init__(
@@ -83,12 +85,14 @@ class ProtocolHandler:
         lock: threading.RLock | None = None,
         read_only: bool = False,
         notice: str | None = None,
+        remote_status: Callable[[], RemoteStatusJSON | None] = lambda: None,
     ) -> None:
         self.timeline = timeline
         self.namespace = namespace
         self.notice = notice
         self.read_only = read_only
         self._is_busy = is_busy
+        self._remote_status = remote_status
         self._lock = lock if lock is not None else threading.RLock()
 
     def handle(self, data: object, *, from_cell: bool = False) -> Response:
@@ -189,7 +193,7 @@ class ProtocolHandler:
         restorable_id = self._restorable_id(timeline)
         restorable = timeline.restorable if restorable_id is not None else None
         path = timeline.store_path
-        return {
+        reply: StatusReply = {
             "protocol": PROTOCOL_VERSION,
             "head": format_commit(head) if head is not None else None,
             "commits": timeline.commit_count(),
@@ -200,6 +204,10 @@ class ProtocolHandler:
             "read_only": self.read_only or timeline.read_only,
             "notice": self.notice,
         }
+        remote = self._remote_status()
+        if remote is not None:
+            reply["remote"] = remote
+        return reply
 
     @staticmethod
     def _restorable_id(timeline: Timeline) -> CommitId | None:
