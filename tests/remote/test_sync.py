@@ -235,3 +235,36 @@ def test_export_and_import_carry_a_verified_history(tmp_path):
     with pytest.raises(RemoteCorruptError, match="not a time-travel export"):
         import_history(tmp_path / "junk", third.object_store, signer=KEY)
     third.close()
+
+
+def test_summaries_bound_what_a_new_machine_reads_and_survive_gc(monkeypatch, tmp_path):
+    monkeypatch.setattr("timetravel_kernel.remote.sync.SUMMARY_DEPTH", 3)
+    transport = MemoryTransport()
+    timeline, ns = session(tmp_path / "a", ["counter = 0"])
+    remote = Remote(transport, "nb", signer=KEY)
+    remote.push(timeline.object_store)
+    for _ in range(10):
+        run_cell(ns, "counter += 1")
+        timeline.checkpoint(ns, CellInfo(code="counter += 1"))
+        remote.push(timeline.object_store)
+    timeline.close()
+    indexes = len(list(transport.list("nb/indexes/")))
+    assert indexes >= 11 + 3  # one per push, plus the summaries
+
+    fresh = Remote(transport, "nb", signer=KEY)
+    other = open_timeline(tmp_path / "b")
+    before = transport.requests
+    report = fresh.pull(other.object_store)
+    other.close()
+    packs_read = 11
+    assert transport.requests - before <= 1 + 3 + 1 + packs_read  # ref, <= 3 hops, a summary
+    assert report.head_moved and restored(tmp_path / "b")["counter"] == 10
+
+    packs = sorted(o.path for o in transport.list("nb/packs/"))
+    gone = Remote(transport, "nb", signer=KEY).collect_garbage(grace_seconds=0)
+    # Only the summaries a newer summary replaced go; every pack stays reachable.
+    assert gone.deleted == 2 and sorted(o.path for o in transport.list("nb/packs/")) == packs
+    third = open_timeline(tmp_path / "c")
+    Remote(transport, "nb", signer=KEY).pull(third.object_store)
+    third.close()
+    assert restored(tmp_path / "c")["counter"] == 10

@@ -6,6 +6,10 @@ holds, at which offsets, and the pack's hash). Indexes name the index(es) that w
 latest before them, so the indexes form a graph like commits do: the remote's ref names only the
 newest, and a reader walks back until it meets indexes it knows. A push is therefore a handful
 of requests, not one per chunk, and an index is small enough to read before any pack.
+
+So that a new machine never walks a long chain one request at a time, every
+``SUMMARY_DEPTH``-th push also writes a summary index: no pack of its own, no parents, and a
+copy of every index before it; a reader stops there.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from timetravel_kernel.store.keys import KEY_PREFIXES
 
 __all__ = [
     "MAX_PACK_BYTES",
+    "SUMMARY_DEPTH",
     "PackIndex",
     "decode_index",
     "encode_index",
@@ -33,6 +38,9 @@ __all__ = [
 # One request per 16 MiB: measured on loopback SeaweedFS, larger bodies gain nothing and
 # smaller ones pay ~13 ms per request (NOTES.md).
 MAX_PACK_BYTES = 16 << 20
+# A new machine reads at most this many indexes one after another (each a request, ~20 ms on
+# S3) before a summary; a summary costs the size of all indexes once per this many pushes.
+SUMMARY_DEPTH = 32
 _FORMAT = 1
 _SYNCED_KINDS = {KEY_PREFIXES[k][0] for k in ("chunk", "covar", "tree", "commit")}
 _COMMIT_PREFIX = KEY_PREFIXES["commit"][0]
@@ -40,27 +48,55 @@ _COMMIT_PREFIX = KEY_PREFIXES["commit"][0]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PackIndex:
-    """What one pack holds: ``records`` maps a store key to (offset, length) in the pack."""
+    """What one pack holds: ``records`` maps a store key to (offset, length) in the pack.
+
+    ``depth`` counts the indexes since the last summary. A summary has no pack (``pack`` is
+    empty), no parents, and ``embedded`` holds every earlier index by name.
+    """
 
     pack: str
     size: int
     parents: tuple[str, ...]
     records: dict[bytes, tuple[int, int]] = field(default_factory=dict)
+    depth: int = 1
+    embedded: dict[str, PackIndex] = field(default_factory=dict)
 
     def commit_keys(self) -> list[bytes]:
         """Return the keys of the commits this pack holds."""
         return [k for k in self.records if k[0] == _COMMIT_PREFIX]
 
 
-def encode_index(index: PackIndex) -> bytes:
-    """Return the index body (unsigned), compact JSON with keys in hex."""
-    return json.dumps({
+def _index_record(index: PackIndex) -> dict[str, object]:
+    record: dict[str, object] = {
         "format": _FORMAT,
         "pack": index.pack,
         "size": index.size,
         "parents": list(index.parents),
+        "depth": index.depth,
         "records": [[k.hex(), off, length] for k, (off, length) in index.records.items()],
-    }, separators=(",", ":")).encode()
+    }
+    if index.embedded:
+        record["embedded"] = {n: _index_record(i) for n, i in sorted(index.embedded.items())}
+    return record
+
+
+def _parse_index(record: dict[str, object], name: str) -> PackIndex:
+    if record["format"] != _FORMAT:
+        raise RemoteCorruptError(
+            f"pack index {name} has format {record['format']}; upgrade timetravel-kernel")
+    records = {bytes.fromhex(k): (int(o), int(n))
+               for k, o, n in record["records"]}  # type: ignore[attr-defined]
+    embedded = record.get("embedded") or {}
+    return PackIndex(pack=str(record["pack"]), size=int(record["size"]),  # type: ignore[call-overload]
+                     parents=tuple(str(p) for p in record["parents"]),  # type: ignore[attr-defined]
+                     records=records, depth=int(record.get("depth", 1)),  # type: ignore[call-overload]
+                     embedded={str(n): _parse_index(i, name)
+                               for n, i in embedded.items()})  # type: ignore[attr-defined]
+
+
+def encode_index(index: PackIndex) -> bytes:
+    """Return the index body (unsigned), compact JSON with keys in hex."""
+    return json.dumps(_index_record(index), separators=(",", ":")).encode()
 
 
 def decode_index(body: bytes, name: str) -> PackIndex:
@@ -70,14 +106,8 @@ def decode_index(body: bytes, name: str) -> PackIndex:
         RemoteCorruptError: the body is not an index of a format this version reads.
     """
     try:
-        record = json.loads(body)
-        if record["format"] != _FORMAT:
-            raise RemoteCorruptError(
-                f"pack index {name} has format {record['format']}; upgrade timetravel-kernel")
-        records = {bytes.fromhex(k): (int(o), int(n)) for k, o, n in record["records"]}
-        return PackIndex(pack=str(record["pack"]), size=int(record["size"]),
-                         parents=tuple(str(p) for p in record["parents"]), records=records)
-    except (ValueError, KeyError, TypeError) as exc:
+        return _parse_index(json.loads(body), name)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RemoteCorruptError(f"pack index {name} is unreadable: {exc}") from exc
 
 

@@ -34,6 +34,7 @@ from timetravel_kernel.errors import (
 )
 from timetravel_kernel.ids import CommitId
 from timetravel_kernel.remote.packs import (
+    SUMMARY_DEPTH,
     PackIndex,
     decode_index,
     encode_index,
@@ -104,6 +105,25 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _with_packs(start: str, known: dict[str, PackIndex]) -> dict[str, PackIndex]:
+    """Return every pack-bearing index reachable from ``start`` (through summaries too)."""
+    found: dict[str, PackIndex] = {}
+    queue = deque([start])
+    seen: set[str] = set()
+    while queue:
+        name = queue.popleft()
+        index = known.get(name)
+        if name in seen or index is None:
+            continue
+        seen.add(name)
+        if index.pack:
+            found[name] = PackIndex(pack=index.pack, size=index.size, parents=index.parents,
+                                    records=index.records, depth=index.depth)
+        queue.extend(index.parents)
+        queue.extend(index.embedded)
+    return found
+
+
 class Remote:
     """One notebook's history on a transport, and what this process knows of it.
 
@@ -124,8 +144,7 @@ class Remote:
         self.trust = trust
         self._ref_path = f"{self.notebook}/refs/{branch}"
         self._lock = threading.Lock()
-        self._parents: dict[str, tuple[str, ...]] = {}
-        self._packs: dict[str, str] = {}
+        self._indexes: dict[str, PackIndex] = {}
         self._remote_keys: set[bytes] = set()
 
     @property
@@ -174,7 +193,7 @@ class Remote:
         seen: set[str] = set()
         while queue:
             name = queue.popleft()
-            if name in self._parents or name in seen:
+            if name in self._indexes or name in seen:
                 continue
             seen.add(name)
             found = self.transport.get(f"{self.notebook}/indexes/{name}.idx")
@@ -188,12 +207,15 @@ class Remote:
             index = decode_index(body, name[:12])
             learned.append((name, index))
             queue.extend(index.parents)
+            # A summary holds every index before it: nothing further to read.
+            learned += [(n, i) for n, i in index.embedded.items()
+                        if n not in self._indexes and n not in seen]
+            seen.update(index.embedded)
         return learned
 
     def _remember(self, indexes: list[tuple[str, PackIndex]]) -> None:
         for name, index in indexes:
-            self._parents[name] = index.parents
-            self._packs[name] = index.pack
+            self._indexes[name] = index
             self._remote_keys.update(index.records)
 
     # -- push ---------------------------------------------------------------------------
@@ -251,17 +273,29 @@ class Remote:
             name = pack_name(pack)
             self.transport.put_if_absent(f"{self.notebook}/packs/{name}.pack", pack)
             index = PackIndex(pack=name, size=len(pack), parents=(latest,) if latest else (),
-                              records=offsets)
-            body = encode_index(index)
-            index_name = _sha256(body)
-            self.transport.put_if_absent(f"{self.notebook}/indexes/{index_name}.idx",
-                                         sign_document(body, self.signer))
-            uploaded.append((index_name, index))
-            latest = index_name
+                              records=offsets, depth=self._depth(latest, uploaded) + 1)
+            latest = self._put_index(index)
+            uploaded.append((latest, index))
             done += len(pack)
             if progress is not None:
                 progress(done, total)
+        if latest is not None and self._depth(latest, uploaded) >= SUMMARY_DEPTH:
+            known = {**self._indexes, **dict(uploaded)}
+            summary = PackIndex(pack="", size=0, parents=(), depth=0,
+                                embedded=_with_packs(latest, known))
+            uploaded.append((self._put_index(summary), summary))
         return uploaded
+
+    def _put_index(self, index: PackIndex) -> str:
+        body = encode_index(index)
+        name = _sha256(body)
+        self.transport.put_if_absent(f"{self.notebook}/indexes/{name}.idx",
+                                     sign_document(body, self.signer))
+        return name
+
+    def _depth(self, name: str | None, uploaded: list[tuple[str, PackIndex]]) -> int:
+        index = dict(uploaded).get(name or "") or self._indexes.get(name or "")
+        return index.depth if index is not None else 0
 
     def _unsent_records(self, store: ObjectStore) -> list[tuple[bytes, bytes]]:
         """Return every record reachable from a local commit that the remote lacks.
@@ -317,7 +351,8 @@ class Remote:
             if ref is None:
                 raise RemoteNotFoundError(f"no history has been pushed to {self.url}")
             learned = self._learn(ref)
-            stored, commits = self._fetch_packs(store, [i for _, i in learned], progress)
+            stored, commits = self._fetch_packs(
+                store, [i for _, i in learned if i.pack], progress)
             puts = list(commits)
             moved = False
             if move_head and ref.head and self._is_behind(store, bytes.fromhex(ref.head), commits):
@@ -392,19 +427,16 @@ class Remote:
         """
         with self._lock:
             ref, _ = self.read_ref(verify=False)
-            parents = dict(self._parents)
-            packs = dict(self._packs)
-            for name, index in self._learn(ref, verify=False):
-                parents[name] = index.parents
-                packs[name] = index.pack
+            known = {**self._indexes, **dict(self._learn(ref, verify=False))}
             live: set[str] = set()
             queue = deque([ref.index] if ref and ref.index else [])
             while queue:
                 name = queue.popleft()
-                if name not in live:
+                if name not in live and name in known:
                     live.add(name)
-                    queue.extend(parents.get(name, ()))
-            live_packs = {packs[n] for n in live if n in packs}
+                    queue.extend(known[name].parents)
+                    queue.extend(known[name].embedded)
+            live_packs = {known[n].pack for n in live if known[n].pack}
             now = time.time() if now is None else now
             deleted = kept = 0
             for folder, keep in (("packs", live_packs), ("indexes", live)):
