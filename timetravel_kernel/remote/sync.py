@@ -22,6 +22,7 @@ import json
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,7 @@ __all__ = ["PullReport", "PushReport", "Remote", "RemoteGarbageReport", "RemoteR
 
 _REF_FORMAT = 1
 _DAY = 86400.0
+_FETCH_THREADS = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -372,28 +374,42 @@ class Remote:
                      ) -> tuple[int, list[tuple[bytes, bytes]]]:
         """Fetch, verify and store each pack holding records the store lacks.
 
-        Commits are returned instead, to be written once everything they refer to is durable.
+        Packs are fetched and verified a few at a time in threads (network waits and SHA-256
+        release the GIL); they are stored in order, in this thread. Commits are returned
+        instead, to be written once everything they refer to is durable.
         """
         wanted = [(i, [k for k in i.records if not store.backend.has(k)]) for i in indexes]
         wanted = [(i, keys) for i, keys in wanted if keys]
         total = sum(i.size for i, _ in wanted)
         done = stored = 0
         commits: list[tuple[bytes, bytes]] = []
-        for index, keys in wanted:
-            found = self.transport.get(f"{self.notebook}/packs/{index.pack}.pack")
-            if found is None:
-                raise RemoteCorruptError(f"pack {index.pack[:12]} is missing at {self.url}; the "
-                                         "history there is damaged")
-            records = dict(read_pack(found.data, index))
-            batch = [(k, records[k]) for k in keys if k[:1] != b"k"]
-            commits += [(k, records[k]) for k in keys if k[:1] == b"k"]
-            if batch:
-                store.backend.write_batch(batch, durable=False)
-            stored += len(keys)
-            done += index.size
-            if progress is not None:
-                progress(done, total)
+        with ThreadPoolExecutor(_FETCH_THREADS, thread_name_prefix="timetravel-fetch") as pool:
+            pending: deque[Future[dict[bytes, bytes]]] = deque()
+            upcoming = iter(wanted)
+            for index, _ in wanted[:_FETCH_THREADS]:
+                pending.append(pool.submit(self._read_pack, index))
+                next(upcoming)
+            for index, keys in wanted:
+                records = pending.popleft().result()
+                following = next(upcoming, None)
+                if following is not None:  # at most _FETCH_THREADS packs in memory
+                    pending.append(pool.submit(self._read_pack, following[0]))
+                batch = [(k, records[k]) for k in keys if k[:1] != b"k"]
+                commits += [(k, records[k]) for k in keys if k[:1] == b"k"]
+                if batch:
+                    store.backend.write_batch(batch, durable=False)
+                stored += len(keys)
+                done += index.size
+                if progress is not None:
+                    progress(done, total)
         return stored, commits
+
+    def _read_pack(self, index: PackIndex) -> dict[bytes, bytes]:
+        found = self.transport.get(f"{self.notebook}/packs/{index.pack}.pack")
+        if found is None:
+            raise RemoteCorruptError(f"pack {index.pack[:12]} is missing at {self.url}; the "
+                                     "history there is damaged")
+        return dict(read_pack(found.data, index))
 
     def _is_behind(self, store: ObjectStore, remote_head: bytes,
                    incoming: list[tuple[bytes, bytes]]) -> bool:

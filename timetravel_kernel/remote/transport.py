@@ -7,6 +7,7 @@ replace one only if it still has the tag the caller read (compare-and-swap), lis
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -48,6 +49,7 @@ class Transport(ABC):
     url: str
 
     def __init__(self) -> None:
+        self._counting = threading.Lock()
         self.requests = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -82,6 +84,7 @@ class Transport(ABC):
         """Release connections."""
 
     def _count(self, *, sent: int = 0, received: int = 0) -> None:
-        self.requests += 1
-        self.bytes_sent += sent
-        self.bytes_received += received
+        with self._counting:  # packs are fetched from several threads
+            self.requests += 1
+            self.bytes_sent += sent
+            self.bytes_received += received
