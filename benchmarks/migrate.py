@@ -7,8 +7,9 @@ Starts its own SeaweedFS (the tests' server, on free 127.0.0.1 ports). For each 
 
 - push: bytes sent, requests and time of the full push; then the incremental push after a
   small cell (``tt_counter += 1``), which should be at most 10 KB and 4 requests;
-- new machine: a fresh Python process with an empty store pulls the history, opens it and
-  restores the last state (what a kernel does before its first cell);
+- new machine: a fresh Python process with an empty store pulls what the latest state needs,
+  opens it and restores it (what a kernel does before its first cell; the rest of the history
+  follows in its background thread);
 - re-run: a fresh process runs the notebook's cells from the top;
 - dill: ``dill.dump_module`` of the namespace (``dump_session``'s engine) + upload, then in a
   fresh process download + ``dill.load_module``.
@@ -54,7 +55,8 @@ def child_restore(args: argparse.Namespace) -> float:
 
     env = dict(os.environ)
     timeline = Timeline.open(args.store)
-    _remote(env, args.url, args.workload).pull(timeline.object_store)
+    # As a kernel does: only what the latest state needs (the history follows later).
+    _remote(env, args.url, args.workload).pull(timeline.object_store, only_head=True)
     timeline.close()
     timeline = Timeline.open(args.store)
     ns: dict = {"__name__": "__main__"}

@@ -62,6 +62,7 @@ def test_a_new_machine_comes_back_to_the_last_state_of_every_workload(
         k.execute(code, cell_id=cid)
     expected, names = describe(k), saved_names(k)
     wait_pushed(k, timeout=120)
+    states = len(k.op("log")["result"]["commits"])
     k.kill()  # the pod is gone, its disk with it
 
     home_b, env_b = machine(tmp_path, "b", seaweed, url, team_key)
@@ -69,6 +70,12 @@ def test_a_new_machine_comes_back_to_the_last_state_of_every_workload(
     assert_same_state(describe(k2), expected, names, f"{workload} on machine b")
     _, outputs = k2.execute("pass")
     assert "fetched from the remote" in stderr(outputs)
+    # Only the latest state came before the first cell; the rest of the history follows.
+    deadline = time.monotonic() + 120
+    while len(k2.op("log")["result"]["commits"]) < states + 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert k2.op("undo")["ok"]
 
 
 def test_pushes_never_wait_and_resume_after_the_server_returns(start_kernel, tmp_path,

@@ -10,6 +10,7 @@ import pytest
 
 from timetravel_kernel.errors import (
     RemoteAccessError,
+    RemoteError,
     RemoteNotFoundError,
     RemoteUnavailableError,
 )
@@ -148,3 +149,10 @@ def test_a_server_killed_during_a_push_leaves_nothing_half_visible(tmp_path):
         assert fresh["small"] == 2 and (fresh["big"] == ns["big"]).all()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("endpoint", ["::bad::", "ftp://host", "http://", "http://h:99999",
+                                      "http://a b"])
+def test_a_malformed_endpoint_is_refused_before_any_request(endpoint):
+    with pytest.raises(RemoteError, match="not an http"):
+        open_transport(fresh_url(), S3Options(endpoint=endpoint, secret_access_key="s3cr3t"))

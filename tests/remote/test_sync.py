@@ -268,3 +268,28 @@ def test_summaries_bound_what_a_new_machine_reads_and_survive_gc(monkeypatch, tm
     Remote(transport, "nb", signer=KEY).pull(third.object_store)
     third.close()
     assert restored(tmp_path / "c")["counter"] == 10
+
+
+def test_only_the_latest_state_can_come_first_and_the_history_after(tmp_path):
+    transport = MemoryTransport()
+    timeline, _ = session(tmp_path / "a", [
+        "import numpy as np\nold = np.random.default_rng(1).random(200_000)",
+        "del old\nkept = list(range(10))", "kept.append(10)"])
+    remote = Remote(transport, "nb", signer=KEY)
+    remote.push(timeline.object_store)
+    all_commits = commits_of(timeline)
+    timeline.close()
+
+    other = open_timeline(tmp_path / "b")
+    fresh = Remote(transport, "nb", signer=KEY)
+    first = fresh.pull(other.object_store, only_head=True)
+    assert first.head_moved and first.commits == 1
+    assert not list(other.object_store.backend.scan_prefix(encode_key("chunk", b"")))
+    other.close()
+    assert restored(tmp_path / "b")["kept"] == list(range(11))
+
+    other = open_timeline(tmp_path / "b")
+    rest = fresh.pull(other.object_store)
+    assert rest.commits >= len(all_commits) - 2  # the empty root may exist already
+    assert commits_of(other) >= all_commits
+    other.close()

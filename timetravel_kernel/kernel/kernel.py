@@ -21,7 +21,7 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Enum, Int, List, Unicode, default
 from typing_extensions import override
 
-from timetravel_kernel.errors import RemoteError, RemoteNotFoundError
+from timetravel_kernel.errors import RemoteError, RemoteNotFoundError, StoreError
 from timetravel_kernel.kernel.magics import register_magics
 from timetravel_kernel.kernel.storage import (
     OpenedTimeline,
@@ -330,10 +330,12 @@ class TimeTravelKernel(IPythonKernel):
         self._sync = RemoteSync(remote, path, merge=self._merge_remote, log=self.log)
         fetched = False
         try:
-            report = remote.pull(timeline.object_store, move_head=True)
+            # Only what the latest state needs: the rest of the history follows in the
+            # background (the first push finds it missing and merges it).
+            report = remote.pull(timeline.object_store, move_head=True, only_head=True)
         except RemoteNotFoundError:
             pass  # nothing pushed yet: the first checkpoint creates the history there
-        except RemoteError as exc:
+        except (RemoteError, StoreError) as exc:
             self._announce(f"time travel: could not fetch this notebook's history from "
                            f"{remote.url} ({exc}); continuing with the local history")
         else:
@@ -343,19 +345,20 @@ class TimeTravelKernel(IPythonKernel):
         return fetched
 
     def _merge_remote(self) -> bool:
-        """Pull another machine's states into the live store (from the push thread)."""
-        if not self._lock.acquire(blocking=False):
-            return False  # a checkpoint or a checkout is running: try again later
-        try:
-            timeline, sync = self.handler.timeline, self._sync
-            if timeline is None or sync is None:
-                return False
-            report = sync.remote.pull(timeline.object_store, move_head=False)
-            if report.commits:
+        """Pull the remote's states into the live store (from the push thread).
+
+        Records are written beside the running kernel (RocksDB takes concurrent writers);
+        the history lock is held only for the commits and the re-read of the history.
+        """
+        timeline, sync = self.handler.timeline, self._sync
+        if timeline is None or sync is None:
+            return False
+        report = sync.remote.pull(timeline.object_store, move_head=False,
+                                  commit_lock=self._lock)
+        if report.commits:
+            with self._lock:
                 timeline.reload_history()
-            return True
-        finally:
-            self._lock.release()
+        return True
 
     def _remote_status(self) -> RemoteStatusJSON | None:
         if self._sync is None:

@@ -4,8 +4,9 @@ At start the kernel pulls what the remote has before its first cell (so a notebo
 new machine comes back to its last state). After that every checkpoint only wakes a
 background thread, which opens the store read-only (RocksDB allows that beside the writer),
 pushes, and on failure keeps everything local and retries with exponential backoff. A push
-refused because another machine pushed first is merged (a pull into the live store, under the
-kernel's history lock, never while a cell's checkpoint runs) and retried.
+refused because another machine pushed first is merged (a pull into the live store, holding the
+kernel's history lock only for its last small batch) and retried; so is a history fetched only
+up to its latest state at start.
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ class RemoteSync:
     Args:
         remote: the notebook's history on the remote.
         store_path: the local store (opened read-only for each push).
-        merge: pulls the remote into the live store (under the kernel's lock); returns False
-            when it cannot run now (a cell's checkpoint holds the lock).
+        merge: pulls the remote into the live store; returns False when it cannot run now.
         log: where retries are logged.
     """
 
@@ -78,7 +78,12 @@ class RemoteSync:
                                 self._last_push)
 
     def start(self) -> None:
-        """Start the background thread (idempotent)."""
+        """Start the background thread, which syncs once at once (idempotent).
+
+        That first round pushes states a crash kept from the remote, and fetches the history
+        behind a state restored from it.
+        """
+        self._wake.set()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="timetravel-push",
                                             daemon=True)
@@ -151,7 +156,8 @@ class RemoteSync:
                 delay = min(delay * 2, _MAX_RETRY)
                 continue
             except Exception as exc:
-                # Background boundary: a bug here must not kill the thread or the kernel.
+                # Background boundary: a bug here must not kill the thread or the kernel
+                # (obstore's panics arrive translated into RemoteError by the S3 transport).
                 self._log.warning("time travel: push failed", exc_info=True)
                 self._failed(exc)
                 continue

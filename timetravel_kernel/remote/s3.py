@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from typing_extensions import override
 
@@ -29,7 +30,7 @@ from timetravel_kernel.remote.transport import ObjectInfo, Transport, Versioned
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["S3Options", "S3Transport"]
+__all__ = ["S3Options", "S3Transport", "check_endpoint"]
 
 _MAX_REASON = 300
 
@@ -49,6 +50,26 @@ class S3Options:
     allow_http: bool = False
     timeout_seconds: float = 30.0
     max_retries: int = 2
+
+
+def check_endpoint(endpoint: str) -> None:
+    """Check that an endpoint is an http(s) URL with a host.
+
+    obstore does not check it when the store is made, and a malformed one makes its Rust core
+    panic on the first request (a ``PanicException``, which is not an ``Exception``).
+
+    Raises:
+        RemoteError: it is not.
+    """
+    parsed = urlparse(endpoint)
+    try:
+        valid = parsed.scheme in ("http", "https") and bool(parsed.hostname) and (
+            parsed.port is None or 0 < parsed.port < 65536)
+    except ValueError:
+        valid = False
+    if not valid or any(c.isspace() for c in endpoint):
+        raise RemoteError(f"the S3 endpoint {endpoint!r} is not an http(s)://host[:port] URL; "
+                          "fix AWS_ENDPOINT_URL or the remote's --endpoint")
 
 
 class S3Transport(Transport):
@@ -72,6 +93,8 @@ class S3Transport(Transport):
             raise RemoteError("s3:// remotes need obstore: pip install "
                               "'timetravel-kernel[remote]'") from exc
         self._obstore = obstore
+        if options.endpoint is not None:
+            check_endpoint(options.endpoint)
         self.url = f"s3://{bucket}/{prefix.strip('/')}".rstrip("/")
         self._secrets = [s for s in (options.access_key_id, options.secret_access_key,
                                      options.session_token) if s]
@@ -82,7 +105,16 @@ class S3Transport(Transport):
             if value:
                 config[name] = value
         timeout = f"{options.timeout_seconds:g}s"
-        self._store = S3Store(
+        try:
+            self._store = self._make_store(S3Store, bucket, prefix, config, options, timeout)
+        except Exception as exc:  # obstore validates options with its own error classes
+            raise RemoteError(f"cannot use {self.url}: {self._scrub(str(exc))}; check the "
+                              "endpoint URL and region") from None
+
+    @staticmethod
+    def _make_store(store_class: type, bucket: str, prefix: str, config: dict[str, str],
+                    options: S3Options, timeout: str) -> object:
+        return store_class(
             bucket, prefix=prefix.strip("/") or None, config=config,  # type: ignore[arg-type]
             client_options={"allow_http": options.allow_http, "timeout": timeout,
                             "connect_timeout": "5s"},
@@ -97,8 +129,14 @@ class S3Transport(Transport):
             text = text.replace(secret, "***")
         return text[:_MAX_REASON]
 
-    def _error(self, action: str, path: str, exc: Exception) -> RemoteError:
-        """Turn an obstore error into ours: a sentence for the user, without credentials."""
+    def _error(self, action: str, path: str, exc: BaseException) -> RemoteError:
+        """Turn an obstore error into ours: a sentence for the user, without credentials.
+
+        A ``PanicException`` (obstore's Rust core panicked) is not an ``Exception`` but is
+        translated too; other ``BaseException``s (KeyboardInterrupt, SystemExit) propagate.
+        """
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise exc
         errors = self._obstore.exceptions
         reason = self._scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         where = f"{self.url}/{path}"
@@ -128,7 +166,7 @@ class S3Transport(Transport):
                 raise self._error("read", path, exc) from None
             self._count()
             return None
-        except Exception as exc:  # obstore raises many classes; all become ours, scrubbed
+        except BaseException as exc:  # obstore's classes, and panics of its Rust core
             raise self._error("read", path, exc) from None
         self._count(received=len(data))
         return Versioned(data, str(result.meta.get("e_tag") or ""))
@@ -141,7 +179,7 @@ class S3Transport(Transport):
             self._obstore.put(self._store, path, data, mode="create")
         except (errors.AlreadyExistsError, errors.PreconditionError):
             return False
-        except Exception as exc:  # obstore raises many classes; all become ours, scrubbed
+        except BaseException as exc:  # obstore's classes, and panics of its Rust core
             raise self._error("write", path, exc) from None
         return True
 
@@ -154,7 +192,7 @@ class S3Transport(Transport):
             result = self._obstore.put(self._store, path, data, mode=mode)  # type: ignore[arg-type]
         except (errors.AlreadyExistsError, errors.PreconditionError):
             raise RemoteConflictError(f"{self.url}/{path} changed since it was read") from None
-        except Exception as exc:  # obstore raises many classes; all become ours, scrubbed
+        except BaseException as exc:  # obstore's classes, and panics of its Rust core
             raise self._error("write", path, exc) from None
         return str(result.get("e_tag") or "")
 
@@ -163,7 +201,7 @@ class S3Transport(Transport):
         self._count()
         try:
             batches = list(self._obstore.list(self._store, prefix))
-        except Exception as exc:  # obstore raises many classes; all become ours, scrubbed
+        except BaseException as exc:  # obstore's classes, and panics of its Rust core
             raise self._error("list", prefix, exc) from None
         for batch in batches:
             for meta in batch:
@@ -175,5 +213,5 @@ class S3Transport(Transport):
         self._count()
         try:
             self._obstore.delete(self._store, path)
-        except Exception as exc:  # obstore raises many classes; all become ours, scrubbed
+        except BaseException as exc:  # obstore's classes, and panics of its Rust core
             raise self._error("delete", path, exc) from None

@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,11 +46,16 @@ from timetravel_kernel.remote.packs import (
 )
 from timetravel_kernel.remote.signing import sign_document, split_signed_document
 from timetravel_kernel.store.keys import encode_key
-from timetravel_kernel.store.objects import decode_commit
+from timetravel_kernel.store.objects import (
+    decode_bucket,
+    decode_commit,
+    decode_covar,
+    decode_tree_root,
+)
 from timetravel_kernel.store.refs import REF_HEAD, ref_key
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from timetravel_kernel.remote.signing import Signer
     from timetravel_kernel.remote.transport import Transport
@@ -338,9 +344,20 @@ class Remote:
         return [*out.items(), *commits]
 
     # -- pull ---------------------------------------------------------------------------
-    def pull(self, store: ObjectStore, *, move_head: bool = True,
+    def pull(self, store: ObjectStore, *, move_head: bool = True, only_head: bool = False,
+             commit_lock: AbstractContextManager[object] | None = None,
              progress: Callable[[int, int], None] | None = None) -> PullReport:
         """Store the remote's records this store lacks; move HEAD if the store was behind.
+
+        Args:
+            store: the local store.
+            move_head: set HEAD to the remote's when the local one is unset or its ancestor.
+            only_head: fetch only what the remote's latest state needs, and of the commits only
+                that one (a kernel on a new machine restores it at once; its history follows
+                with the next full pull, which the next push asks for).
+            commit_lock: held while the commits (and HEAD) are written: records go in first,
+                without it, so a kernel's checkpoints wait only for that last small batch.
+            progress: called with (bytes done, bytes in all) after each pack.
 
         Raises:
             RemoteNotFoundError: nothing was ever pushed for this notebook.
@@ -353,8 +370,12 @@ class Remote:
             if ref is None:
                 raise RemoteNotFoundError(f"no history has been pushed to {self.url}")
             learned = self._learn(ref)
-            stored, commits = self._fetch_packs(
-                store, [i for _, i in learned if i.pack], progress)
+            indexes = [i for _, i in learned if i.pack]
+            if only_head and ref.head:
+                stored, commits = self._fetch_closure(store, bytes.fromhex(ref.head),
+                                                      [*self._indexes.values(), *indexes])
+            else:
+                stored, commits = self._fetch_packs(store, indexes, progress)
             puts = list(commits)
             moved = False
             if move_head and ref.head and self._is_behind(store, bytes.fromhex(ref.head), commits):
@@ -362,46 +383,112 @@ class Remote:
                 moved = True
             if puts:
                 store.backend.flush()
-                store.backend.write_batch(puts)
-            self._remember(learned)
+                with commit_lock or nullcontext():
+                    store.backend.write_batch(puts)
+            if not only_head:
+                self._remember(learned)
             return PullReport(records=stored, commits=len(commits),
                               bytes_received=self.transport.bytes_received - received,
                               requests=self.transport.requests - requests, head=ref.head,
                               head_moved=moved)
+
+    def _fetch_closure(self, store: ObjectStore, head: bytes, indexes: list[PackIndex]
+                       ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """Fetch the packs holding what state ``head`` needs and store just those records.
+
+        Walks commit -> tree root -> buckets -> covariables -> chunks, one level at a time,
+        fetching (whole, verified) only the packs that hold records of the next level the
+        store lacks. Returns the number of records stored and the head commit to write.
+        """
+        where = {key: index for index in indexes for key in index.records}
+        cache: dict[bytes, bytes] = {}
+        fetched: set[str] = set()
+        level: list[tuple[bytes, str]] = [(encode_key("commit", head), "commit")]
+        closure: dict[bytes, None] = {}  # ordered set
+        while level:
+            missing = [k for k, _ in level if k in cache or not store.backend.has(k)]
+            unknown = [k for k in missing if k not in where]
+            if unknown:
+                raise RemoteCorruptError(f"record {unknown[0][1:].hex()} of the latest state "
+                                         f"is in no pack at {self.url}; the history is damaged")
+            packs = {where[k].pack: where[k] for k in missing
+                     if k not in cache and where[k].pack not in fetched}
+            for _, records in self._read_packs(list(packs.values())):
+                cache.update(records)
+            fetched.update(packs)
+            closure.update(dict.fromkeys(missing))
+            level = self._next_level(store, level, cache)
+        records = [(k, cache[k]) for k in closure]
+        batch = [(k, v) for k, v in records if k[:1] != b"k"]
+        if batch:
+            store.backend.write_batch(batch, durable=False)
+        return len(records), [(k, v) for k, v in records if k[:1] == b"k"]
+
+    @staticmethod
+    def _next_level(store: ObjectStore, level: list[tuple[bytes, str]],
+                    cache: dict[bytes, bytes]) -> list[tuple[bytes, str]]:
+        """Return the records the given ones refer to (chunks refer to nothing)."""
+        children: list[tuple[bytes, str]] = []
+        for key, kind in level:
+            if kind == "chunk":
+                continue
+            value = cache.get(key)
+            if value is None:
+                value = store.backend.get(key)
+            if value is None:
+                raise MissingObjectError(f"record {key[1:].hex()} vanished during a pull")
+            if kind == "commit":
+                children.append((encode_key("tree", decode_commit(value).tree), "root"))
+            elif kind == "root":
+                children += [(encode_key("tree", b), "bucket")
+                             for b in decode_tree_root(value) if b is not None]
+            elif kind == "bucket":
+                children += [(encode_key("covar", c), "covar")
+                             for c in set(decode_bucket(value).values())]
+            else:
+                children += [(encode_key("chunk", c), "chunk")
+                             for b in decode_covar(value).buffers for c in b.chunks]
+        return list(dict.fromkeys(children))
+
+    def _read_packs(self, indexes: list[PackIndex]
+                    ) -> Iterator[tuple[PackIndex, dict[bytes, bytes]]]:
+        """Yield each pack's verified records, in order, fetching a few at once in threads.
+
+        Network waits and SHA-256 release the GIL; at most ``_FETCH_THREADS`` packs are in
+        memory.
+        """
+        with ThreadPoolExecutor(_FETCH_THREADS, thread_name_prefix="timetravel-fetch") as pool:
+            pending: deque[Future[dict[bytes, bytes]]] = deque(
+                pool.submit(self._read_pack, index) for index in indexes[:_FETCH_THREADS])
+            for position, index in enumerate(indexes):
+                records = pending.popleft().result()
+                following = position + _FETCH_THREADS
+                if following < len(indexes):
+                    pending.append(pool.submit(self._read_pack, indexes[following]))
+                yield index, records
 
     def _fetch_packs(self, store: ObjectStore, indexes: list[PackIndex],
                      progress: Callable[[int, int], None] | None
                      ) -> tuple[int, list[tuple[bytes, bytes]]]:
         """Fetch, verify and store each pack holding records the store lacks.
 
-        Packs are fetched and verified a few at a time in threads (network waits and SHA-256
-        release the GIL); they are stored in order, in this thread. Commits are returned
-        instead, to be written once everything they refer to is durable.
+        Commits are returned instead, to be written once everything they refer to is durable.
         """
-        wanted = [(i, [k for k in i.records if not store.backend.has(k)]) for i in indexes]
-        wanted = [(i, keys) for i, keys in wanted if keys]
-        total = sum(i.size for i, _ in wanted)
+        wanted = {id(i): [k for k in i.records if not store.backend.has(k)] for i in indexes}
+        needed = [i for i in indexes if wanted[id(i)]]
+        total = sum(i.size for i in needed)
         done = stored = 0
         commits: list[tuple[bytes, bytes]] = []
-        with ThreadPoolExecutor(_FETCH_THREADS, thread_name_prefix="timetravel-fetch") as pool:
-            pending: deque[Future[dict[bytes, bytes]]] = deque()
-            upcoming = iter(wanted)
-            for index, _ in wanted[:_FETCH_THREADS]:
-                pending.append(pool.submit(self._read_pack, index))
-                next(upcoming)
-            for index, keys in wanted:
-                records = pending.popleft().result()
-                following = next(upcoming, None)
-                if following is not None:  # at most _FETCH_THREADS packs in memory
-                    pending.append(pool.submit(self._read_pack, following[0]))
-                batch = [(k, records[k]) for k in keys if k[:1] != b"k"]
-                commits += [(k, records[k]) for k in keys if k[:1] == b"k"]
-                if batch:
-                    store.backend.write_batch(batch, durable=False)
-                stored += len(keys)
-                done += index.size
-                if progress is not None:
-                    progress(done, total)
+        for index, records in self._read_packs(needed):
+            keys = wanted[id(index)]
+            batch = [(k, records[k]) for k in keys if k[:1] != b"k"]
+            commits += [(k, records[k]) for k in keys if k[:1] == b"k"]
+            if batch:
+                store.backend.write_batch(batch, durable=False)
+            stored += len(keys)
+            done += index.size
+            if progress is not None:
+                progress(done, total)
         return stored, commits
 
     def _read_pack(self, index: PackIndex) -> dict[bytes, bytes]:
