@@ -18,6 +18,7 @@ The local store stays the source of truth for the running kernel.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -309,7 +310,9 @@ class Remote:
         """Return every record reachable from a local commit that the remote lacks.
 
         A record on the remote arrived with everything it refers to (pushes send closures),
-        so the walk stops at the first known record on each path. Commits come last.
+        so the walk stops at the first known record on each path. HEAD's closure and commit
+        come first (they fill the first packs, what a new machine's kernel fetches before its
+        first cell), the other commits last.
         """
         backend = store.backend
         out: dict[bytes, bytes] = {}
@@ -325,9 +328,19 @@ class Remote:
             out[key] = value
             return True
 
-        for key, data in backend.scan_prefix(encode_key("commit", b"")):
-            if key in self._remote_keys:
+        # HEAD's closure first: it fills the first packs, which is what a new machine's
+        # kernel fetches before its first cell.
+        head = store.read_ref(REF_HEAD)
+        head_key = encode_key("commit", head) if head else b""
+        head_record = backend.get(head_key) if head else None
+        scanned = backend.scan_prefix(encode_key("commit", b""))
+        first = [(head_key, head_record)] if head_record is not None else []
+        taken: set[bytes] = set()
+        head_part = 0
+        for key, data in itertools.chain(first, scanned):
+            if key in self._remote_keys or key in taken:
                 continue
+            taken.add(key)
             commits.append((key, bytes(data)))
             tree_id = decode_commit(data).tree
             if not take(encode_key("tree", tree_id)):
@@ -341,7 +354,12 @@ class Remote:
                         for buffer in store.load_covar(covar_id).buffers:
                             for chunk_id in buffer.chunks:
                                 take(encode_key("chunk", chunk_id))
-        return [*out.items(), *commits]
+            if key == head_key:
+                head_part = len(out)
+        records = list(out.items())
+        if commits and commits[0][0] == head_key:  # the head commit rides with its closure
+            return [*records[:head_part], commits[0], *records[head_part:], *commits[1:]]
+        return [*records, *commits]
 
     # -- pull ---------------------------------------------------------------------------
     def pull(self, store: ObjectStore, *, move_head: bool = True, only_head: bool = False,
