@@ -86,11 +86,13 @@ class SeaweedServer:
         store = S3Store(BUCKET, config={"endpoint": self.endpoint, "access_key_id": ACCESS_KEY,
                                         "secret_access_key": SECRET_KEY, "region": "us-east-1"},
                         client_options={"allow_http": True})
+        # A write and a read back: after a restart the filer lists before the volume server
+        # serves data again (reads answer 500 meanwhile).
         try:
-            list(obstore.list(store, "probe/"))
+            obstore.put(store, "probe/ready", b"ready")
+            return bytes(obstore.get(store, "probe/ready").bytes()) == b"ready"
         except Exception:
             return False
-        return True
 
     def stop(self, *, kill: bool = False) -> None:
         if self.process is None:
