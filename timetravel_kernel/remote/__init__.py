@@ -5,6 +5,7 @@ never wait on a network; the kernel and the CLI use it.
 """
 
 from timetravel_kernel.remote.archive import export_history, import_history
+from timetravel_kernel.remote.fetch import PackReader
 from timetravel_kernel.remote.files import FileTransport
 from timetravel_kernel.remote.memory import MemoryTransport
 from timetravel_kernel.remote.s3 import S3Options, S3Transport
@@ -23,6 +24,7 @@ __all__ = [
     "FileTransport",
     "MemoryTransport",
     "ObjectInfo",
+    "PackReader",
     "PullReport",
     "PushReport",
     "Remote",
