@@ -9,6 +9,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "timetravel_kernel"
 LAYERS = ["store", "state", "timeline", "protocol", "kernel"]
+# remote/ sits beside store/: it may import only store (and the base modules), and only the
+# kernel and the CLI may import it, so no checkpoint can wait on a network.
+REMOTE = "remote"
+REMOTE_USERS = {"remote", "kernel", "cli"}
 BASE = {"errors", "ids"}
 JUPYTER = {"ipykernel", "IPython", "comm", "zmq", "jupyter_client", "traitlets", "tornado"}
 
@@ -46,6 +50,16 @@ def test_imports_point_down(path: Path) -> None:
                 )
             if layer in BASE:
                 assert target in BASE, f"{path.name} is a base module and imports {name}"
+            if target == REMOTE:
+                assert layer in REMOTE_USERS, (
+                    f"{path.name} in layer {layer!r} imports {name}: only kernel/ and the CLI "
+                    "may use the remote layer (it talks to a network)"
+                )
+            if layer == REMOTE:
+                assert target in BASE | {"store", REMOTE}, (
+                    f"{path.name} in the remote layer imports {name}: remote/ may import only "
+                    "store/ and the base modules"
+                )
         if top in JUPYTER:
             assert layer in ("kernel", "cli", "__main__"), (
                 f"{path.name} in layer {layer!r} imports {name}: only kernel/ (and the CLI) "

@@ -12,6 +12,13 @@ __all__ = [
     "NothingToRestoreError",
     "NothingToUndoError",
     "ProtocolError",
+    "RemoteAccessError",
+    "RemoteConflictError",
+    "RemoteCorruptError",
+    "RemoteError",
+    "RemoteNotFoundError",
+    "RemoteTrustError",
+    "RemoteUnavailableError",
     "SerializationError",
     "SharedObjectsError",
     "StoreCorruptError",
@@ -197,6 +204,48 @@ class UnknownOpError(ProtocolError):
     """A request names an op that protocol v1 does not have."""
 
     code = "unknown-op"
+
+
+class RemoteError(TimeTravelError):
+    """A remote (object storage, a shared folder) cannot be read or written."""
+
+    code = "remote-error"
+
+
+class RemoteUnavailableError(RemoteError):
+    """The remote cannot be reached (network, server down, timeout); worth retrying later."""
+
+    code = "remote-unavailable"
+
+
+class RemoteAccessError(RemoteError):
+    """The remote refused the credentials or the permission; retrying will not help."""
+
+    code = "remote-access"
+
+
+class RemoteNotFoundError(RemoteError):
+    """The bucket, folder or notebook history does not exist on the remote."""
+
+    code = "remote-not-found"
+
+
+class RemoteConflictError(RemoteError):
+    """The remote moved since this store last synced: pull first, then push again."""
+
+    code = "remote-conflict"
+
+
+class RemoteCorruptError(RemoteError):
+    """Bytes read from the remote do not match their names or hashes; nothing was loaded."""
+
+    code = "remote-corrupt"
+
+
+class RemoteTrustError(RemoteError):
+    """A history on the remote is not signed with a key this machine trusts."""
+
+    code = "remote-untrusted"
 
 
 class TimeTravelWarning(UserWarning):

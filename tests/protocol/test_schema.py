@@ -68,3 +68,13 @@ def _shared_session() -> Session:
         session.run("x = 1")
         _SESSIONS.append(session)
     return _SESSIONS[0]
+
+
+def test_status_with_a_remote_matches_the_schema(session):
+    remote = {"url": "s3://bucket/team/nb.ipynb", "unpushed": 2, "error": None,
+              "last_push": 1_700_000_000.5}
+    session.handler._remote_status = lambda: remote
+    reply = session.ask("status")
+    assert reply["result"]["remote"] == remote
+    session.handler._remote_status = lambda: {**remote, "error": "the server went away"}
+    assert session.ask("status")["result"]["remote"]["error"] == "the server went away"

@@ -14,7 +14,7 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Enum, Float, Int, List, Unicode, default
 from typing_extensions import override
 
-from timetravel_kernel.errors import StoreError
+from timetravel_kernel.errors import RemoteError, RemoteNotFoundError, StoreError
 from timetravel_kernel.kernel.magics import register_magics
 from timetravel_kernel.kernel.rebuilding import REBUILD_POLICIES, after_loss
 from timetravel_kernel.kernel.storage import (
@@ -45,7 +45,9 @@ from timetravel_kernel.protocol.messages import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from timetravel_kernel.kernel.sync import RemoteSync
     from timetravel_kernel.protocol import Response
+    from timetravel_kernel.protocol.messages import RemoteStatusJSON
     from timetravel_kernel.timeline import RetentionPolicy, Timeline
 
 __all__ = [
@@ -203,6 +205,35 @@ class TimeTravelKernel(IPythonKernel):
             return 60.0
         return budget if 0 < budget <= 86_400 else 60.0
 
+    remote = Unicode(
+        help="Push this notebook's history to this remote after every checkpoint, in the "
+        "background, and fetch it when the local store is missing or behind: a URL "
+        "(s3://bucket/prefix, file:///folder) or a name from `timetravel remote add` (env "
+        "TIMETRAVEL_REMOTE). Credentials come from the AWS variables; needs the notebook path."
+    ).tag(config=True)
+    remote_trust = Bool(
+        help="Restore histories from the remote even when they are not signed with this "
+        "user's key (loading a state can run code: only for remotes you trust) "
+        "(env TIMETRAVEL_REMOTE_TRUST=1)."
+    ).tag(config=True)
+    remote_key_file = Unicode(
+        help="A team signing key file, shared by everyone pushing to and pulling from the "
+        "remote (env TIMETRAVEL_REMOTE_KEY_FILE); default: the user's own key in the Jupyter "
+        "data dir."
+    ).tag(config=True)
+
+    @default("remote")
+    def _default_remote(self) -> str:
+        return os.environ.get("TIMETRAVEL_REMOTE", "")
+
+    @default("remote_trust")
+    def _default_remote_trust(self) -> bool:
+        return os.environ.get("TIMETRAVEL_REMOTE_TRUST", "").lower() in ("1", "true", "yes", "on")
+
+    @default("remote_key_file")
+    def _default_remote_key_file(self) -> str:
+        return os.environ.get("TIMETRAVEL_REMOTE_KEY_FILE", "")
+
     @default("enabled")
     def _default_enabled(self) -> bool:
         return os.environ.get("TIMETRAVEL_ENABLED", "1").lower() not in ("0", "false", "no", "off")
@@ -267,10 +298,12 @@ class TimeTravelKernel(IPythonKernel):
         self._last_cell_finished = 0.0
         self._thinner: BackgroundThinner | None = None
         self._opened = OpenedTimeline(None, None, "time travel is starting")
+        self._sync: RemoteSync | None = None
         self.handler = ProtocolHandler(None, self.shell.user_ns, is_busy=self.is_busy,
                                        lock=self._lock, notice="time travel is starting",
                                        transform_cell=self._python_source_or_code,
-                                       rebuild_budget=self.rebuild_budget)
+                                       rebuild_budget=self.rebuild_budget,
+                                       remote_status=self._remote_status)
         self.comm_manager.register_target(COMM_TARGET, self._on_comm_open)
         register_magics(self.shell, self)
 
@@ -358,7 +391,10 @@ class TimeTravelKernel(IPythonKernel):
             if opened.notice:
                 self._announce(opened.notice)
             if opened.timeline is not None:
-                self._start_session(opened.timeline)
+                fetched = False
+                if opened.temporary is None and self.remote:
+                    fetched = self._connect_remote(opened.timeline, path)
+                self._start_session(opened.timeline, fetched=fetched)
         except Exception as exc:
             # Checkpoint boundary (STYLE.md): the history is optional, the kernel is not.
             self.log.exception("time travel could not start")
@@ -367,7 +403,7 @@ class TimeTravelKernel(IPythonKernel):
             self.handler.notice = message
             self._announce(message)
 
-    def _start_session(self, timeline: Timeline) -> None:
+    def _start_session(self, timeline: Timeline, *, fetched: bool = False) -> None:
         crashed = timeline.previous_session_crashed
         restorable = timeline.restorable
         timeline.start(self.shell.user_ns)
@@ -383,8 +419,11 @@ class TimeTravelKernel(IPythonKernel):
         head = timeline.head
         if restorable is None or (head is not None and head.id == restorable.id):
             return
-        policy = self.restore_after_crash if crashed else self.restore_after_restart
-        before = "the previous kernel crashed" if crashed else "the previous session ended"
+        # A state fetched from the remote is a session that ended elsewhere, as abruptly as
+        # a crash from this machine's point of view (a rescheduled pod, a culled kernel).
+        policy = self.restore_after_crash if crashed or fetched else self.restore_after_restart
+        before = ("its latest state was fetched from the remote" if fetched else
+                  "the previous kernel crashed" if crashed else "the previous session ended")
         if policy == "restore":
             self._restore_at_start(timeline, crashed, f"{before}; restored its state after {cell}")
         elif policy == "offer":
@@ -394,6 +433,92 @@ class TimeTravelKernel(IPythonKernel):
                 "event": "restore-available", "restorable": format_commit(restorable),
                 "crashed": crashed, "message": message})
             self._notices.append(message)
+
+    def _connect_remote(self, timeline: Timeline, path: Path) -> bool:
+        """Open the remote, pull what it has before the first cell, start background pushes.
+
+        Returns whether the local HEAD moved to the remote's (the store was missing or behind).
+        """
+        from timetravel_kernel.kernel.remotes import open_remote, resolve_remote
+        from timetravel_kernel.kernel.sync import RemoteSync
+        from timetravel_kernel.remote import notebook_remote_name
+
+        if not self.notebook_path:
+            self._announce("time travel: the remote is not used: this kernel does not know its "
+                           "notebook's path (set TimeTravelKernel.notebook_path)")
+            return False
+        try:
+            settings = resolve_remote(self.remote, jupyter_data_dir())
+            if self.remote_key_file:
+                settings = replace(settings, key_file=self.remote_key_file)
+            name = notebook_remote_name(self.notebook_path, os.path.expanduser("~"))
+            remote = open_remote(settings, name, data_dir=jupyter_data_dir(), env=os.environ,
+                                 trust=self.remote_trust)
+        except RemoteError as exc:
+            self._announce(f"time travel: the remote is not used: {exc}")
+            return False
+        self._sync = RemoteSync(remote, path, merge=self._merge_remote, log=self.log)
+        fetched = False
+        try:
+            # Only what the latest state needs: the rest of the history follows in the
+            # background (the first push finds it missing and merges it).
+            report = remote.pull(timeline.object_store, move_head=True, only_head=True)
+        except RemoteNotFoundError:
+            pass  # nothing pushed yet: the first checkpoint creates the history there
+        except (RemoteError, StoreError) as exc:
+            self._announce(f"time travel: could not fetch this notebook's history from "
+                           f"{remote.url} ({exc}); continuing with the local history")
+        else:
+            timeline.reload_history()
+            fetched = report.head_moved
+        self._sync.start()
+        return fetched
+
+    def _merge_remote(self) -> bool:
+        """Pull the remote's states into the live store (from the push thread).
+
+        Records are written beside the running kernel (RocksDB takes concurrent writers);
+        the history lock is held only for the commits and the re-read of the history.
+        """
+        timeline, sync = self.handler.timeline, self._sync
+        if timeline is None or sync is None:
+            return False
+        report = sync.remote.pull(timeline.object_store, move_head=False,
+                                  commit_lock=self._lock)
+        if report.commits:
+            with self._lock:
+                timeline.reload_history()
+        return True
+
+    def _remote_status(self) -> RemoteStatusJSON | None:
+        if self._sync is None:
+            return None
+        status = self._sync.status()
+        return {"url": status.url, "unpushed": status.unpushed, "error": status.error,
+                "last_push": status.last_push}
+
+    def remote_command(self, op: str) -> str:
+        """Run ``%tt push`` or ``%tt pull`` now; return what happened, in a sentence."""
+        run = _current_run.get()
+        if run is not None:
+            run.uses_magic = True
+        sync, timeline = self._sync, self.handler.timeline
+        if sync is None or timeline is None:
+            return ("time travel: no remote for this kernel; set TimeTravelKernel.remote (or "
+                    "TIMETRAVEL_REMOTE) and restart it")
+        try:
+            if op == "push":
+                pushed = sync.push_now()
+                return (f"time travel: pushed {pushed.commits} states ({pushed.bytes_sent} "
+                        f"bytes, {pushed.requests} requests) to {sync.remote.url}")
+            with self._lock:
+                pulled = sync.remote.pull(timeline.object_store, move_head=False)
+                timeline.reload_history()
+        except RemoteError as exc:
+            return f"time travel: {op} failed: {exc}"
+        newest = f"; the remote's latest state is {pulled.head[:10]} (%tt checkout " \
+                 f"{pulled.head[:10]})" if pulled.head else ""
+        return f"time travel: fetched {pulled.commits} states from {sync.remote.url}{newest}"
 
     def _restore_at_start(self, timeline: Timeline, crashed: bool, what: str) -> None:
         damage: str | None = None
@@ -627,6 +752,8 @@ class TimeTravelKernel(IPythonKernel):
                            f"({type(exc).__name__}: {exc}); the cell itself is fine and the "
                            "next cells will be saved again if the problem goes away")
             return
+        if self._sync is not None:
+            self._sync.note_checkpoint()
         if self._warned_failure:
             self._warned_failure = False
             self._tell("time travel: saving works again; this cell's state includes what the "
@@ -726,6 +853,8 @@ class TimeTravelKernel(IPythonKernel):
         self.handler.notice = "time travel is closed (the kernel is shutting down)"
         if self._thinner is not None:
             self._thinner.join()
+        if self._sync is not None:
+            self._sync.stop()
         try:
             if timeline is not None:
                 with self._lock:

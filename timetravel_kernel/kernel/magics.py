@@ -50,6 +50,8 @@ USAGE = """\
   %tt rebuild [NAME ...]  bring back unsaveable values a restore left behind by running the
                         recorded cells that made them on their recorded inputs
                         (--preview: show those cells and their code; --budget SECONDS)
+  %tt push | pull       send states to / fetch states from the remote now
+                        (TimeTravelKernel.remote; pushes also run after every cell)
 Put a checkout command alone in its cell: that cell is not recorded as a new state."""
 
 
@@ -58,6 +60,9 @@ class HandlesRequests(Protocol):
 
     def handle_from_cell(self, request: Mapping[str, object]) -> Response:
         """Answer a request made from the running cell."""
+
+    def remote_command(self, op: str) -> str:
+        """Push to or pull from the remote now; return what happened."""
 
 
 def parse_magic_line(line: str) -> dict[str, object]:
@@ -226,6 +231,12 @@ def format_result(op: str, result: Mapping[str, object]) -> Report:
         notes = [str(result["notice"])] if result.get("notice") else []
         if result.get("restorable"):
             notes.append(f"restorable: {_short(result.get('restorable'))} (%tt restore)")  # type: ignore[arg-type]
+        remote = result.get("remote")
+        if isinstance(remote, dict):
+            waiting = f"{remote.get('unpushed')} states not pushed yet" if remote.get(
+                "unpushed") else "all states pushed"
+            why = f" (last attempt: {remote['error']})" if remote.get("error") else ""
+            notes.append(f"remote {remote.get('url')}: {waiting}{why}")
         return Report(" · ".join([title, *notes]))
     if op == "log":
         commits = result.get("commits")
@@ -303,6 +314,8 @@ def _format_history(result: Mapping[str, object]) -> Report:
 
 def _make_magic(kernel: HandlesRequests) -> Callable[[str], Report]:
     def timetravel(line: str) -> Report:
+        if line.strip() in ("push", "pull"):
+            return Report(kernel.remote_command(line.strip()))
         try:
             request = parse_magic_line(line)
         except ValueError as exc:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, MutableMapping
 
     from timetravel_kernel.ids import CommitId
+    from timetravel_kernel.protocol.messages import RemoteStatusJSON
     from timetravel_kernel.timeline import Timeline
     from timetravel_kernel.timeline.results import CheckoutResult
 
@@ -76,6 +77,7 @@ class ProtocolHandler:
         notice: a sentence for ``status`` explaining an unusual state (read-only, disabled).
         transform_cell: turns a recorded cell's code into Python, for ``rebuild``.
         rebuild_budget: seconds a ``rebuild`` may run when the request names no budget.
+        remote_status: returns the ``remote`` part of ``status`` (None: no remote).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class ProtocolHandler:
         notice: str | None = None,
         transform_cell: Callable[[str], str] = str,
         rebuild_budget: float = 60.0,
+        remote_status: Callable[[], RemoteStatusJSON | None] = lambda: None,
     ) -> None:
         self.transform_cell = transform_cell
         self.rebuild_budget = rebuild_budget
@@ -98,6 +101,7 @@ class ProtocolHandler:
         self.read_only = read_only
         self.budget: int | None = None  # the store's size budget (retention), if any
         self._is_busy = is_busy
+        self._remote_status = remote_status
         self._lock = lock if lock is not None else threading.RLock()
 
     def handle(self, data: object, *, from_cell: bool = False,
@@ -231,7 +235,7 @@ class ProtocolHandler:
         restorable_id = self._restorable_id(timeline)
         restorable = timeline.restorable if restorable_id is not None else None
         path = timeline.store_path
-        return {
+        reply: StatusReply = {
             "protocol": PROTOCOL_VERSION,
             "head": format_commit(head) if head is not None else None,
             "commits": timeline.commit_count(),
@@ -242,6 +246,10 @@ class ProtocolHandler:
             "read_only": self.read_only or timeline.read_only,
             "notice": self.notice,
         }
+        remote = self._remote_status()
+        if remote is not None:
+            reply["remote"] = remote
+        return reply
 
     @staticmethod
     def _restorable_id(timeline: Timeline) -> CommitId | None:

@@ -47,6 +47,7 @@ __all__ = [
     "LogReply",
     "OkReply",
     "Op",
+    "RemoteStatusJSON",
     "Reply",
     "Request",
     "RestoreAvailableEvent",
@@ -147,8 +148,20 @@ class StoreInfo(TypedDict):
     budget: NotRequired[int | None]
 
 
+class RemoteStatusJSON(TypedDict):
+    """The ``remote`` of ``status``: where pushes go and how many states are not there yet."""
+
+    url: str
+    unpushed: int
+    error: str | None
+    last_push: float | None
+
+
 class StatusReply(TypedDict):
-    """Result of ``status``; ``enabled`` and ``notice`` extend the design's fields."""
+    """Result of ``status``; ``enabled``, ``notice`` and ``remote`` extend the design's fields.
+
+    ``remote`` is present only when the kernel has a remote.
+    """
 
     protocol: int
     head: CommitJSON | None
@@ -158,6 +171,7 @@ class StatusReply(TypedDict):
     enabled: bool
     read_only: bool
     notice: str | None
+    remote: NotRequired[RemoteStatusJSON]
 
 
 class LogReply(TypedDict):

@@ -205,6 +205,16 @@ class Timeline:
         return self._closed
 
     @property
+    def object_store(self) -> ObjectStore:
+        """The store's records, for the remote layer's push and pull (not for the cell path)."""
+        return self._store
+
+    def reload_history(self) -> None:
+        """Re-read the commits and the restorable state: a pull wrote them behind our back."""
+        self._history = CommitIndex(self._store)
+        self.restorable = self._find_restorable()
+
+    @property
     def read_only(self) -> bool:
         """Whether the store refuses writes."""
         return self._store.backend.read_only

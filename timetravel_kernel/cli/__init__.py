@@ -1,8 +1,9 @@
 """``timetravel``: install the kernelspec and inspect history stores offline (frontend layer).
 
 Queries go through the ProtocolHandler (so the CLI prints exactly what the comm would answer)
-and stores are opened read-only, which works beside a running kernel. Only ``gc`` and
-``prune`` write.
+and stores are opened read-only, which works beside a running kernel. Only ``gc``,
+``prune``, ``pull``, ``clone`` and ``import`` write. The remote commands are in
+``cli/remotes.py``.
 """
 
 from __future__ import annotations
@@ -337,6 +338,9 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
     prune.add_argument("--dir", help="the stores folder")
     prune.set_defaults(run=_cmd_prune)
+    from timetravel_kernel.cli.remotes import add_remote_commands
+
+    add_remote_commands(sub)
     return parser
 
 

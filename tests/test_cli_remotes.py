@@ -1,0 +1,141 @@
+"""`timetravel remote|push|pull|clone|export|import` on real stores, a folder and SeaweedFS."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from timetravel_kernel.cli import main
+from timetravel_kernel.kernel.storage import store_path_for
+from timetravel_kernel.timeline import CellInfo, Timeline
+
+from .seaweed import SECRET_KEY
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    """Machine A: a home with a notebook whose store has two cells; returns the notebook path."""
+    home = tmp_path / "home-a"
+    set_machine(monkeypatch, home)
+    notebook = home / "work" / "nb.ipynb"
+    path = store_path_for(home / "stores", str(notebook))
+    timeline = Timeline.open(path, purpose="kernel for nb.ipynb")
+    ns: dict = {"__name__": "__main__"}
+    timeline.start(ns)
+    for count, code in enumerate(["x = 1", "y = [x] * 3"], start=1):
+        exec(code, ns)
+        timeline.checkpoint(ns, CellInfo(code=code, execution_count=count))
+    timeline.close()
+    return notebook
+
+
+def set_machine(monkeypatch, home):
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("TIMETRAVEL_STORE_DIR", str(home / "stores"))
+    monkeypatch.delenv("TIMETRAVEL_REMOTE", raising=False)
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def restore(notebook, home):
+    timeline = Timeline.open(store_path_for(home / "stores", str(notebook)))
+    ns: dict = {"__name__": "__main__"}
+    timeline.start(ns)
+    timeline.restore(ns)
+    timeline.close()
+    return ns
+
+
+def test_push_on_one_machine_and_clone_on_another_through_a_folder(machine, capsys, tmp_path,
+                                                                   monkeypatch):
+    share = tmp_path / "share"
+    share.mkdir()
+    assert run(capsys, "remote", "add", "origin", share.as_uri())[0] == 0
+    status, out, _ = run(capsys, "remote", "list", "--json")
+    assert json.loads(out) == {"origin": {"url": share.as_uri(), "endpoint": None,
+                                          "region": None, "key_file": None}}
+    status, out, err = run(capsys, "push", machine, "--json")
+    assert status == 0, err
+    assert json.loads(out)["commits"] == 3
+    status, out, _ = run(capsys, "push", machine)
+    assert "up to date" in out
+
+    # Machine B shares the key (a team key file), not the home.
+    key = tmp_path / "home-a" / "data" / "timetravel" / "remote-signing.key"
+    home_b = tmp_path / "home-b"
+    set_machine(monkeypatch, home_b)
+    notebook_b = home_b / "work" / "nb.ipynb"
+    status, _, err = run(capsys, "clone", share.as_uri(), "--notebook", notebook_b)
+    assert status == 1 and "not signed with this machine's key" in err
+    assert not store_path_for(home_b / "stores", str(notebook_b)).exists()  # nothing half-made
+    run(capsys, "remote", "add", "team", share.as_uri(), "--key-file", key)
+    status, out, err = run(capsys, "clone", "team", "--notebook", notebook_b)
+    assert status == 0, err
+    assert "3 states" in out
+    assert restore(notebook_b, home_b)["y"] == [1, 1, 1]
+    status, _, err = run(capsys, "clone", "team", "--notebook", notebook_b)
+    assert status == 1 and "already has a history" in err
+    status, out, _ = run(capsys, "pull", notebook_b, "team")
+    assert status == 0 and "fetched 0 records" in out
+    assert run(capsys, "remote", "remove", "team")[0] == 0
+    status, _, err = run(capsys, "remote", "remove", "team")
+    assert status == 1 and "no remote named" in err
+
+
+def test_export_and_import_one_file(machine, capsys, tmp_path, monkeypatch):
+    status, _, err = run(capsys, "export", machine, "-o", tmp_path / "nb.tthist")
+    assert status == 0, err
+    home_b = tmp_path / "home-b"
+    set_machine(monkeypatch, home_b)
+    status, _, err = run(capsys, "import", tmp_path / "nb.tthist", "--notebook",
+                         home_b / "nb.ipynb")
+    assert status == 1 and "--trust" in err
+    status, _, err = run(capsys, "import", tmp_path / "nb.tthist", "--notebook",
+                           home_b / "nb.ipynb", "--trust")
+    assert status == 0, err
+    assert restore(home_b / "nb.ipynb", home_b)["x"] == 1
+
+
+def test_clear_errors_for_remote_commands(machine, capsys, tmp_path):
+    status, _, err = run(capsys, "push", machine, "nowhere")
+    assert status == 1 and "no remote named 'nowhere'" in err
+    status, _, err = run(capsys, "remote", "add", "bad", "s3://AKIA:pw@bucket/x")
+    assert status == 1 and "never in the remote URL" in err and "pw@" not in err
+    store = store_path_for(tmp_path / "home-a" / "stores", str(machine))
+    status, _, err = run(capsys, "push", store, (tmp_path).as_uri())
+    assert status == 1 and "--as NAME" in err
+    holder = Timeline.open(store, purpose="a running kernel")
+    try:
+        status, _, err = run(capsys, "pull", machine, tmp_path.as_uri())
+        assert status == 1 and "%tt pull" in err
+    finally:
+        holder.close()
+
+
+def test_push_and_clone_through_seaweedfs_with_aws_variables(machine, capsys, tmp_path,
+                                                             monkeypatch, seaweed):
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    url = "s3://timetravel-tests/cli"
+    status, out, err = run(capsys, "push", machine, url)
+    assert status == 0, err
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    status, _, err = run(capsys, "push", machine, url)
+    assert status == 1 and "refused the credentials" in err and "not-the-secret" not in err
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    home_b = tmp_path / "home-b"
+    key = tmp_path / "home-a" / "data" / "timetravel" / "remote-signing.key"
+    set_machine(monkeypatch, home_b)
+    (home_b / "data" / "timetravel").mkdir(parents=True)
+    (home_b / "data" / "timetravel" / "remote-signing.key").write_bytes(key.read_bytes())
+    monkeypatch.setenv("TIMETRAVEL_REMOTE", url)
+    status, out, err = run(capsys, "clone", url, "--notebook", home_b / "work" / "nb.ipynb")
+    assert status == 0, err
+    assert SECRET_KEY not in out + err
+    assert restore(home_b / "work" / "nb.ipynb", home_b)["y"] == [1, 1, 1]

@@ -1,0 +1,149 @@
+"""Remote settings: named remotes, the signing key and S3 options from the environment.
+
+Shared by the kernel and the ``timetravel`` command, the two places allowed to read the
+environment (STYLE.md). Named remotes live in ``<jupyter data dir>/timetravel/remotes.json``
+with their URL and non-secret options only; credentials come from the standard AWS variables
+(or obstore's defaults) and are never written anywhere (kernel layer).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from timetravel_kernel.errors import RemoteError
+from timetravel_kernel.remote import (
+    Remote,
+    S3Options,
+    Signer,
+    check_remote_url,
+    load_or_create_key,
+    open_transport,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "KEY_FILE",
+    "REMOTES_FILE",
+    "RemoteSettings",
+    "load_remote_settings",
+    "open_remote",
+    "resolve_remote",
+    "s3_options_from_env",
+    "save_remote_settings",
+]
+
+REMOTES_FILE = "timetravel/remotes.json"
+KEY_FILE = "timetravel/remote-signing.key"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteSettings:
+    """A remote's URL and its non-secret options (None: from the environment)."""
+
+    url: str
+    endpoint: str | None = None
+    region: str | None = None
+    key_file: str | None = None
+
+
+def s3_options_from_env(env: Mapping[str, str], settings: RemoteSettings | None = None
+                        ) -> S3Options:
+    """Return S3 options from the AWS variables, the remote's own options taking precedence.
+
+    A plain-http endpoint is allowed as given (S3-compatible servers on a private network).
+    """
+    endpoint = (settings.endpoint if settings and settings.endpoint else None) or \
+        env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+    region = (settings.region if settings and settings.region else None) or \
+        env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+    allow_http = env.get("AWS_ALLOW_HTTP", "").lower() in _TRUE or bool(
+        endpoint and endpoint.startswith("http://"))
+    return S3Options(endpoint=endpoint, region=region,
+                     access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+                     secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+                     session_token=env.get("AWS_SESSION_TOKEN") or None, allow_http=allow_http)
+
+
+def _settings_path(data_dir: str | os.PathLike[str]) -> Path:
+    return Path(data_dir) / REMOTES_FILE
+
+
+def load_remote_settings(data_dir: str | os.PathLike[str]) -> dict[str, RemoteSettings]:
+    """Return the named remotes (empty when none was added).
+
+    Raises:
+        RemoteError: the file is unreadable (the message names it).
+    """
+    path = _settings_path(data_dir)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise RemoteError(f"cannot read the remotes file {path}: {exc}; fix or delete it") from exc
+    known = {f.name for f in fields(RemoteSettings)}
+    try:
+        return {name: RemoteSettings(**{k: v for k, v in value.items() if k in known})
+                for name, value in record.items()}
+    except (AttributeError, TypeError) as exc:
+        raise RemoteError(f"the remotes file {path} is not as `timetravel remote add` writes "
+                          "it; fix or delete it") from exc
+
+
+def save_remote_settings(data_dir: str | os.PathLike[str],
+                         remotes: Mapping[str, RemoteSettings]) -> Path:
+    """Write the named remotes (private to the user); return the file's path.
+
+    Raises:
+        RemoteError: a name or URL is invalid.
+    """
+    for name, settings in remotes.items():
+        if not _NAME.match(name):
+            raise RemoteError(f"{name!r}: a remote name has letters, digits, '.', '_', '-'")
+        check_remote_url(settings.url)
+    path = _settings_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(json.dumps({n: asdict(s) for n, s in sorted(remotes.items())}, indent=1))
+    os.chmod(temp, 0o600)
+    temp.replace(path)
+    return path
+
+
+def resolve_remote(name_or_url: str, data_dir: str | os.PathLike[str]) -> RemoteSettings:
+    """Return the settings of a named remote, or of a URL given directly.
+
+    Raises:
+        RemoteError: neither a known name nor a usable URL.
+    """
+    named = load_remote_settings(data_dir)
+    if name_or_url in named:
+        return named[name_or_url]
+    if "://" in name_or_url or name_or_url.startswith("/"):
+        check_remote_url(name_or_url)
+        return RemoteSettings(url=name_or_url)
+    known = ", ".join(sorted(named)) or "none yet: `timetravel remote add NAME URL`"
+    raise RemoteError(f"no remote named {name_or_url!r} (known: {known})")
+
+
+def open_remote(settings: RemoteSettings, notebook: str, *, data_dir: str | os.PathLike[str],
+                env: Mapping[str, str], trust: bool = False) -> Remote:
+    """Return the remote for one notebook, signing with the remote's key file or the user's.
+
+    Raises:
+        RemoteError: the URL, the key or the client library is unusable.
+    """
+    key_path = Path(settings.key_file).expanduser() if settings.key_file else \
+        Path(data_dir) / KEY_FILE
+    signer = Signer(load_or_create_key(key_path))
+    transport = open_transport(settings.url, s3_options_from_env(env, settings))
+    return Remote(transport, notebook, signer=signer, trust=trust)

@@ -1,0 +1,461 @@
+"""Remote: push, pull and garbage-collect one notebook's history on a transport (remote layer).
+
+Layout under the transport's root, for notebook ``NB``::
+
+    NB/packs/<sha256>.pack     immutable records, created only if absent
+    NB/indexes/<sha256>.idx    signed: the pack's hash, its records, the previous index(es)
+    NB/refs/main               signed: the latest state and the newest index, replaced only by
+                               compare-and-swap
+
+A push uploads packs, then their indexes, then swaps the ref: until the swap nothing new is
+reachable, so a push cut short is invisible (its objects are garbage for ``collect_garbage``
+after a grace period). A push that finds states on the remote that the local store lacks is
+refused ("pull first"); a pull stores the union of both histories (they are trees of commits,
+so merging loses nothing) and moves the local HEAD only when the local store was behind.
+The local store stays the source of truth for the running kernel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from timetravel_kernel.errors import (
+    MissingObjectError,
+    RemoteConflictError,
+    RemoteCorruptError,
+    RemoteNotFoundError,
+    RemoteTrustError,
+)
+from timetravel_kernel.ids import CommitId
+from timetravel_kernel.remote.fetch import PackReader
+from timetravel_kernel.remote.packs import (
+    SUMMARY_DEPTH,
+    PackIndex,
+    decode_index,
+    encode_index,
+    pack_name,
+    split_into_packs,
+)
+from timetravel_kernel.remote.signing import sign_document, split_signed_document
+from timetravel_kernel.store.keys import encode_key
+from timetravel_kernel.store.objects import decode_commit
+from timetravel_kernel.store.refs import REF_HEAD, ref_key
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from timetravel_kernel.remote.signing import Signer
+    from timetravel_kernel.remote.transport import Transport
+    from timetravel_kernel.store.object_store import ObjectStore
+
+__all__ = ["PullReport", "PushReport", "Remote", "RemoteGarbageReport", "RemoteRef"]
+
+_REF_FORMAT = 1
+_DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteRef:
+    """The remote's ref: the state a new machine restores, and the newest index."""
+
+    head: str | None
+    index: str | None
+    time: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushReport:
+    """What a push sent (``requests`` and ``bytes_sent`` include reading the ref)."""
+
+    records: int
+    commits: int
+    packs: int
+    bytes_sent: int
+    requests: int
+    head: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullReport:
+    """What a pull stored, and whether the local HEAD moved to the remote's."""
+
+    records: int
+    commits: int
+    bytes_received: int
+    requests: int
+    head: str | None
+    head_moved: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteGarbageReport:
+    """Objects ``collect_garbage`` deleted, and unreferenced ones kept for the grace period."""
+
+    deleted: int
+    kept_in_grace: int
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _with_packs(start: str, known: dict[str, PackIndex]) -> dict[str, PackIndex]:
+    """Return every pack-bearing index reachable from ``start`` (through summaries too)."""
+    found: dict[str, PackIndex] = {}
+    queue = deque([start])
+    seen: set[str] = set()
+    while queue:
+        name = queue.popleft()
+        index = known.get(name)
+        if name in seen or index is None:
+            continue
+        seen.add(name)
+        if index.pack:
+            found[name] = PackIndex(pack=index.pack, size=index.size, parents=index.parents,
+                                    records=index.records, depth=index.depth)
+        queue.extend(index.parents)
+        queue.extend(index.embedded)
+    return found
+
+
+class Remote:
+    """One notebook's history on a transport, and what this process knows of it.
+
+    Args:
+        transport: where the objects live.
+        notebook: the notebook's name on the remote (see ``notebook_remote_name``).
+        signer: signs what is pushed and checks what is read.
+        trust: accept indexes and refs whose signature does not verify (records are still
+            checked against their ids and packs against their hashes).
+        branch: the ref's name.
+    """
+
+    def __init__(self, transport: Transport, notebook: str, *, signer: Signer,
+                 trust: bool = False, branch: str = "main") -> None:
+        self.transport = transport
+        self.notebook = notebook.strip("/")
+        self.signer = signer
+        self.trust = trust
+        self._ref_path = f"{self.notebook}/refs/{branch}"
+        self._lock = threading.Lock()
+        self._indexes: dict[str, PackIndex] = {}
+        self._remote_keys: set[bytes] = set()
+
+    @property
+    def url(self) -> str:
+        """Where this history lives, for messages (no credentials)."""
+        return f"{self.transport.url.rstrip('/')}/{self.notebook}"
+
+    # -- reading ------------------------------------------------------------------------
+    def _verified_body(self, data: bytes, what: str, *, verify: bool = True) -> bytes:
+        body, signature = split_signed_document(data, what)
+        if verify and not self.trust and not self.signer.is_valid(body, signature):
+            raise RemoteTrustError(
+                f"{what} at {self.url} is not signed with this machine's key, so its states "
+                "are not loaded (loading a state can run code). Use the same signing key on "
+                "both machines (the remote's key_file option), or pass --trust "
+                "(TimeTravelKernel.remote_trust) if you trust everyone who can write there")
+        return body
+
+    def read_ref(self, *, verify: bool = True) -> tuple[RemoteRef | None, str | None]:
+        """Return the remote's ref and its version tag ((None, None) when nothing was pushed).
+
+        Raises:
+            RemoteTrustError: the ref's signature does not verify (and not ``trust``).
+            RemoteCorruptError: the ref is unreadable.
+        """
+        found = self.transport.get(self._ref_path)
+        if found is None:
+            return None, None
+        body = self._verified_body(found.data, "the history's ref", verify=verify)
+        try:
+            record = json.loads(body)
+            ref = RemoteRef(head=record["head"], index=record["index"], time=record["time"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RemoteCorruptError(f"the ref at {self.url} is unreadable: {exc}") from exc
+        return ref, found.tag
+
+    def _learn(self, ref: RemoteRef | None, *, verify: bool = True
+               ) -> list[tuple[str, PackIndex]]:
+        """Read the indexes reachable from ``ref`` that this process has not seen, newest first.
+
+        Nothing is remembered until ``_remember``: an operation that fails half-way must find
+        the same indexes new next time.
+        """
+        learned: list[tuple[str, PackIndex]] = []
+        queue = deque([ref.index] if ref and ref.index else [])
+        seen: set[str] = set()
+        while queue:
+            name = queue.popleft()
+            if name in self._indexes or name in seen:
+                continue
+            seen.add(name)
+            found = self.transport.get(f"{self.notebook}/indexes/{name}.idx")
+            if found is None:
+                raise RemoteCorruptError(f"pack index {name[:12]} is missing at {self.url}; the "
+                                         "history there is damaged")
+            body = self._verified_body(found.data, f"pack index {name[:12]}", verify=verify)
+            if _sha256(body) != name:
+                raise RemoteCorruptError(f"pack index {name[:12]} at {self.url} does not match "
+                                         "its name (tampered with or damaged)")
+            index = decode_index(body, name[:12])
+            learned.append((name, index))
+            queue.extend(index.parents)
+            # A summary holds every index before it: nothing further to read.
+            learned += [(n, i) for n, i in index.embedded.items()
+                        if n not in self._indexes and n not in seen]
+            seen.update(index.embedded)
+        return learned
+
+    def _remember(self, indexes: list[tuple[str, PackIndex]]) -> None:
+        for name, index in indexes:
+            self._indexes[name] = index
+            self._remote_keys.update(index.records)
+
+    # -- push ---------------------------------------------------------------------------
+    def push(self, store: ObjectStore, *, progress: Callable[[int, int], None] | None = None
+             ) -> PushReport:
+        """Send the records the remote lacks and move its ref to the local HEAD.
+
+        Raises:
+            RemoteConflictError: the remote has states this store lacks, or moved during the
+                push: pull first, then push again.
+            RemoteError: the remote cannot be used (subclasses say why).
+        """
+        with self._lock:
+            requests, sent = self.transport.requests, self.transport.bytes_sent
+            ref, tag = self.read_ref()
+            learned = self._learn(ref)
+            lacking = [k for _, index in learned for k in index.commit_keys()
+                       if not store.backend.has(k)]
+            if lacking:
+                raise RemoteConflictError(
+                    f"{self.url} has {len(lacking)} states this store lacks (pushed from "
+                    "elsewhere): pull first, then push again")
+            self._remember(learned)
+            head = store.read_ref(REF_HEAD)
+            records = self._unsent_records(store)
+            head_hex = head.hex() if head else None
+            latest = ref.index if ref else None
+            uploaded: list[tuple[str, PackIndex]] = []
+            if records or ref is None or ref.head != head_hex:
+                uploaded = self._upload(records, latest, progress)
+                latest = uploaded[-1][0] if uploaded else latest
+                new_ref = json.dumps({"format": _REF_FORMAT, "head": head_hex, "index": latest,
+                                      "time": time.time()}).encode()
+                try:
+                    self.transport.put_if_tag(self._ref_path, sign_document(new_ref, self.signer),
+                                              tag)
+                except RemoteConflictError:
+                    raise RemoteConflictError(
+                        f"{self.url} moved while pushing (another machine pushed): pull first, "
+                        "then push again") from None
+                self._remember(uploaded)
+            return PushReport(
+                records=len(records), commits=sum(1 for k, _ in records if k[:1] == b"k"),
+                packs=len(uploaded), bytes_sent=self.transport.bytes_sent - sent,
+                requests=self.transport.requests - requests, head=head_hex)
+
+    def _upload(self, records: list[tuple[bytes, bytes]], latest: str | None,
+                progress: Callable[[int, int], None] | None) -> list[tuple[str, PackIndex]]:
+        """Upload packs then their indexes, chained to ``latest``; return them, oldest first."""
+        uploaded: list[tuple[str, PackIndex]] = []
+        packs = split_into_packs(records)
+        total = sum(len(p) for p, _ in packs)
+        done = 0
+        for pack, offsets in packs:
+            name = pack_name(pack)
+            self.transport.put_if_absent(f"{self.notebook}/packs/{name}.pack", pack)
+            index = PackIndex(pack=name, size=len(pack), parents=(latest,) if latest else (),
+                              records=offsets, depth=self._depth(latest, uploaded) + 1)
+            latest = self._put_index(index)
+            uploaded.append((latest, index))
+            done += len(pack)
+            if progress is not None:
+                progress(done, total)
+        if latest is not None and self._depth(latest, uploaded) >= SUMMARY_DEPTH:
+            known = {**self._indexes, **dict(uploaded)}
+            summary = PackIndex(pack="", size=0, parents=(), depth=0,
+                                embedded=_with_packs(latest, known))
+            uploaded.append((self._put_index(summary), summary))
+        return uploaded
+
+    def _put_index(self, index: PackIndex) -> str:
+        body = encode_index(index)
+        name = _sha256(body)
+        self.transport.put_if_absent(f"{self.notebook}/indexes/{name}.idx",
+                                     sign_document(body, self.signer))
+        return name
+
+    def _depth(self, name: str | None, uploaded: list[tuple[str, PackIndex]]) -> int:
+        index = dict(uploaded).get(name or "") or self._indexes.get(name or "")
+        return index.depth if index is not None else 0
+
+    def _unsent_records(self, store: ObjectStore) -> list[tuple[bytes, bytes]]:
+        """Return every record reachable from a local commit that the remote lacks.
+
+        A record on the remote arrived with everything it refers to (pushes send closures),
+        so the walk stops at the first known record on each path. HEAD's closure and commit
+        come first (they fill the first packs, what a new machine's kernel fetches before its
+        first cell), the other commits last.
+        """
+        backend = store.backend
+        out: dict[bytes, bytes] = {}
+        commits: list[tuple[bytes, bytes]] = []
+
+        def take(key: bytes) -> bool:
+            if key in self._remote_keys or key in out:
+                return False
+            value = backend.get(key)
+            if value is None:
+                raise MissingObjectError(f"record {key[1:].hex()} is missing from the local "
+                                         "store; run `timetravel gc` and push again")
+            out[key] = value
+            return True
+
+        # HEAD's closure first: it fills the first packs, which is what a new machine's
+        # kernel fetches before its first cell.
+        head = store.read_ref(REF_HEAD)
+        head_key = encode_key("commit", head) if head else b""
+        head_record = backend.get(head_key) if head else None
+        scanned = backend.scan_prefix(encode_key("commit", b""))
+        first = [(head_key, head_record)] if head_record is not None else []
+        taken: set[bytes] = set()
+        head_part = 0
+        for key, data in itertools.chain(first, scanned):
+            if key in self._remote_keys or key in taken:
+                continue
+            taken.add(key)
+            commits.append((key, bytes(data)))
+            tree_id = decode_commit(data).tree
+            if not take(encode_key("tree", tree_id)):
+                continue
+            tree = store.load_tree(tree_id)
+            for bucket_id, bucket in zip(tree.bucket_ids, tree.buckets, strict=True):
+                if bucket_id is None or not take(encode_key("tree", bucket_id)):
+                    continue
+                for covar_id in bucket.values():
+                    if take(encode_key("covar", covar_id)):
+                        for buffer in store.load_covar(covar_id).buffers:
+                            for chunk_id in buffer.chunks:
+                                take(encode_key("chunk", chunk_id))
+            if key == head_key:
+                head_part = len(out)
+        records = list(out.items())
+        if commits and commits[0][0] == head_key:  # the head commit rides with its closure
+            return [*records[:head_part], commits[0], *records[head_part:], *commits[1:]]
+        return [*records, *commits]
+
+    # -- pull ---------------------------------------------------------------------------
+    def pull(self, store: ObjectStore, *, move_head: bool = True, only_head: bool = False,
+             commit_lock: AbstractContextManager[object] | None = None,
+             progress: Callable[[int, int], None] | None = None) -> PullReport:
+        """Store the remote's records this store lacks; move HEAD if the store was behind.
+
+        Args:
+            store: the local store.
+            move_head: set HEAD to the remote's when the local one is unset or its ancestor.
+            only_head: fetch only what the remote's latest state needs, and of the commits only
+                that one (a kernel on a new machine restores it at once; its history follows
+                with the next full pull, which the next push asks for).
+            commit_lock: held while the commits (and HEAD) are written: records go in first,
+                without it, so a kernel's checkpoints wait only for that last small batch.
+            progress: called with (bytes done, bytes in all) after each pack.
+
+        Raises:
+            RemoteNotFoundError: nothing was ever pushed for this notebook.
+            RemoteTrustError, RemoteCorruptError: nothing unverified is stored.
+            RemoteError: the remote cannot be used.
+        """
+        with self._lock:
+            requests, received = self.transport.requests, self.transport.bytes_received
+            ref, _ = self.read_ref()
+            if ref is None:
+                raise RemoteNotFoundError(f"no history has been pushed to {self.url}")
+            learned = self._learn(ref)
+            indexes = [i for _, i in learned if i.pack]
+            reader = PackReader(self.transport, self.notebook, self.url)
+            if only_head and ref.head:
+                stored, commits = reader.fetch_closure(store, bytes.fromhex(ref.head),
+                                                       [*self._indexes.values(), *indexes])
+            else:
+                stored, commits = reader.fetch_packs(store, indexes, progress)
+            puts = list(commits)
+            moved = False
+            if move_head and ref.head and self._is_behind(store, bytes.fromhex(ref.head), commits):
+                puts.append((ref_key(REF_HEAD), bytes.fromhex(ref.head)))
+                moved = True
+            if puts:
+                store.backend.flush()
+                with commit_lock or nullcontext():
+                    store.backend.write_batch(puts)
+            if not only_head:
+                self._remember(learned)
+            return PullReport(records=stored, commits=len(commits),
+                              bytes_received=self.transport.bytes_received - received,
+                              requests=self.transport.requests - requests, head=ref.head,
+                              head_moved=moved)
+
+    def _is_behind(self, store: ObjectStore, remote_head: bytes,
+                   incoming: list[tuple[bytes, bytes]]) -> bool:
+        """Return whether the local HEAD is unset or an ancestor of the remote's HEAD."""
+        local = store.read_ref(REF_HEAD)
+        if local is None:
+            return True
+        if local == remote_head:
+            return False
+        new = {k[1:]: decode_commit(v) for k, v in incoming}
+        current: bytes | None = remote_head
+        while current is not None:
+            if current == local:
+                return True
+            commit = new.get(current)
+            if commit is None:
+                try:
+                    commit = store.load_commit(CommitId(current))
+                except MissingObjectError:
+                    return False
+            current = commit.parent
+        return False
+
+    # -- garbage --------------------------------------------------------------------------
+    def collect_garbage(self, *, grace_seconds: float = _DAY, now: float | None = None
+                        ) -> RemoteGarbageReport:
+        """Delete packs and indexes the ref does not reach, once older than the grace period.
+
+        The grace period protects pushes in flight elsewhere: their packs and indexes exist
+        before the ref names them.
+        """
+        with self._lock:
+            ref, _ = self.read_ref(verify=False)
+            known = {**self._indexes, **dict(self._learn(ref, verify=False))}
+            live: set[str] = set()
+            queue = deque([ref.index] if ref and ref.index else [])
+            while queue:
+                name = queue.popleft()
+                if name not in live and name in known:
+                    live.add(name)
+                    queue.extend(known[name].parents)
+                    queue.extend(known[name].embedded)
+            live_packs = {known[n].pack for n in live if known[n].pack}
+            now = time.time() if now is None else now
+            deleted = kept = 0
+            for folder, keep in (("packs", live_packs), ("indexes", live)):
+                for info in list(self.transport.list(f"{self.notebook}/{folder}/")):
+                    stem = info.path.rsplit("/", 1)[-1].split(".", 1)[0]
+                    if stem in keep:
+                        continue
+                    if now - info.modified < grace_seconds:
+                        kept += 1
+                        continue
+                    self.transport.delete(info.path)
+                    deleted += 1
+            return RemoteGarbageReport(deleted, kept)
