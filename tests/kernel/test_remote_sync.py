@@ -13,7 +13,8 @@ from timetravel_kernel.timeline import Timeline
 
 from ..seaweed import SeaweedServer
 from .harness import stderr
-from .test_workloads import PROBE_DIR, assert_same_state, describe, load_cells, saved_names
+from ..workloads import load_notebook_cells
+from .test_workloads import PROBE_DIR, assert_same_state, describe, saved_names
 
 WORKLOADS = ["array_patch", "awkward_objects", "frame_edits", "many_small", "ml_sklearn"]
 
@@ -58,7 +59,7 @@ def test_a_new_machine_comes_back_to_the_last_state_of_every_workload(
     url = url_for(tmp_path)
     home_a, env_a = machine(tmp_path, "a", seaweed, url, team_key)
     k = start_kernel(notebook=str(home_a / "work" / f"{workload}.ipynb"), **env_a)
-    for cid, code in load_cells(workload):
+    for cid, code in load_notebook_cells(workload):
         k.execute(code, cell_id=cid)
     expected, names = describe(k), saved_names(k)
     wait_pushed(k, timeout=120)
