@@ -131,3 +131,39 @@ def test_a_restore_asked_for_after_a_restart_offers_the_rebuild_with_its_code(
     assert k2.value("'words' in globals()") is False
     assert k2.op("rebuild", names=["words"])["result"]["rebuilt"] == ["words"]
     assert k2.value("[next(words), 'worker' in globals()]") == ["A", False]
+
+
+def test_a_new_machine_rebuilds_what_the_remote_could_not_carry(start_kernel, tmp_path):
+    """The history travels through a remote (a shared folder); unsaveable values come back by
+    re-running their recorded cells there, as after a crash on the same machine."""
+    from timetravel_kernel.remote import load_or_create_key
+
+    team_key = tmp_path / "team.key"
+    load_or_create_key(team_key)
+    (tmp_path / "share").mkdir()
+    remote = f"file://{tmp_path / 'share'}"
+
+    def machine(name: str) -> dict[str, str]:
+        home = tmp_path / name
+        return {"HOME": str(home), "JUPYTER_DATA_DIR": str(home / "data"),
+                "TIMETRAVEL_STORE_DIR": str(home / "stores"), "TIMETRAVEL_REMOTE": remote,
+                "TIMETRAVEL_REMOTE_KEY_FILE": str(team_key)}
+
+    a = start_kernel(notebook=str(tmp_path / "a" / "work" / "nb.ipynb"), **machine("a"))
+    run_all(a, load_cells("awkward_objects"))
+    deadline = time.monotonic() + 120
+    while (status := a.op("status")["result"]["remote"])["unpushed"] or not status["last_push"]:
+        assert time.monotonic() < deadline and status["error"] is None, status
+        time.sleep(0.2)
+    a.kill()  # the first machine is gone
+
+    b = start_kernel(notebook=str(tmp_path / "b" / "work" / "nb.ipynb"), **machine("b"))
+    b.open_comm()
+    offers = [e for e in b.events if e.get("event") == "rebuild-available"]
+    assert len(offers) == 1 and set(offers[0]["plan"]["names"]) == AWKWARD_UNSAVED
+    _, outputs = b.execute("%tt rebuild")
+    assert "rebuilt conn, ev, gen, lock, log, sock" in stderr(outputs) + "".join(
+        str(o["content"].get("data", {})) for o in outputs)
+    assert b.value("next(gen)") == 1
+    assert b.value("conn.execute('select x from t').fetchall()") == [[1]]
+    assert b.value("[p.x, count(), holder['s'] is shared]") == [30, 3, True]

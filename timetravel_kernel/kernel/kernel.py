@@ -490,6 +490,13 @@ class TimeTravelKernel(IPythonKernel):
                 timeline.reload_history()
         return True
 
+    def _pull_history_now(self) -> None:
+        """Fetch the rest of the remote's history before going on (what the push thread does)."""
+        try:
+            self._merge_remote()
+        except (RemoteError, StoreError) as exc:
+            self.log.warning("time travel: could not fetch the history from the remote: %s", exc)
+
     def _remote_status(self) -> RemoteStatusJSON | None:
         if self._sync is None:
             return None
@@ -550,6 +557,10 @@ class TimeTravelKernel(IPythonKernel):
             "event": "restored", "head": format_commit(result.head), "crashed": crashed,
             "unrestored": dict(result.unrestored), "message": message})
         self._notices.append(message)
+        if result.unrestored and self._sync is not None and self.rebuild_unsaved != "never":
+            # A rebuild re-runs earlier cells: their commits must be here before it is planned,
+            # not only the latest state that came first from the remote.
+            self._pull_history_now()
         events, notice = after_loss(self.handler, self.rebuild_unsaved)
         self._startup_events += events
         if notice:
