@@ -41,11 +41,14 @@ def test_a_long_session_stays_under_its_budget(start_kernel):
         k.execute(f"import numpy as np\na = np.random.default_rng({i}).random(60_000)")
         sums[f"import numpy as np\na = np.random.default_rng({i}).random(60_000)"] = k.value(
             "float(a.sum())")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while True:
         status = k.op("status")["result"]
         if status["store"]["bytes"] <= 3_000_000 or time.monotonic() > deadline:
             break
+        # Retention runs after checkpoints: on a loaded machine the last one may have been
+        # estimated before its compaction ended; the user's next cell looks again.
+        k.execute("pass")
         time.sleep(0.5)
     assert status["store"]["budget"] == 3_000_000
     assert status["store"]["bytes"] <= 3_000_000, status
