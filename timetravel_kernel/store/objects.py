@@ -65,11 +65,12 @@ class Covar:
 
     ``buffers[0]`` is the pickle stream (the skeleton); the rest are its out-of-band buffers.
     ``refs`` are top-level names the stream refers to by name (notebook classes and
-    functions), which must be in place before it loads. Chunked buffers are cut every
-    ``chunk_size`` bytes. An ``unsaved`` covar has no buffers,
-    a ``reason`` and a ``token`` that tells apart two unsaveable objects of the same kind;
-    ``revival`` is set when every member described itself well enough to be reconnected
-    (a file, a sqlite3 file connection, a lock, an event) instead of rebuilt by re-running.
+    functions), which must be in place before it loads. Chunked out-of-band buffers are cut
+    every ``chunk_size`` bytes; the stream where its content says (chunks of any size). An
+    ``unsaved`` covar has no buffers, a ``reason`` and a ``token`` that tells apart two
+    unsaveable objects of the same kind; ``revival`` is set when every member described
+    itself well enough to be reconnected (a file, a sqlite3 file connection, a lock, an event)
+    instead of rebuilt by re-running.
     """
 
     members: tuple[str, ...]
