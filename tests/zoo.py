@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import textwrap
 
-__all__ = ["CONSTRUCTS", "DTYPES", "Zoo"]
+__all__ = ["CONSTRUCTS", "DTYPES", "Zoo", "assert_same"]
 
 
 class Zoo:
@@ -35,6 +35,15 @@ class Zoo:
     def names(self) -> set[str]:
         """Every name the zoo binds (a line binding two names leaves the second case empty)."""
         return set(self.cases)
+
+
+def assert_same(actual: tuple[dict, object], expected: tuple[dict, object], where: str) -> None:
+    """Assert two snapshots (probe descriptions and observed behaviour) are equal, naming names."""
+    for key in ("values", "aliases"):
+        got, want = actual[0][key], expected[0][key]
+        differing = sorted(n for n in set(got) | set(want) if got.get(n) != want.get(n))
+        assert not differing, f"{where}: {key} differ for {differing}"
+    assert actual[1] == expected[1], f"{where}: behaviour differs"
 
 
 _N = 1000

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..zoo import CONSTRUCTS, DTYPES, Zoo
+from ..zoo import CONSTRUCTS, DTYPES, Zoo, assert_same
 from .harness import Kernel, stderr
 from .test_workloads import PROBE_DIR, describe
 
@@ -28,14 +28,6 @@ def snapshot(kernel: Kernel, zoo: Zoo) -> tuple[dict, object]:
     state = {key: {n: v for n, v in described[key].items() if n in zoo.names}
              for key in ("values", "aliases")}
     return state, observe(kernel, zoo)
-
-
-def assert_same(actual: tuple[dict, object], expected: tuple[dict, object], where: str) -> None:
-    for key in ("values", "aliases"):
-        got, want = actual[0][key], expected[0][key]
-        differing = sorted(n for n in set(got) | set(want) if got.get(n) != want.get(n))
-        assert not differing, f"{where}: {key} differ for {differing}"
-    assert actual[1] == expected[1], f"{where}: behaviour differs"
 
 
 def run(kernel: Kernel, code: str) -> None:

@@ -11,7 +11,7 @@ from timetravel_kernel.timeline import CellInfo, Timeline, TimelineOptions
 
 from ..kernel.tt_state_probe import describe_namespace
 from ..workloads import fresh_namespace, run_cell
-from ..zoo import CONSTRUCTS, DTYPES, Zoo
+from ..zoo import CONSTRUCTS, DTYPES, Zoo, assert_same
 
 # as the kernel configures it: IPython's ``_`` (the last result) is not state
 OPTIONS = TimelineOptions(skip_names=frozenset({"_"}), skip_pattern=r"__.*__|_i\d+|_\d+")
@@ -28,14 +28,6 @@ def snapshot(zoo: Zoo, ns: dict) -> tuple[dict, object]:
     values = {n: v for n, v in described["values"].items() if n in zoo.names}
     aliases = {n: v for n, v in described["aliases"].items() if n in zoo.names}
     return {"values": values, "aliases": aliases}, observe(zoo, ns)
-
-
-def assert_same(actual: tuple[dict, object], expected: tuple[dict, object], where: str) -> None:
-    for key in ("values", "aliases"):
-        got, want = actual[0][key], expected[0][key]
-        differing = sorted(n for n in set(got) | set(want) if got.get(n) != want.get(n))
-        assert not differing, f"{where}: {key} differ for {differing}"
-    assert actual[1] == expected[1], f"{where}: behaviour differs"
 
 
 @pytest.mark.parametrize("zoo", [DTYPES, CONSTRUCTS], ids=["dtypes", "constructs"])
