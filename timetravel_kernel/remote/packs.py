@@ -31,6 +31,8 @@ __all__ = [
     "encode_index",
     "pack_name",
     "read_pack",
+    "read_ranges",
+    "record_digests",
     "split_into_packs",
     "verify_record",
 ]
@@ -50,8 +52,11 @@ _COMMIT_PREFIX = KEY_PREFIXES["commit"][0]
 class PackIndex:
     """What one pack holds: ``records`` maps a store key to (offset, length) in the pack.
 
-    ``depth`` counts the indexes since the last summary. A summary has no pack (``pack`` is
-    empty), no parents, and ``embedded`` holds every earlier index by name.
+    ``digests`` maps a key to the SHA-256 of its record, so that a reader can fetch single
+    records by byte range and still check them against the signed index (store ids are
+    xxh3, not made to resist forgery). ``depth`` counts the indexes since the last summary.
+    A summary has no pack (``pack`` is empty), no parents, and ``embedded`` holds every earlier
+    index by name.
     """
 
     pack: str
@@ -60,6 +65,7 @@ class PackIndex:
     records: dict[bytes, tuple[int, int]] = field(default_factory=dict)
     depth: int = 1
     embedded: dict[str, PackIndex] = field(default_factory=dict)
+    digests: dict[bytes, str] = field(default_factory=dict)
 
     def commit_keys(self) -> list[bytes]:
         """Return the keys of the commits this pack holds."""
@@ -73,7 +79,8 @@ def _index_record(index: PackIndex) -> dict[str, object]:
         "size": index.size,
         "parents": list(index.parents),
         "depth": index.depth,
-        "records": [[k.hex(), off, length] for k, (off, length) in index.records.items()],
+        "records": [[k.hex(), off, length, *([index.digests[k]] if k in index.digests else [])]
+                    for k, (off, length) in index.records.items()],
     }
     if index.embedded:
         record["embedded"] = {n: _index_record(i) for n, i in sorted(index.embedded.items())}
@@ -84,14 +91,19 @@ def _parse_index(record: dict[str, object], name: str) -> PackIndex:
     if record["format"] != _FORMAT:
         raise RemoteCorruptError(
             f"pack index {name} has format {record['format']}; upgrade timetravel-kernel")
-    records = {bytes.fromhex(k): (int(o), int(n))
-               for k, o, n in record["records"]}  # type: ignore[attr-defined]
+    records: dict[bytes, tuple[int, int]] = {}
+    digests: dict[bytes, str] = {}
+    for key, offset, length, *digest in record["records"]:  # type: ignore[attr-defined]
+        records[bytes.fromhex(key)] = (int(offset), int(length))
+        if digest:
+            digests[bytes.fromhex(key)] = str(digest[0])
     embedded = record.get("embedded") or {}
     return PackIndex(pack=str(record["pack"]), size=int(record["size"]),  # type: ignore[call-overload]
                      parents=tuple(str(p) for p in record["parents"]),  # type: ignore[attr-defined]
                      records=records, depth=int(record.get("depth", 1)),  # type: ignore[call-overload]
                      embedded={str(n): _parse_index(i, name)
-                               for n, i in embedded.items()})  # type: ignore[attr-defined]
+                               for n, i in embedded.items()},  # type: ignore[attr-defined]
+                     digests=digests)
 
 
 def encode_index(index: PackIndex) -> bytes:
@@ -129,6 +141,13 @@ def split_into_packs(
     if parts:
         packs.append((b"".join(parts), offsets))
     return packs
+
+
+def record_digests(pack: bytes, offsets: dict[bytes, tuple[int, int]]) -> dict[bytes, str]:
+    """Return the SHA-256 of each record of a pack, for its index."""
+    view = memoryview(pack)
+    return {key: hashlib.sha256(view[offset : offset + length]).hexdigest()
+            for key, (offset, length) in offsets.items()}
 
 
 def pack_name(pack: bytes) -> str:
@@ -169,4 +188,29 @@ def read_pack(pack: bytes, index: PackIndex) -> list[tuple[bytes, bytes]]:
         value = pack[offset : offset + length]
         verify_record(key, value)
         records.append((key, value))
+    return records
+
+
+def read_ranges(spans: list[tuple[int, int]], data: list[bytes], index: PackIndex,
+                keys: list[bytes]) -> dict[bytes, bytes]:
+    """Return the records ``keys`` cut from byte ranges of a pack, each verified.
+
+    ``spans`` are the (start, end) ranges read and ``data`` their bytes; every record is
+    checked against the SHA-256 its signed index names, then against its id.
+
+    Raises:
+        RemoteCorruptError: a range is short or a record does not match its index or id.
+    """
+    records: dict[bytes, bytes] = {}
+    for key in keys:
+        offset, length = index.records[key]
+        position = next(i for i, (start, end) in enumerate(spans) if start <= offset < end)
+        start = offset - spans[position][0]
+        value = bytes(data[position][start : start + length])
+        if len(value) != length or hashlib.sha256(value).hexdigest() != index.digests.get(key):
+            raise RemoteCorruptError(
+                f"record {key[1:].hex()} read from pack {index.pack[:12]} does not match its "
+                "signed index (tampered with or damaged); nothing from that pack was stored")
+        verify_record(key, value)
+        records[key] = value
     return records
