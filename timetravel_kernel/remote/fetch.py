@@ -4,9 +4,9 @@ Two ways: every record the store lacks (a pull), or only what the latest state n
 kernel on a new machine, or ``clone``, does first), found by walking commit -> tree root ->
 buckets -> covariables -> chunks over the indexes, one level at a time. A pack is fetched whole
 (and checked against the SHA-256 its signed index names) when all of it is wanted, else only
-the byte ranges of the wanted records, ranges less than ``COALESCE_GAP`` apart read as one
-(each record checked against the SHA-256 the signed index names for it); a few packs at once in
-threads. Every record is also checked against its id.
+the 64 KiB blocks holding the wanted records, ranges less than ``COALESCE_GAP`` apart read as
+one (each block checked against the SHA-256 the signed index names for it); a few packs at once
+in threads. Every record is also checked against its id.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import MissingObjectError, RemoteCorruptError
-from timetravel_kernel.remote.packs import PackIndex, read_pack, read_ranges
+from timetravel_kernel.remote.packs import PackIndex, block_spans, read_pack, read_ranges
 from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.store.objects import (
     decode_bucket,
@@ -31,23 +31,12 @@ if TYPE_CHECKING:
     from timetravel_kernel.remote.transport import Transport
     from timetravel_kernel.store.object_store import ObjectStore
 
-__all__ = ["COALESCE_GAP", "PackReader", "coalesce"]
+__all__ = ["COALESCE_GAP", "PackReader"]
 
 _FETCH_THREADS = 4
 # Ranges closer than this are read as one (what obstore does by default): a request costs about
 # as much as a megabyte on S3-like storage.
 COALESCE_GAP = 1 << 20
-
-
-def coalesce(ranges: list[tuple[int, int]], gap: int = COALESCE_GAP) -> list[tuple[int, int]]:
-    """Return (start, end) spans covering the (offset, length) ranges, merging near ones."""
-    spans: list[tuple[int, int]] = []
-    for offset, length in sorted(ranges):
-        if spans and offset - spans[-1][1] <= gap:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], offset + length))
-        else:
-            spans.append((offset, offset + length))
-    return spans
 
 
 class PackReader:
@@ -127,7 +116,8 @@ class PackReader:
         """Yield the verified records of each (pack, wanted keys), in order, a few at once.
 
         Network waits and SHA-256 release the GIL; at most ``_FETCH_THREADS`` packs are in
-        memory. A pack read whole yields all its records, not only the wanted ones.
+        memory. All the records read come, not only the wanted ones (a pack read whole, the
+        neighbours inside a range).
         """
         with ThreadPoolExecutor(_FETCH_THREADS, thread_name_prefix="timetravel-fetch") as pool:
             pending: deque[Future[dict[bytes, bytes]]] = deque(
@@ -163,14 +153,13 @@ class PackReader:
         return stored, commits
 
     def _read(self, index: PackIndex, keys: list[bytes]) -> dict[bytes, bytes]:
-        """Return the records ``keys`` of one pack (or all of it, read whole), verified."""
+        """Return the records ``keys`` of one pack and any others read with them, verified."""
         path = f"{self.folder}/packs/{index.pack}.pack"
         ranges = [index.records[k] for k in keys]
-        ranged = len(keys) < len(index.records) and all(k in index.digests for k in keys)
-        if ranged:
-            spans = coalesce(ranges)
+        if len(keys) < len(index.records) and index.blocks:
+            spans = block_spans(ranges, index, COALESCE_GAP)
             parts = self.transport.get_ranges(path, spans)
-            found = None if parts is None else read_ranges(spans, parts, index, keys)
+            found = None if parts is None else read_ranges(spans, parts, index)
         else:
             whole = self.transport.get(path)
             found = None if whole is None else dict(read_pack(whole.data, index))

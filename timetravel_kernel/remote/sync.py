@@ -39,10 +39,10 @@ from timetravel_kernel.remote.fetch import PackReader
 from timetravel_kernel.remote.packs import (
     SUMMARY_DEPTH,
     PackIndex,
+    block_digests,
     decode_index,
     encode_index,
     pack_name,
-    record_digests,
     split_into_packs,
 )
 from timetravel_kernel.remote.signing import sign_document, split_signed_document
@@ -122,7 +122,7 @@ def _with_packs(start: str, known: dict[str, PackIndex]) -> dict[str, PackIndex]
         if index.pack:
             found[name] = PackIndex(pack=index.pack, size=index.size, parents=index.parents,
                                     records=index.records, depth=index.depth,
-                                    digests=index.digests)
+                                    blocks=index.blocks)
         queue.extend(index.parents)
         queue.extend(index.embedded)
     return found
@@ -278,7 +278,7 @@ class Remote:
             self.transport.put_if_absent(f"{self.notebook}/packs/{name}.pack", pack)
             index = PackIndex(pack=name, size=len(pack), parents=(latest,) if latest else (),
                               records=offsets, depth=self._depth(latest, uploaded) + 1,
-                              digests=record_digests(pack, offsets))
+                              blocks=block_digests(pack))
             latest = self._put_index(index)
             uploaded.append((latest, index))
             done += len(pack)
