@@ -77,7 +77,7 @@ def test_push_on_one_machine_and_clone_on_another_through_a_folder(machine, caps
     run(capsys, "remote", "add", "team", share.as_uri(), "--key-file", key)
     status, out, err = run(capsys, "clone", "team", "--notebook", notebook_b)
     assert status == 0, err
-    assert "3 states" in out
+    assert "1 states" in out.splitlines()[0] and "2 earlier states" in out.splitlines()[1]
     assert restore(notebook_b, home_b)["y"] == [1, 1, 1]
     status, _, err = run(capsys, "clone", "team", "--notebook", notebook_b)
     assert status == 1 and "already has a history" in err
@@ -139,3 +139,64 @@ def test_push_and_clone_through_seaweedfs_with_aws_variables(machine, capsys, tm
     assert status == 0, err
     assert SECRET_KEY not in out + err
     assert restore(home_b / "work" / "nb.ipynb", home_b)["y"] == [1, 1, 1]
+
+
+def history_of(notebook, home) -> list[str]:
+    timeline = Timeline.open(store_path_for(home / "stores", str(notebook)), read_only=True)
+    try:
+        return [c.code for c in timeline.log()]
+    finally:
+        timeline.close()
+
+
+def test_clone_fetches_the_latest_state_first_then_the_rest(tmp_path, capsys, monkeypatch):
+    """Two pushes; a clone prints the latest state's line, then the history's. With
+    --head-only the store holds just the latest state (it restores); a pull adds the rest.
+    A damaged older pack fails only the second part, and the latest state stays."""
+    home = tmp_path / "home"
+    set_machine(monkeypatch, home)
+    share = tmp_path / "share"
+    share.mkdir()
+    notebook = home / "work" / "nb.ipynb"
+    timeline = Timeline.open(store_path_for(home / "stores", str(notebook)))
+    ns: dict = {"__name__": "__main__"}
+    timeline.start(ns)
+    cells = ["old = 'gone soon'", "del old\nx = 1", "y = [x] * 3"]
+    for count, code in enumerate(cells, start=1):
+        exec(code, ns)
+        timeline.checkpoint(ns, CellInfo(code=code, execution_count=count))
+        if count == 1:  # push opens the store read-only, beside the open timeline
+            assert run(capsys, "push", notebook, share.as_uri())[0] == 0
+            first_pack = next((share / "work" / "nb.ipynb" / "packs").iterdir())
+    assert run(capsys, "push", notebook, share.as_uri())[0] == 0
+    timeline.close()
+
+    copy = home / "copy" / "nb.ipynb"
+    status, out, err = run(capsys, "clone", share.as_uri(), "--notebook", copy,
+                           "--as", "work/nb.ipynb", "--head-only", "--json")
+    assert status == 0, err
+    reports = json.loads(out)
+    assert reports["latest_state"]["commits"] == 1 and reports["history"] is None
+    assert reports["latest_state"]["head_moved"]
+    assert history_of(copy, home) == ["y = [x] * 3"]
+    assert restore(copy, home)["y"] == [1, 1, 1]
+    status, out, err = run(capsys, "pull", copy, share.as_uri(), "--as", "work/nb.ipynb")
+    assert status == 0, err
+    assert history_of(copy, home) == history_of(notebook, home)
+
+    both = home / "both" / "nb.ipynb"
+    status, out, err = run(capsys, "clone", share.as_uri(), "--notebook", both,
+                           "--as", "work/nb.ipynb")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("latest state: fetched") and "1 states" in lines[0]
+    assert lines[1].startswith("history: fetched") and "3 earlier states" in lines[1]
+    assert history_of(both, home) == history_of(notebook, home)
+
+    first_pack.unlink()
+    damaged = home / "damaged" / "nb.ipynb"
+    status, out, err = run(capsys, "clone", share.as_uri(), "--notebook", damaged,
+                           "--as", "work/nb.ipynb")
+    assert status == 1 and out.startswith("latest state: fetched")
+    assert "the latest state is here" in err and "is missing" in err
+    assert restore(damaged, home)["y"] == [1, 1, 1]

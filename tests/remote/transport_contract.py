@@ -64,3 +64,15 @@ class TransportContract:
         transport.delete("nb/packs/1.pack")
         transport.delete("nb/packs/1.pack")  # absent is fine
         assert [o.path for o in transport.list("nb/packs/")] == ["nb/packs/2.pack"]
+
+    def test_byte_ranges_are_read_and_counted(self, transport: Transport) -> None:
+        transport.put_if_absent("nb/packs/r.pack", bytes(range(100)))
+        requests, received = transport.requests, transport.bytes_received
+        parts = transport.get_ranges("nb/packs/r.pack", [(0, 3), (10, 12), (97, 100)])
+        assert parts == [b"\x00\x01\x02", b"\x0a\x0b", b"\x61\x62\x63"]
+        assert transport.bytes_received - received == 8
+        assert transport.requests - requests == 3
+        assert transport.get_ranges("nb/packs/absent.pack", [(0, 1)]) is None
+        # Past the end (a damaged pack): short, never an error of the storage.
+        assert transport.get_ranges("nb/packs/r.pack", [(95, 110)]) == [bytes(range(95, 100))]
+        assert transport.get_ranges("nb/packs/r.pack", [(200, 210)]) == [b""]

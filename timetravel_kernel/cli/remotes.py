@@ -142,21 +142,53 @@ def _notebook_store(args: argparse.Namespace) -> Path:
 
 
 def _cmd_clone(args: argparse.Namespace) -> int:
+    """Fetch what the latest state needs, then (unless ``--head-only``) the rest of the history.
+
+    Each part prints its line when it is done; with ``--json`` one object holds both reports
+    (``history`` is null with ``--head-only``). A failure in the first part removes the store;
+    in the second it keeps the latest state, which the next pull completes.
+    """
     import shutil
+
+    from timetravel_kernel.errors import RemoteError
 
     args.remote = args.url
     remote = _remote_for(args, _remote_name(args, args.notebook))
     path = _notebook_store(args)
     timeline = _open_writable(path, f"kernel for {os.path.abspath(args.notebook)}")
+    history: PullReport | None = None
     try:
-        report = remote.pull(timeline.object_store, progress=_progress_bar("fetching"))
+        latest = remote.pull(timeline.object_store, only_head=True)
     except BaseException:
         timeline.close()
         shutil.rmtree(path, ignore_errors=True)  # nothing half-cloned stays behind
         raise
-    timeline.close()
-    return _report(args, report, _describe_pull(report, remote.url) +
-                   f"\nopen {args.notebook} with the Python 3 (time-travel) kernel to continue")
+    if not args.json:
+        print(f"latest state: {_describe_pull(latest, remote.url)}", flush=True)
+    try:
+        if not args.head_only:
+            try:
+                history = remote.pull(timeline.object_store, progress=_progress_bar("history"))
+            except RemoteError as exc:
+                raise _CliError(f"the latest state is here, but the rest of the history could "
+                                f"not be fetched: {exc}; `timetravel pull {args.notebook}` "
+                                "fetches it later") from None
+    finally:
+        timeline.close()
+    if args.json:
+        print(json.dumps({"latest_state": asdict(latest),
+                          "history": asdict(history) if history else None}, indent=1))
+        return 0
+    print(f"history: {_describe_history(history)}" if history else
+          "history: left on the remote (--head-only); the next `timetravel pull` or the "
+          "notebook's kernel fetches it")
+    print(f"open {args.notebook} with the Python 3 (time-travel) kernel to continue")
+    return 0
+
+
+def _describe_history(report: PullReport) -> str:
+    return (f"fetched {report.records} more records ({report.commits} earlier states, "
+            f"{report.bytes_received / 1e6:.1f} MB)")
 
 
 def _signer() -> Signer:
@@ -278,7 +310,10 @@ def add_remote_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     command("clone", "make a notebook's history from a remote, ready for its kernel to restore",
             _cmd_clone, (("url",), {"help": "a remote URL or name"}),
             (("--notebook",), {"required": True, "help": "the notebook's path here"}),
-            (("--as",), {"dest": "name", **naming}), (("--trust",), trusting))
+            (("--as",), {"dest": "name", **naming}), (("--trust",), trusting),
+            (("--head-only",), {"action": "store_true", "help": "fetch only what the latest "
+                                "state needs (the rest arrives with the next pull or through "
+                                "the notebook's kernel)"}))
     command("export", "write a history to one verified file", _cmd_export, store_arg,
             (("-o", "--output"), {"required": True, "help": "the file to write"}))
     command("import", "make a notebook's history from an exported file", _cmd_import,

@@ -3,11 +3,13 @@
 Shared by the kernel and the ``timetravel`` command, the two places allowed to read the
 environment (STYLE.md). Named remotes live in ``<jupyter data dir>/timetravel/remotes.json``
 with their URL and non-secret options only; credentials come from the standard AWS variables
-(or obstore's defaults) and are never written anywhere (kernel layer).
+or the AWS profile files (``~/.aws/credentials``, ``~/.aws/config``) and are never written
+anywhere (kernel layer).
 """
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -32,6 +34,7 @@ __all__ = [
     "KEY_FILE",
     "REMOTES_FILE",
     "RemoteSettings",
+    "aws_profile",
     "load_remote_settings",
     "open_remote",
     "resolve_remote",
@@ -55,22 +58,91 @@ class RemoteSettings:
     key_file: str | None = None
 
 
+_PROFILE_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "region",
+                 "endpoint_url")
+
+
+def _read_profile_file(path: Path, section: str) -> dict[str, str]:
+    """Return one section of an AWS profile file ({} when the file or section is absent).
+
+    Raises:
+        RemoteError: the file cannot be read or parsed (the message names the file and line,
+            never its contents, which hold secrets).
+    """
+    parser = configparser.RawConfigParser()  # raw: a secret may contain '%'
+    try:
+        parser.read_string(path.read_text(), source=str(path))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RemoteError(f"cannot read the AWS profile file {path}: "
+                          f"{type(exc).__name__}; fix its permissions or delete it") from None
+    except configparser.Error as exc:
+        line = getattr(exc, "lineno", None) or next(
+            (n for n, _ in getattr(exc, "errors", [])), "?")
+        raise RemoteError(f"the AWS profile file {path} is not an INI file (line {line}); "
+                          "fix it (see the AWS CLI's configuration docs)") from None
+    if not parser.has_section(section):
+        return {}
+    return {key: value.strip() for key, value in parser.items(section)
+            if key in _PROFILE_KEYS and value.strip()}
+
+
+def aws_profile(env: Mapping[str, str]) -> dict[str, str]:
+    """Return the AWS profile's settings from the credentials and config files.
+
+    The profile is ``AWS_PROFILE`` (else ``AWS_DEFAULT_PROFILE``, else 'default'); the files
+    are ``AWS_SHARED_CREDENTIALS_FILE`` / ``AWS_CONFIG_FILE`` or ``~/.aws/credentials`` /
+    ``~/.aws/config`` under ``HOME``. The credentials file wins over the config file, as in
+    the AWS CLI.
+
+    Raises:
+        RemoteError: a file is unreadable, or a profile named explicitly is in neither file.
+    """
+    explicit = env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE")
+    profile = explicit or "default"
+    home = Path(env.get("HOME") or os.path.expanduser("~"))
+    credentials_file = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or
+                            home / ".aws" / "credentials").expanduser()
+    config_file = Path(env.get("AWS_CONFIG_FILE") or home / ".aws" / "config").expanduser()
+    config = _read_profile_file(
+        config_file, "default" if profile == "default" else f"profile {profile}")
+    credentials = _read_profile_file(credentials_file, profile)
+    if explicit and not config and not credentials:
+        raise RemoteError(f"the AWS profile {profile!r} (AWS_PROFILE) is in neither "
+                          f"{credentials_file} nor {config_file}; add it or unset AWS_PROFILE")
+    return {**config, **credentials}
+
+
 def s3_options_from_env(env: Mapping[str, str], settings: RemoteSettings | None = None
                         ) -> S3Options:
-    """Return S3 options from the AWS variables, the remote's own options taking precedence.
+    """Return S3 options: the remote's own options, else the AWS variables, else the profile.
 
-    A plain-http endpoint is allowed as given (S3-compatible servers on a private network).
+    Credentials are taken as a whole from the variables when ``AWS_ACCESS_KEY_ID`` is set,
+    else from the profile files (never a key id from one and a secret from the other). A
+    plain-http endpoint is allowed as given (S3-compatible servers on a private network).
+
+    Raises:
+        RemoteError: a profile file is unreadable or the named profile is missing.
     """
+    profile = aws_profile(env)
     endpoint = (settings.endpoint if settings and settings.endpoint else None) or \
-        env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+        env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or \
+        profile.get("endpoint_url") or None
     region = (settings.region if settings and settings.region else None) or \
-        env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+        env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or profile.get("region") or None
     allow_http = env.get("AWS_ALLOW_HTTP", "").lower() in _TRUE or bool(
         endpoint and endpoint.startswith("http://"))
-    return S3Options(endpoint=endpoint, region=region,
-                     access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-                     secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-                     session_token=env.get("AWS_SESSION_TOKEN") or None, allow_http=allow_http)
+    if env.get("AWS_ACCESS_KEY_ID"):
+        key_id, secret, token = (env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY"),
+                                 env.get("AWS_SESSION_TOKEN"))
+    else:
+        key_id, secret, token = (profile.get("aws_access_key_id"),
+                                 profile.get("aws_secret_access_key"),
+                                 profile.get("aws_session_token"))
+    return S3Options(endpoint=endpoint, region=region, access_key_id=key_id or None,
+                     secret_access_key=secret or None, session_token=token or None,
+                     allow_http=allow_http)
 
 
 def _settings_path(data_dir: str | os.PathLike[str]) -> Path:

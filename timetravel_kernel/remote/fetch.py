@@ -1,10 +1,12 @@
 """PackReader: fetch packs from a remote, verified, into a local store (remote layer).
 
-Two ways: every pack holding records the store lacks (a pull), or only the packs the latest
-state needs (what a kernel on a new machine does before its first cell), found by walking
-commit -> tree root -> buckets -> covariables -> chunks over the indexes, one level at a time.
-Packs are fetched whole, a few at once in threads, and checked against the SHA-256 their signed
-index names; every record against its id.
+Two ways: every record the store lacks (a pull), or only what the latest state needs (what a
+kernel on a new machine, or ``clone``, does first), found by walking commit -> tree root ->
+buckets -> covariables -> chunks over the indexes, one level at a time. A pack is fetched whole
+(and checked against the SHA-256 its signed index names) when all of it is wanted, else only
+the 64 KiB blocks holding the wanted records, ranges less than ``COALESCE_GAP`` apart read as
+one (each block checked against the SHA-256 the signed index names for it); a few packs at once
+in threads. Every record is also checked against its id.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import MissingObjectError, RemoteCorruptError
-from timetravel_kernel.remote.packs import PackIndex, read_pack
+from timetravel_kernel.remote.packs import PackIndex, block_spans, read_pack, read_ranges
 from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.store.objects import (
     decode_bucket,
@@ -29,9 +31,12 @@ if TYPE_CHECKING:
     from timetravel_kernel.remote.transport import Transport
     from timetravel_kernel.store.object_store import ObjectStore
 
-__all__ = ["PackReader"]
+__all__ = ["COALESCE_GAP", "PackReader"]
 
 _FETCH_THREADS = 4
+# Ranges closer than this are read as one (what obstore does by default): a request costs about
+# as much as a megabyte on S3-like storage.
+COALESCE_GAP = 1 << 20
 
 
 class PackReader:
@@ -50,15 +55,14 @@ class PackReader:
 
     def fetch_closure(self, store: ObjectStore, head: bytes, indexes: list[PackIndex]
                        ) -> tuple[int, list[tuple[bytes, bytes]]]:
-        """Fetch the packs holding what state ``head`` needs and store just those records.
+        """Fetch what state ``head`` needs and store just those records.
 
         Walks commit -> tree root -> buckets -> covariables -> chunks, one level at a time,
-        fetching (whole, verified) only the packs that hold records of the next level the
-        store lacks. Returns the number of records stored and the head commit to write.
+        reading only the records of the next level the store lacks. Returns the number of
+        records stored and the head commit to write.
         """
         where = {key: index for index in indexes for key in index.records}
         cache: dict[bytes, bytes] = {}
-        fetched: set[str] = set()
         level: list[tuple[bytes, str]] = [(encode_key("commit", head), "commit")]
         closure: dict[bytes, None] = {}  # ordered set
         while level:
@@ -67,11 +71,12 @@ class PackReader:
             if unknown:
                 raise RemoteCorruptError(f"record {unknown[0][1:].hex()} of the latest state "
                                          f"is in no pack at {self.url}; the history is damaged")
-            packs = {where[k].pack: where[k] for k in missing
-                     if k not in cache and where[k].pack not in fetched}
-            for _, records in self.read_packs(list(packs.values())):
+            wanted: dict[str, tuple[PackIndex, list[bytes]]] = {}
+            for key in missing:
+                if key not in cache:
+                    wanted.setdefault(where[key].pack, (where[key], []))[1].append(key)
+            for _, records in self.read_packs(list(wanted.values())):
                 cache.update(records)
-            fetched.update(packs)
             closure.update(dict.fromkeys(missing))
             level = self._next_level(store, level, cache)
         records = [(k, cache[k]) for k in closure]
@@ -106,37 +111,37 @@ class PackReader:
                              for b in decode_covar(value).buffers for c in b.chunks]
         return list(dict.fromkeys(children))
 
-    def read_packs(self, indexes: list[PackIndex]
+    def read_packs(self, wanted: list[tuple[PackIndex, list[bytes]]]
                     ) -> Iterator[tuple[PackIndex, dict[bytes, bytes]]]:
-        """Yield each pack's verified records, in order, fetching a few at once in threads.
+        """Yield the verified records of each (pack, wanted keys), in order, a few at once.
 
         Network waits and SHA-256 release the GIL; at most ``_FETCH_THREADS`` packs are in
-        memory.
+        memory. All the records read come, not only the wanted ones (a pack read whole, the
+        neighbours inside a range).
         """
         with ThreadPoolExecutor(_FETCH_THREADS, thread_name_prefix="timetravel-fetch") as pool:
             pending: deque[Future[dict[bytes, bytes]]] = deque(
-                pool.submit(self._read_pack, index) for index in indexes[:_FETCH_THREADS])
-            for position, index in enumerate(indexes):
+                pool.submit(self._read, *item) for item in wanted[:_FETCH_THREADS])
+            for position, (index, _) in enumerate(wanted):
                 records = pending.popleft().result()
                 following = position + _FETCH_THREADS
-                if following < len(indexes):
-                    pending.append(pool.submit(self._read_pack, indexes[following]))
+                if following < len(wanted):
+                    pending.append(pool.submit(self._read, *wanted[following]))
                 yield index, records
 
     def fetch_packs(self, store: ObjectStore, indexes: list[PackIndex],
                      progress: Callable[[int, int], None] | None
                      ) -> tuple[int, list[tuple[bytes, bytes]]]:
-        """Fetch, verify and store each pack holding records the store lacks.
+        """Fetch, verify and store every record of ``indexes`` the store lacks.
 
         Commits are returned instead, to be written once everything they refer to is durable.
         """
-        wanted = {id(i): [k for k in i.records if not store.backend.has(k)] for i in indexes}
-        needed = [i for i in indexes if wanted[id(i)]]
-        total = sum(i.size for i in needed)
+        wanted = [(i, [k for k in i.records if not store.backend.has(k)]) for i in indexes]
+        needed = [(i, keys) for i, keys in wanted if keys]
+        total = sum(i.size for i, _ in needed)
         done = stored = 0
         commits: list[tuple[bytes, bytes]] = []
-        for index, records in self.read_packs(needed):
-            keys = wanted[id(index)]
+        for (index, records), (_, keys) in zip(self.read_packs(needed), needed, strict=True):
             batch = [(k, records[k]) for k in keys if k[:1] != b"k"]
             commits += [(k, records[k]) for k in keys if k[:1] == b"k"]
             if batch:
@@ -147,10 +152,18 @@ class PackReader:
                 progress(done, total)
         return stored, commits
 
-    def _read_pack(self, index: PackIndex) -> dict[bytes, bytes]:
-        """Return one pack's records, verified."""
-        found = self.transport.get(f"{self.folder}/packs/{index.pack}.pack")
+    def _read(self, index: PackIndex, keys: list[bytes]) -> dict[bytes, bytes]:
+        """Return the records ``keys`` of one pack and any others read with them, verified."""
+        path = f"{self.folder}/packs/{index.pack}.pack"
+        ranges = [index.records[k] for k in keys]
+        if len(keys) < len(index.records) and index.blocks:
+            spans = block_spans(ranges, index, COALESCE_GAP)
+            parts = self.transport.get_ranges(path, spans)
+            found = None if parts is None else read_ranges(spans, parts, index)
+        else:
+            whole = self.transport.get(path)
+            found = None if whole is None else dict(read_pack(whole.data, index))
         if found is None:
             raise RemoteCorruptError(f"pack {index.pack[:12]} is missing at {self.url}; the "
                                      "history there is damaged")
-        return dict(read_pack(found.data, index))
+        return found

@@ -78,6 +78,23 @@ class FileTransport(Transport):
         self._count(received=len(data))
         return Versioned(data, _tag(data))
 
+    @override
+    def get_ranges(self, path: str, spans: list[tuple[int, int]]) -> list[bytes] | None:
+        target = self._path(path)
+        parts: list[bytes] = []
+        try:
+            with open(target, "rb") as handle:
+                for start, end in spans:
+                    handle.seek(start)
+                    parts.append(handle.read(end - start))
+        except FileNotFoundError:
+            self._count()
+            return None
+        except OSError as exc:
+            raise self._error("read", path, exc) from exc
+        self._count(received=sum(map(len, parts)), requests=max(len(spans), 1))
+        return parts
+
     def _write_temp(self, target: Path, data: bytes) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)

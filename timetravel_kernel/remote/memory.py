@@ -45,6 +45,14 @@ class MemoryTransport(Transport):
         return None if found is None else Versioned(found[0], found[1])
 
     @override
+    def get_ranges(self, path: str, spans: list[tuple[int, int]]) -> list[bytes] | None:
+        with self._lock:
+            found = self.objects.get(path)
+        parts = [found[0][start:end] for start, end in spans] if found else None
+        self._count(received=sum(map(len, parts or [])), requests=max(len(spans), 1))
+        return parts
+
+    @override
     def put_if_absent(self, path: str, data: bytes) -> bool:
         self._count(sent=len(data))
         with self._lock:

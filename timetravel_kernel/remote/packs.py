@@ -24,13 +24,16 @@ from timetravel_kernel.store.codec import decode_chunk
 from timetravel_kernel.store.keys import KEY_PREFIXES
 
 __all__ = [
+    "BLOCK_BYTES",
     "MAX_PACK_BYTES",
     "SUMMARY_DEPTH",
     "PackIndex",
+    "block_digests",
     "decode_index",
     "encode_index",
     "pack_name",
     "read_pack",
+    "read_ranges",
     "split_into_packs",
     "verify_record",
 ]
@@ -41,6 +44,9 @@ MAX_PACK_BYTES = 16 << 20
 # A new machine reads at most this many indexes one after another (each a request, ~20 ms on
 # S3) before a summary; a summary costs the size of all indexes once per this many pushes.
 SUMMARY_DEPTH = 32
+# Ranged reads fetch and verify whole blocks of this size: ~70 bytes of index per 64 KiB of
+# pack, and at most a block read beyond each end of a range.
+BLOCK_BYTES = 64 << 10
 _FORMAT = 1
 _SYNCED_KINDS = {KEY_PREFIXES[k][0] for k in ("chunk", "covar", "tree", "commit")}
 _COMMIT_PREFIX = KEY_PREFIXES["commit"][0]
@@ -50,8 +56,13 @@ _COMMIT_PREFIX = KEY_PREFIXES["commit"][0]
 class PackIndex:
     """What one pack holds: ``records`` maps a store key to (offset, length) in the pack.
 
-    ``depth`` counts the indexes since the last summary. A summary has no pack (``pack`` is
-    empty), no parents, and ``embedded`` holds every earlier index by name.
+    ``blocks`` holds the SHA-256 of each ``BLOCK_BYTES`` block of the pack, so that a reader
+    can fetch some records by byte range (whole blocks) and still check them against the
+    signed index (store ids are xxh3, not made to resist forgery); a digest per block, not per
+    record, keeps indexes of many small records small. ``depth`` counts the indexes since the
+    last summary.
+    A summary has no pack (``pack`` is empty), no parents, and ``embedded`` holds every earlier
+    index by name.
     """
 
     pack: str
@@ -60,6 +71,7 @@ class PackIndex:
     records: dict[bytes, tuple[int, int]] = field(default_factory=dict)
     depth: int = 1
     embedded: dict[str, PackIndex] = field(default_factory=dict)
+    blocks: tuple[str, ...] = ()
 
     def commit_keys(self) -> list[bytes]:
         """Return the keys of the commits this pack holds."""
@@ -75,6 +87,8 @@ def _index_record(index: PackIndex) -> dict[str, object]:
         "depth": index.depth,
         "records": [[k.hex(), off, length] for k, (off, length) in index.records.items()],
     }
+    if index.blocks:
+        record["blocks"] = list(index.blocks)
     if index.embedded:
         record["embedded"] = {n: _index_record(i) for n, i in sorted(index.embedded.items())}
     return record
@@ -91,7 +105,8 @@ def _parse_index(record: dict[str, object], name: str) -> PackIndex:
                      parents=tuple(str(p) for p in record["parents"]),  # type: ignore[attr-defined]
                      records=records, depth=int(record.get("depth", 1)),  # type: ignore[call-overload]
                      embedded={str(n): _parse_index(i, name)
-                               for n, i in embedded.items()})  # type: ignore[attr-defined]
+                               for n, i in embedded.items()},  # type: ignore[attr-defined]
+                     blocks=tuple(str(b) for b in record.get("blocks") or ()))  # type: ignore[attr-defined]
 
 
 def encode_index(index: PackIndex) -> bytes:
@@ -129,6 +144,13 @@ def split_into_packs(
     if parts:
         packs.append((b"".join(parts), offsets))
     return packs
+
+
+def block_digests(pack: bytes) -> tuple[str, ...]:
+    """Return the SHA-256 of each ``BLOCK_BYTES`` block of a pack, for its index."""
+    view = memoryview(pack)
+    return tuple(hashlib.sha256(view[start : start + BLOCK_BYTES]).hexdigest()
+                 for start in range(0, len(pack), BLOCK_BYTES))
 
 
 def pack_name(pack: bytes) -> str:
@@ -170,3 +192,49 @@ def read_pack(pack: bytes, index: PackIndex) -> list[tuple[bytes, bytes]]:
         verify_record(key, value)
         records.append((key, value))
     return records
+
+
+def read_ranges(spans: list[tuple[int, int]], data: list[bytes], index: PackIndex
+                ) -> dict[bytes, bytes]:
+    """Return every record of a pack that lies inside the byte ranges read, each verified.
+
+    ``spans`` are (start, end) ranges on block boundaries (see ``block_spans``) and ``data``
+    their bytes; each block is checked against the SHA-256 the signed index names for it, then
+    each record against its id. Every record the ranges hold comes, not only the wanted ones
+    (a reader walking level by level needs them next, and they were paid for).
+
+    Raises:
+        RemoteCorruptError: a range is short or does not match the index, or a record its id.
+    """
+    records: dict[bytes, bytes] = {}
+    for (start, end), part in zip(spans, data, strict=True):
+        blocks = range(start // BLOCK_BYTES, -(-end // BLOCK_BYTES))
+        if len(part) != end - start or any(
+                hashlib.sha256(part[b * BLOCK_BYTES - start : (b + 1) * BLOCK_BYTES - start]
+                               ).hexdigest() != index.blocks[b] for b in blocks):
+            raise RemoteCorruptError(
+                f"bytes {start}-{end} of pack {index.pack[:12]} do not match its signed index "
+                "(tampered with or damaged); nothing from that pack was stored")
+        for key, (offset, length) in index.records.items():
+            if start <= offset and offset + length <= end:
+                value = bytes(part[offset - start : offset - start + length])
+                verify_record(key, value)
+                records[key] = value
+    return records
+
+
+def block_spans(ranges: list[tuple[int, int]], index: PackIndex, gap: int
+                ) -> list[tuple[int, int]]:
+    """Return (start, end) spans of whole blocks covering the (offset, length) ranges.
+
+    Spans less than ``gap`` apart are merged: a request costs about as much as a megabyte.
+    """
+    spans: list[tuple[int, int]] = []
+    for offset, length in sorted(ranges):
+        start = offset // BLOCK_BYTES * BLOCK_BYTES
+        end = min(-(-(offset + length) // BLOCK_BYTES) * BLOCK_BYTES, index.size)
+        if spans and start - spans[-1][1] <= gap:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    return spans

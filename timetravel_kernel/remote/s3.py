@@ -172,6 +172,28 @@ class S3Transport(Transport):
         return Versioned(data, str(result.meta.get("e_tag") or ""))
 
     @override
+    def get_ranges(self, path: str, spans: list[tuple[int, int]]) -> list[bytes] | None:
+        errors = self._obstore.exceptions
+        try:
+            # coalesce=0: the caller has merged nearby ranges already, so what is counted is
+            # what travels.
+            found = self._obstore.get_ranges(self._store, path, starts=[s for s, _ in spans],
+                                             ends=[e for _, e in spans], coalesce=0)
+            parts = [bytes(part) for part in found]
+        except (errors.NotFoundError, FileNotFoundError) as exc:
+            if "NoSuchBucket" in str(exc):
+                raise self._error("read", path, exc) from None
+            self._count()
+            return None
+        except BaseException as exc:  # obstore's classes, and panics of its Rust core
+            if "status code: 416" in str(exc):  # the object is shorter than a range's start
+                self._count(requests=len(spans))
+                return [b"" for _ in spans]  # short: the caller refuses it as damaged
+            raise self._error("read", path, exc) from None
+        self._count(received=sum(map(len, parts)), requests=max(len(spans), 1))
+        return parts
+
+    @override
     def put_if_absent(self, path: str, data: bytes) -> bool:
         errors = self._obstore.exceptions
         self._count(sent=len(data))

@@ -39,6 +39,7 @@ from timetravel_kernel.remote.fetch import PackReader
 from timetravel_kernel.remote.packs import (
     SUMMARY_DEPTH,
     PackIndex,
+    block_digests,
     decode_index,
     encode_index,
     pack_name,
@@ -120,7 +121,8 @@ def _with_packs(start: str, known: dict[str, PackIndex]) -> dict[str, PackIndex]
         seen.add(name)
         if index.pack:
             found[name] = PackIndex(pack=index.pack, size=index.size, parents=index.parents,
-                                    records=index.records, depth=index.depth)
+                                    records=index.records, depth=index.depth,
+                                    blocks=index.blocks)
         queue.extend(index.parents)
         queue.extend(index.embedded)
     return found
@@ -275,7 +277,8 @@ class Remote:
             name = pack_name(pack)
             self.transport.put_if_absent(f"{self.notebook}/packs/{name}.pack", pack)
             index = PackIndex(pack=name, size=len(pack), parents=(latest,) if latest else (),
-                              records=offsets, depth=self._depth(latest, uploaded) + 1)
+                              records=offsets, depth=self._depth(latest, uploaded) + 1,
+                              blocks=block_digests(pack))
             latest = self._put_index(index)
             uploaded.append((latest, index))
             done += len(pack)

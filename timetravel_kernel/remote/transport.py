@@ -1,8 +1,9 @@
 """Transport: the few object-storage operations a remote needs (remote layer).
 
-Everything the sync engine does is built on five calls, so that object storage, a shared folder
-and a dict behave alike: read an object with its version tag, create one only if it is absent,
-replace one only if it still has the tag the caller read (compare-and-swap), list, delete.
+Everything the sync engine does is built on six calls, so that object storage, a shared folder
+and a dict behave alike: read an object with its version tag, read byte ranges of one, create
+one only if it is absent, replace one only if it still has the tag the caller read
+(compare-and-swap), list, delete.
 """
 
 from __future__ import annotations
@@ -59,6 +60,14 @@ class Transport(ABC):
         """Return an object and its version tag, or None when it is absent."""
 
     @abstractmethod
+    def get_ranges(self, path: str, spans: list[tuple[int, int]]) -> list[bytes] | None:
+        """Return the bytes of each (start, end) range of an object, or None when it is absent.
+
+        Counted as one request per range. A range past the object's end comes back short
+        (the caller checks lengths).
+        """
+
+    @abstractmethod
     def put_if_absent(self, path: str, data: bytes) -> bool:
         """Create an object; return False (and change nothing) when it exists already."""
 
@@ -83,8 +92,8 @@ class Transport(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook: most transports hold nothing
         """Release connections."""
 
-    def _count(self, *, sent: int = 0, received: int = 0) -> None:
+    def _count(self, *, sent: int = 0, received: int = 0, requests: int = 1) -> None:
         with self._counting:  # packs are fetched from several threads
-            self.requests += 1
+            self.requests += requests
             self.bytes_sent += sent
             self.bytes_received += received
