@@ -53,6 +53,7 @@ _PRIVATE_EVERY_SECONDS = 1.0
 # by every compaction, which keeps checkpoints of large arrays near disk speed.
 _MIN_BLOB_SIZE = 64 * 1024
 _WRITE_BUFFER_BYTES = 8 * 1024 * 1024
+_MAX_INFO_LOG_BYTES = 64 * 1024
 
 
 def _options(*, create: bool) -> Options:
@@ -64,6 +65,9 @@ def _options(*, create: bool) -> Options:
     # No blob compression: chunks arrive already Blosc-compressed (store/codec.py), or raw
     # where that does not pay, so RocksDB would spend time for nothing on both paths.
     options.set_blob_compression_type(DBCompressionType.none())
+    # RocksDB's own info LOG is part of the store on disk (and of its size budget): a blob
+    # garbage collection alone wrote 2.8 MB of it. Rolled at 64 KiB, two old ones kept.
+    options.set_max_log_file_size(_MAX_INFO_LOG_BYTES)
     options.set_keep_log_file_num(2)
     # Small memtables: big checkpoints stream through them, and each one is resident memory
     # until flushed (the default 64 MiB would be the largest part of a checkpoint's peak).
@@ -444,4 +448,10 @@ class RocksBackend(Backend):
 
     @override
     def size_bytes(self) -> int:
-        return sum(entry.stat().st_size for entry in self.path.iterdir() if entry.is_file())
+        total = 0
+        for entry in self.path.iterdir():
+            # RocksDB deletes files beside us (obsolete tables, rolled logs): gone is size 0.
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file():
+                    total += entry.stat().st_size
+        return total
