@@ -129,8 +129,9 @@ def build_covar(
             inline_limit=options.inline_limit,
             sink=sink,
             itemsize=itemsize,
+            content_defined=index == 0,
         )
-        for view, itemsize in zip(views, itemsizes, strict=True)
+        for index, (view, itemsize) in enumerate(zip(views, itemsizes, strict=True))
     )
     return Covar(
         members=captured.members,

@@ -14,6 +14,11 @@ The fast path is the C pickler at protocol 5; dill is the fallback for what it c
   by value, never as a reference to ``__main__`` that a fresh process could not resolve;
 * saves what was imported from a module as a reference to where it really lives, checked to
   resolve when it is saved, not when it is restored;
+* saves a big dict as groups of its items cut where a key's hash meets a mask (content-defined,
+  like the stream's chunks), so inserting or deleting one key changes one group's bytes instead
+  of shifting pickle's fixed 1000-item batches, and so every later byte of the stream;
+* drops pickle's frame headers from the stream (they are only read-ahead hints, and each
+  names the length of its ~64 KiB frame, so an insert or delete would change all later ones);
 * saves the namespace dict itself (a notebook function's globals) as a reference to the
   namespace being restored, so restored functions stay bound to the live namespace;
 * refuses objects that cannot be saved, or would be harmful to restore (an open file would be
@@ -26,9 +31,11 @@ import enum
 import functools
 import importlib
 import io
+import itertools
 import pickle
 import socket
 import sqlite3
+import struct
 import sys
 import threading
 import types
@@ -176,6 +183,105 @@ def _reduce_array(arr: object) -> tuple[object, ...] | None:
     return (_rebuild_view, (root, offset, arr.shape, arr.strides, arr.dtype))
 
 
+_GROUPED_DICT_MIN = 65536
+"""Dicts with at least this many items are saved in content-defined groups."""
+_GROUP_MASK = 1023
+"""A group ends after a key whose hash has these bits clear: ~1024 items a group."""
+_OWN_REFERENCES = 4
+"""References to a value while it is dumped: its name, the values tuple, a loop, getrefcount."""
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def _fill_dict(target: dict[object, object], groups: tuple[dict[object, object], ...]) -> None:
+    for group in groups:
+        target.update(group)
+
+
+class _GroupedDict:
+    """Stands in for a big dict in the values tuple.
+
+    pickle's C pickler never asks ``reducer_override`` about an exact dict, but asks about this.
+    """
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: dict[object, object]) -> None:
+        self.target = target
+
+
+def _reduce_grouped_dict(obj: dict[object, object]) -> tuple[object, ...] | None:
+    """Return a reduction of a big dict as content-defined groups, or None to pickle it whole.
+
+    Boundaries depend only on the keys (their hashes), not on positions, so an edit moves no
+    boundary but its own. ``str`` hashes are salted per process: the groups of a dict with
+    string keys are stable within a session, which is where edits are compared.
+    """
+    try:
+        cuts = [i for i, h in enumerate(map(hash, obj), 1) if not h & _GROUP_MASK]
+    except Exception:
+        return None
+    sizes = [b - a for a, b in zip([0, *cuts], [*cuts, len(obj)], strict=True) if b > a]
+    items = iter(obj.items())
+    groups = tuple(dict(itertools.islice(items, n)) for n in sizes)
+    return (dict, (), groups, None, None, _fill_dict)
+
+
+def _with_grouped_dicts(values: tuple[object, ...]) -> tuple[object, ...]:
+    """Return ``values`` with a lone big dict replaced by its grouped stand-in.
+
+    Only a dict nothing else refers to (no alias, no cycle back to it, no other name, not
+    IPython's output history): a reference from inside the stream would otherwise be pickled
+    as a second dict and identity would be lost. Such a dict is pickled whole as before.
+    """
+    if len(values) != 1:
+        return values
+    value = values[0]
+    if type(value) is not dict or len(value) < _GROUPED_DICT_MIN:
+        return values
+    if sys.getrefcount(value) > _OWN_REFERENCES:
+        return values
+    return (_GroupedDict(value),)
+
+
+_FRAME_OPCODE = pickle.FRAME[0]
+_FRAME_HEADER = struct.Struct("<Q")
+# Opcodes the picklers write outside frames (a payload of a frame's size or more), with the
+# width of their length field.
+_UNFRAMED_LENGTHS = {
+    pickle.SHORT_BINBYTES[0]: 1, pickle.SHORT_BINUNICODE[0]: 1,
+    pickle.BINBYTES[0]: 4, pickle.BINUNICODE[0]: 4,
+    pickle.BINBYTES8[0]: 8, pickle.BINUNICODE8[0]: 8, pickle.BYTEARRAY8[0]: 8,
+}
+
+
+def _unframed(stream: bytes) -> bytes:
+    """Return a protocol 4+ stream without its FRAME opcodes (the stream unchanged if odd)."""
+    if stream[:1] != pickle.PROTO or len(stream) < 2:
+        return stream
+    view = memoryview(stream)
+    parts = [view[:2]]
+    position = 2
+    while position < len(stream):
+        opcode = stream[position]
+        if opcode == _FRAME_OPCODE:
+            (size,) = _FRAME_HEADER.unpack_from(stream, position + 1)
+            start = position + 1 + _FRAME_HEADER.size
+            parts.append(view[start : start + size])
+            position = start + size
+            continue
+        width = _UNFRAMED_LENGTHS.get(opcode)
+        if width is None:
+            return stream
+        size = int.from_bytes(view[position + 1 : position + 1 + width], "little")
+        end = position + 1 + width + size
+        parts.append(view[position:end])
+        position = end
+    return b"".join(parts) if position == len(stream) else stream
+
+
 def _every_name(name: str) -> bool:
     return True
 
@@ -209,6 +315,9 @@ class _ReducerMixin:
         if obj is self._namespace:
             return (_namespace_dict, ())
         cls = type(obj)
+        if cls is _GroupedDict:
+            grouped = _reduce_grouped_dict(obj.target)  # type: ignore[attr-defined]
+            return grouped or (_same, (obj.target,))  # type: ignore[attr-defined]
         if cls is self._ndarray:
             return _reduce_array(obj) or NotImplemented
         if self._dtype is not None and isinstance(obj, self._dtype) and obj.isbuiltin == 1:
@@ -330,7 +439,7 @@ def _dump_with(
     buffers: list[pickle.PickleBuffer] = []
     pickler = pickler_class(out, protocol=5, buffer_callback=buffers.append)
     pickler._setup(namespace, members, is_tracked)
-    pickler.dump(values)
+    pickler.dump(_with_grouped_dicts(values))
     shared: dict[int, object] = {}
     if track_sharing:
         # The memo holds every object the stream contains, keeping their ids unique until
@@ -343,7 +452,7 @@ def _dump_with(
         }
     return Serialized(
         serializer="pickle" if pickler_class is _FastPickler else "dill",
-        stream=out.getvalue(),
+        stream=_unframed(out.getvalue()),
         buffers=tuple(b.raw() for b in buffers),
         itemsizes=tuple(memoryview(b).itemsize for b in buffers),
         refs=tuple(sorted(pickler.refs)),

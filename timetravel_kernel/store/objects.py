@@ -65,9 +65,10 @@ class Covar:
 
     ``buffers[0]`` is the pickle stream (the skeleton); the rest are its out-of-band buffers.
     ``refs`` are top-level names the stream refers to by name (notebook classes and
-    functions), which must be in place before it loads. Chunked buffers are cut every
-    ``chunk_size`` bytes. An ``unsaved`` covar has no buffers,
-    a ``reason`` and a ``token`` that tells apart two unsaveable objects of the same kind.
+    functions), which must be in place before it loads. Chunked out-of-band buffers are cut
+    every ``chunk_size`` bytes; the stream where its content says (chunks of any size). An
+    ``unsaved`` covar has no buffers, a ``reason`` and a ``token`` that tells apart two
+    unsaveable objects of the same kind.
     """
 
     members: tuple[str, ...]
