@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipykernel.ipkernel import IPythonKernel
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, Enum, Int, List, Unicode, default
+from traitlets import Bool, Enum, Float, Int, List, Unicode, default
 from typing_extensions import override
 
 from timetravel_kernel.kernel.magics import register_magics
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from timetravel_kernel.protocol import Response
-    from timetravel_kernel.timeline import Timeline
+    from timetravel_kernel.timeline import CheckpointResult, Timeline
 
 __all__ = ["IPYTHON_HIDDEN_NAMES", "IPYTHON_HIDDEN_PATTERN", "TimeTravelKernel"]
 
@@ -52,6 +52,7 @@ IPYTHON_HIDDEN_NAMES = frozenset({
 # dunders, input history (_i12), output history (_12).
 IPYTHON_HIDDEN_PATTERN = r"__.*__|_i\d+|_\d+"
 _POLICIES = ("restore", "offer", "never")
+_CHECKPOINT_MODES = ("auto", "background", "sync")
 # Loop iterations of the shell-channel thread to wait for: its receive handler forwards the
 # reply into a ZMQStream send queue, which a later iteration writes to the socket.
 _REPLY_HOPS = 4
@@ -125,6 +126,29 @@ class TimeTravelKernel(IPythonKernel):
         "empty and announce that a restore is available) or 'never' "
         "(env TIMETRAVEL_RESTORE_AFTER_RESTART)."
     ).tag(config=True)
+
+    checkpoint_mode = Enum(
+        _CHECKPOINT_MODES, help="Where a checkpoint's work runs: 'auto' in a forked "
+        "copy-on-write snapshot when the changed values are big (>= 1 MB) and memory allows, so "
+        "the kernel is idle at once; 'background' always forked (Linux); 'sync' in the kernel, "
+        "which stays busy until it is saved (env TIMETRAVEL_CHECKPOINT_MODE)."
+    ).tag(config=True)
+    checkpoint_hang_seconds = Float(
+        300.0, help="A background checkpoint that makes no progress for this long is stopped "
+        "and reported; the next checkpoint saves what it could not "
+        "(env TIMETRAVEL_CHECKPOINT_HANG_SECONDS)."
+    ).tag(config=True)
+
+    @default("checkpoint_mode")
+    def _default_checkpoint_mode(self) -> str:
+        return _env_choice("TIMETRAVEL_CHECKPOINT_MODE", _CHECKPOINT_MODES, "auto")
+
+    @default("checkpoint_hang_seconds")
+    def _default_checkpoint_hang_seconds(self) -> float:
+        try:
+            return max(0.1, float(os.environ.get("TIMETRAVEL_CHECKPOINT_HANG_SECONDS", "300")))
+        except ValueError:
+            return 300.0
 
     @default("enabled")
     def _default_enabled(self) -> bool:
@@ -398,19 +422,30 @@ class TimeTravelKernel(IPythonKernel):
 
         cell = CellInfo(code=run.code, source=self._python_source(run.code), cell_id=run.cell_id,
                         execution_count=run.execution_count)
+        from timetravel_kernel.timeline import BackgroundOptions
+
+        background = BackgroundOptions(mode=self.checkpoint_mode,
+                                       hang_seconds=self.checkpoint_hang_seconds)
         try:
             self._let_reply_out()
             with self._lock:
-                result = timeline.checkpoint(self.shell.user_ns, cell, status=run.status,
-                                             duration=run.duration)
+                timeline.start_checkpoint(self.shell.user_ns, cell, on_done=self._checkpoint_done,
+                                          status=run.status, duration=run.duration,
+                                          background=background)
         except (Exception, KeyboardInterrupt) as exc:
             # Checkpoint boundary (STYLE.md): nothing here may fail or hang the user's cell.
             # A Ctrl-C lands here too when it arrives after the cell finished.
-            self.log.warning("time travel: checkpoint failed", exc_info=True)
+            self._checkpoint_done(None, exc)
+
+    def _checkpoint_done(self, result: CheckpointResult | None,
+                         error: BaseException | None) -> None:
+        """Report a checkpoint's outcome: inline, or from the ingest thread of a snapshot."""
+        if result is None:
+            self.log.warning("time travel: checkpoint failed", exc_info=error)
             if not self._warned_failure:
                 self._warned_failure = True
                 self._tell(f"time travel: this cell's state could not be saved "
-                           f"({type(exc).__name__}: {exc}); the cell itself is fine and the "
+                           f"({type(error).__name__}: {error}); the cell itself is fine and the "
                            "next cells will be saved again if the problem goes away")
             return
         if self._warned_failure:
@@ -427,7 +462,11 @@ class TimeTravelKernel(IPythonKernel):
         self._broadcast(format_checkpoint_event(result))
 
     def _tell(self, message: str) -> None:
-        # Printed while the cell's request is still the parent: it appears under the cell.
+        # Printed while the cell's request is still the parent: it appears under the cell. A
+        # background checkpoint reports after its cell: under the next one.
+        if threading.current_thread() is not threading.main_thread():
+            self._notices.append(message)
+            return
         try:
             print(message, file=sys.stderr, flush=True)
         except (OSError, ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ from timetravel_kernel.errors import (
     NothingToUndoError,
     TimelineError,
 )
+from timetravel_kernel.ids import ID_SIZE, ChunkId
 from timetravel_kernel.state import (
     NameIdentities,
     TimelineOptions,
@@ -30,14 +31,23 @@ from timetravel_kernel.state import (
     touched_names,
 )
 from timetravel_kernel.store import Commit, Covar, NamespaceTree, ObjectStore, RocksBackend
+from timetravel_kernel.store.codec import encode_chunk
 from timetravel_kernel.store.memory import MemoryBackend
-from timetravel_kernel.store.objects import Status
+from timetravel_kernel.store.objects import Status, decode_covar, encode_covar
 from timetravel_kernel.store.refs import (
     REF_HEAD,
     REF_SESSION,
     SessionMarker,
     decode_session,
     encode_session,
+)
+from timetravel_kernel.timeline.background import (
+    BackgroundOptions,
+    ForkedJob,
+    can_fork,
+    estimated_size,
+    memory_available,
+    wait_quietly,
 )
 from timetravel_kernel.timeline.history import CommitIndex, diff_trees
 from timetravel_kernel.timeline.livecache import LiveCache
@@ -52,14 +62,38 @@ from timetravel_kernel.timeline.results import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from timetravel_kernel.ids import CommitId, CovarId, TreeId
-    from timetravel_kernel.store.object_store import GarbageReport
+    from timetravel_kernel.state.chunking import ChunkSink
+    from timetravel_kernel.store.object_store import GarbageReport, Transaction
+
+    CheckpointCallback = Callable[[CheckpointResult | None, BaseException | None], None]
+    """Gets a checkpoint's result, or the reason nothing was committed."""
 
 __all__ = ["Namespace", "Timeline"]
 
 Namespace = dict[str, object]
+_CHUNK_FRAME = 1
+"""A frame from a forked checkpoint: a chunk id and its stored (encoded) bytes."""
+_COVAR_FRAME = 2
+"""A frame from a forked checkpoint: an encoded covariable manifest."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _CheckpointWork:
+    """What one checkpoint examines, decided in the parent before any snapshot is taken."""
+
+    candidates: set[str]
+    deleted: set[str]
+    touched: set[str]
+    base: Commit | None
+    cell: CellInfo
+    status: Status
+    duration: float
+    at: float
+    previous: dict[str, CovarId | None]
+    started: float
 
 
 def _describe(cell: CellInfo) -> str:
@@ -111,6 +145,8 @@ class Timeline:
         self._redo: list[CommitId] = []
         self._closed = False
         self._session_open = False
+        self._job: ForkedJob | None = None
+        self._job_hang_seconds = BackgroundOptions().hang_seconds
         marker = decode_session(store.read_ref(REF_SESSION))
         self.previous_session_crashed = marker is not None and marker.state == "open"
         self.restorable = self._find_restorable()
@@ -158,6 +194,7 @@ class Timeline:
     @property
     def head(self) -> Commit | None:
         """Return the commit the live namespace equals (None before ``start``)."""
+        self.settle()
         return self._head
 
     @property
@@ -165,12 +202,20 @@ class Timeline:
         """Whether the store refuses writes."""
         return self._store.backend.read_only
 
+    @property
+    def background_pid(self) -> int | None:
+        """Return the process id of the checkpoint snapshot in flight, None when there is none."""
+        job = self._job
+        return job.pid if job is not None and not job.done else None
+
     def commit_count(self) -> int:
         """Return the number of commits in the store."""
+        self.settle()
         return len(self._history)
 
     def store_bytes(self) -> int:
         """Return the size of the store."""
+        self.settle()
         return self._store.size_bytes()
 
     # -- session ------------------------------------------------------------------------
@@ -185,8 +230,7 @@ class Timeline:
             self._store.set_refs({REF_SESSION: encode_session(marker)})
             self._session_open = True
         names = {n for n in namespace if self._is_tracked(n)}
-        root = self._record(
-            namespace,
+        work = _CheckpointWork(
             candidates=names,
             deleted=set(),
             touched=set(namespace),
@@ -195,7 +239,13 @@ class Timeline:
             status="ok",
             duration=0.0,
             at=time.time() if names else 0.0,
+            previous={},
+            started=time.perf_counter(),
         )
+        transaction = self._store.transaction()
+        produced = self._produce(namespace, work, transaction.add_chunk_if_new)
+        root = self._apply(work, transaction, produced)
+        self._identities.record(namespace, None)
         return root
 
     def close(self) -> None:
@@ -206,6 +256,7 @@ class Timeline:
         """
         if self._closed:
             return
+        self.settle()
         self._closed = True
         try:
             if self._session_open:
@@ -223,7 +274,7 @@ class Timeline:
         status: str = "ok",
         duration: float = 0.0,
     ) -> CheckpointResult:
-        """Commit the namespace as it is after a cell.
+        """Commit the namespace as it is after a cell (here and now).
 
         Only names the cell touched (and the co-variables they belong to) are serialized;
         an interrupted or failed checkpoint changes nothing and the next one catches up.
@@ -231,6 +282,57 @@ class Timeline:
         Raises:
             StoreError: the store cannot be written (nothing was committed).
         """
+        self.settle()
+        work = self._plan_checkpoint(namespace, cell, status, duration)
+        return self._checkpoint_inline(namespace, work)
+
+    def start_checkpoint(
+        self,
+        namespace: Namespace,
+        cell: CellInfo | None = None,
+        *,
+        on_done: CheckpointCallback,
+        status: str = "ok",
+        duration: float = 0.0,
+        background: BackgroundOptions | None = None,
+    ) -> bool:
+        """Commit the namespace after a cell, in a forked snapshot when that pays; return whether.
+
+        ``on_done(result, error)`` gets the outcome: at once (inline, before this returns) or
+        from the ingest thread once the snapshot's results are committed. Every other method
+        waits for a checkpoint in flight first. A snapshot that fails leaves the names it was
+        to save for the next checkpoint, which catches up.
+
+        Raises:
+            StoreError: an inline checkpoint could not write the store (nothing committed).
+        """
+        self.settle()
+        work = self._plan_checkpoint(namespace, cell, status, duration)
+        options = background or BackgroundOptions()
+        if not self._should_fork(namespace, work, options):
+            on_done(self._checkpoint_inline(namespace, work), None)
+            return False
+        self._identities.record(namespace, work.touched)  # the snapshot is taken now
+        try:
+            self._job = self._fork_checkpoint(namespace, work, on_done, options)
+        except OSError:
+            # No fork (out of processes or memory): do it here, as if never offered.
+            on_done(self._checkpoint_inline(namespace, work), None)
+            return False
+        self._job_hang_seconds = options.hang_seconds
+        return True
+
+    def settle(self) -> None:
+        """Wait for the checkpoint in flight (if any) to be committed or abandoned."""
+        job = self._job
+        if job is not None and not job.is_ingesting():
+            wait_quietly(job, self._job_hang_seconds)
+            self._job = None
+
+    def _plan_checkpoint(
+        self, namespace: Namespace, cell: CellInfo | None, status: str, duration: float
+    ) -> _CheckpointWork:
+        """Decide what a checkpoint examines: the touched names and what they are tied to."""
         started = time.perf_counter()
         head = self._require_head()
         cell = cell or CellInfo()
@@ -241,9 +343,7 @@ class Timeline:
         candidates = present | {
             n for n in self._related(touched) if n in namespace and self._is_tracked(n)
         }
-        previous = {n: self._tree.get(n) for n in candidates}
-        commit = self._record(
-            namespace,
+        return _CheckpointWork(
             candidates=candidates,
             deleted=deleted,
             touched=touched,
@@ -252,17 +352,88 @@ class Timeline:
             status="error" if status == "error" else "ok",
             duration=duration,
             at=time.time(),
+            previous={n: self._tree.get(n) for n in candidates},
+            started=started,
         )
+
+    def _checkpoint_inline(self, namespace: Namespace, work: _CheckpointWork) -> CheckpointResult:
+        transaction = self._store.transaction()
+        produced = self._produce(namespace, work, transaction.add_chunk_if_new)
+        commit = self._apply(work, transaction, produced)
+        self._identities.record(namespace, work.touched)
+        return self._result(work, commit)
+
+    def _result(self, work: _CheckpointWork, commit: Commit) -> CheckpointResult:
         unsaved = {}
         for name in commit.changed:
             covar_of = self._tree.get(name)
-            if covar_of is not None and covar_of != previous.get(name):
+            if covar_of is not None and covar_of != work.previous.get(name):
                 reason = self._unsaved.get(covar_of)
                 if reason is not None:
                     unsaved[name] = reason
         return CheckpointResult(
-            commit=commit, unsaved=unsaved, seconds=time.perf_counter() - started
+            commit=commit, unsaved=unsaved, seconds=time.perf_counter() - work.started
         )
+
+    def _should_fork(
+        self, namespace: Namespace, work: _CheckpointWork, options: BackgroundOptions
+    ) -> bool:
+        """Return whether this checkpoint runs in a forked snapshot (see BackgroundOptions)."""
+        if options.mode == "sync" or not work.candidates or not can_fork():
+            return False
+        size = sum(estimated_size(dict.get(namespace, n)) for n in work.candidates)
+        if options.mode == "auto" and size < options.min_bytes:
+            return False
+        available = memory_available()
+        return available is None or available >= 2 * size + options.memory_headroom
+
+    def _fork_checkpoint(
+        self,
+        namespace: Namespace,
+        work: _CheckpointWork,
+        on_done: CheckpointCallback,
+        options: BackgroundOptions,
+    ) -> ForkedJob:
+        """Fork the snapshot that produces this checkpoint; the parent ingests and commits."""
+        values_of = {n: dict.get(namespace, n) for n in work.candidates}
+        transaction = self._store.transaction()
+        covars: list[Covar] = []
+
+        def produce(send: Callable[[int, bytes | memoryview], None]) -> None:
+            # In the child: chunks the parent's store is known to hold are not sent again.
+            sent: set[ChunkId] = set()
+
+            def send_chunk(chunk_id: ChunkId, data: memoryview, itemsize: int) -> int:
+                if chunk_id in sent or self._store.is_known_chunk(chunk_id):
+                    return 0
+                sent.add(chunk_id)
+                send(_CHUNK_FRAME, chunk_id + encode_chunk(data, itemsize))
+                return 0
+
+            for covar, _ in self._produce(namespace, work, send_chunk):
+                send(_COVAR_FRAME, encode_covar(covar))
+
+        def consume(kind: int, payload: memoryview) -> None:
+            if kind == _CHUNK_FRAME:
+                chunk_id = ChunkId(bytes(payload[:ID_SIZE]))
+                transaction.add_encoded_chunk_if_new(chunk_id, bytes(payload[ID_SIZE:]))
+            elif kind == _COVAR_FRAME:
+                covars.append(decode_covar(bytes(payload)))
+
+        def finish(error: BaseException | None) -> None:
+            result = None
+            if error is None:
+                try:
+                    produced = [(c, tuple(values_of[m] for m in c.members)) for c in covars]
+                    result = self._result(work, self._apply(work, transaction, produced))
+                except Exception as exc:
+                    error = exc
+            if error is not None:
+                # Nothing committed: the next checkpoint examines these names again.
+                self._unrecorded |= work.touched | work.candidates
+            on_done(result, error)
+
+        return ForkedJob(produce, consume, finish, hang_seconds=options.hang_seconds)
 
     def note_unrecorded(self, namespace: Namespace, source: str | None) -> None:
         """Remember what code run without a checkpoint (a silent execution) may have changed.
@@ -270,58 +441,64 @@ class Timeline:
         Rebinding is seen anyway; an in-place change is not, so the names the code may read
         are reloaded by the next checkout and examined by the next checkpoint.
         """
+        self.settle()
         read = names_read(source, namespace) if source else None
         self._unrecorded |= set(namespace) if read is None else read
 
-    def _record(
-        self,
-        namespace: Namespace,
-        *,
-        candidates: set[str],
-        deleted: set[str],
-        touched: set[str],
-        base: Commit | None,
-        cell: CellInfo,
-        status: Status,
-        duration: float,
-        at: float,
-    ) -> Commit:
-        """Serialize ``candidates``, write what is new and commit; update the live state."""
-        tree = self._tree if base is not None else NamespaceTree.empty()
-        transaction = self._store.transaction()
-        transaction.add_tree_records(self._pending_tree)
-        changes: dict[str, CovarId | None] = {}
-        for captured in capture(namespace, candidates, self.options):
+    def _produce(
+        self, namespace: Namespace, work: _CheckpointWork, sink: ChunkSink
+    ) -> list[tuple[Covar, tuple[object, ...]]]:
+        """Serialize the candidates into manifests, handing new chunks to ``sink``.
+
+        Pure with respect to the timeline: it runs in a forked child as well as inline.
+        """
+        produced = []
+        for captured in capture(namespace, work.candidates, self.options):
             token = None
             if captured.serialized is None:
                 # The cell that made an unsaveable value is what rebuilds it: name it, once
                 # per live object, so the version (and its id) stays stable while it lives.
                 token = self._cache.token_for(captured.values)
-                origin = self._origins.setdefault(token, _describe(cell))
+                origin = self._origins.get(token) or _describe(work.cell)
                 captured = replace(captured, reason=f"{captured.reason}; it was made by {origin}")
-            covar = build_covar(
-                captured, self.options, sink=transaction.add_chunk_if_new, token=token
-            )
+            covar = build_covar(captured, self.options, sink=sink, token=token)
+            produced.append((covar, captured.values))
+        return produced
+
+    def _apply(
+        self,
+        work: _CheckpointWork,
+        transaction: Transaction,
+        produced: list[tuple[Covar, tuple[object, ...]]],
+    ) -> Commit:
+        """Write the produced manifests and the commit; then update the live bookkeeping."""
+        base = work.base
+        tree = self._tree if base is not None else NamespaceTree.empty()
+        transaction.add_tree_records(self._pending_tree)
+        changes: dict[str, CovarId | None] = {}
+        for covar, values in produced:
+            if covar.token is not None:
+                self._origins.setdefault(covar.token, _describe(work.cell))
             new_id = transaction.add_covar(covar)
-            self._cache.put(new_id, covar, captured.values)
+            self._cache.put(new_id, covar, values)
             self._members[new_id] = covar.members
             if covar.refs:
                 self._covar_refs[new_id] = covar.refs
             if covar.reason is not None:
                 self._unsaved[new_id] = covar.reason
-            changes.update({m: new_id for m in captured.members if tree.get(m) != new_id})
-        changes.update(dict.fromkeys(deleted))
+            changes.update({m: new_id for m in covar.members if tree.get(m) != new_id})
+        changes.update(dict.fromkeys(work.deleted))
         new_tree, records = tree.updated(changes) if changes or base is None else (tree, {})
         transaction.add_tree_records(records)
         commit = Commit(
             parent=base.id if base is not None else None,
             tree=new_tree.root_id,
-            code=cell.code,
-            cell_id=cell.cell_id,
-            execution_count=cell.execution_count,
-            time=at,
-            duration=duration,
-            status=status,
+            code=work.cell.code,
+            cell_id=work.cell.cell_id,
+            execution_count=work.cell.execution_count,
+            time=work.at,
+            duration=work.duration,
+            status=work.status,
             changed=tuple(sorted(changes)),
         )
         commit = transaction.commit(commit, set_head=base is not None)
@@ -329,10 +506,9 @@ class Timeline:
         self._pending_tree = {}
         self._store.remember_tree(new_tree)
         self._tree = new_tree
-        self._identities.record(namespace, touched if base is not None else None)
         self._head = commit
         self._redo.clear()
-        self._unrecorded.clear()
+        self._unrecorded -= work.touched
         self._history.add(commit)
         return commit
 
@@ -373,6 +549,7 @@ class Timeline:
             SerializationError, StoreError: a value could not be loaded; the namespace is
                 unchanged.
         """
+        self.settle()
         result = self._checkout(namespace, commit_id, strict=True)
         self._redo.clear()
         return result
@@ -383,6 +560,7 @@ class Timeline:
         Raises:
             NothingToUndoError: HEAD is a root.
         """
+        self.settle()
         head = self._require_head()
         if head.parent is None:
             raise NothingToUndoError("nothing to undo: this is the first state of the session")
@@ -396,6 +574,7 @@ class Timeline:
         Raises:
             NothingToRedoError: no undo since the last checkpoint or jump.
         """
+        self.settle()
         if not self._redo:
             raise NothingToRedoError("nothing to redo: no cell has been undone since")
         result = self._checkout(namespace, self._redo[-1], strict=True)
@@ -408,6 +587,7 @@ class Timeline:
         Raises:
             NothingToRestoreError: the store has no earlier state.
         """
+        self.settle()
         if self.restorable is None:
             raise NothingToRestoreError("there is no earlier state to restore")
         result = self._checkout(namespace, self.restorable.id, strict=False)
@@ -480,6 +660,7 @@ class Timeline:
     # -- history ------------------------------------------------------------------------
     def log(self, limit: int | None = None) -> list[Commit]:
         """Return commits newest first, all branches."""
+        self.settle()
         return self._history.log(limit)
 
     def commit(self, commit_id: CommitId) -> Commit:
@@ -488,6 +669,7 @@ class Timeline:
         Raises:
             UnknownCommitError: no such commit.
         """
+        self.settle()
         return self._history.get(commit_id)
 
     def resolve(self, text: str) -> CommitId:
@@ -496,16 +678,19 @@ class Timeline:
         Raises:
             UnknownCommitError: nothing (or more than one commit) matches.
         """
+        self.settle()
         return self._history.resolve(text)
 
     def diff(self, a: CommitId, b: CommitId) -> DiffResult:
         """Return the names added, deleted and changed from commit ``a`` to commit ``b``."""
+        self.settle()
         tree_a = self._store.load_tree(self._history.get(a).tree)
         tree_b = self._store.load_tree(self._history.get(b).tree)
         return diff_trees(tree_a, tree_b)
 
     def variables(self, commit_id: CommitId | None = None) -> list[VarInfo]:
         """Return the saved (and unsaveable) names of a commit, or of the live state."""
+        self.settle()
         if commit_id is None:
             tree = self._tree
         else:
@@ -531,4 +716,5 @@ class Timeline:
 
     def collect_garbage(self) -> GarbageReport:
         """Delete stored objects no commit reaches (left by interrupted checkpoints)."""
+        self.settle()
         return self._store.collect_garbage()

@@ -1,0 +1,278 @@
+"""Checkpoints nobody waits for: a forked copy-on-write snapshot does the work (timeline layer).
+
+``fork()`` gives a consistent snapshot of the whole process for the price of its page tables.
+The child serializes, hashes and compresses the state it sees and sends the results through a
+pipe; a thread of the parent ingests them into the store and commits. The kernel goes idle as
+soon as the child exists, and the user's next cell runs while the child works.
+
+What the child may do is narrow (NOTES.md): it has only the forking thread, so it never touches
+the parent's store handle, sockets or locks other threads may hold; it uses one compression
+thread, ignores Ctrl-C (an interrupt is sent to the whole process group), dies with the parent,
+never runs the parent's garbage collector over shared pages, and leaves with ``os._exit``.
+Nothing it does is durable: only the parent commits, so a kill of either process at any
+instant leaves the last durable commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import select
+import signal
+import struct
+import sys
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from timetravel_kernel.errors import CheckpointProcessError
+from timetravel_kernel.store.codec import set_compression_threads
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "BackgroundOptions",
+    "CheckpointMode",
+    "ForkedJob",
+    "can_fork",
+    "estimated_size",
+    "memory_available",
+    "wait_quietly",
+]
+
+CheckpointMode = Literal["auto", "background", "sync"]
+
+_FRAME = struct.Struct("<BQ")
+_DONE = 0
+"""Frame kind: the child finished; everything it produced was sent before."""
+_FAILED = 255
+"""Frame kind: the child failed; the payload says why (UTF-8)."""
+_READ_SIZE = 1 << 20
+_PIPE_SIZE = 1 << 20
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackgroundOptions:
+    """When a checkpoint runs in a forked snapshot.
+
+    Args:
+        mode: ``auto`` forks when the values to examine are big and memory allows, ``background``
+            forks whenever the platform can, ``sync`` never forks.
+        min_bytes: in ``auto``, the size (``sys.getsizeof``) of the examined values from which
+            a fork pays for itself; smaller checkpoints take about a millisecond inline.
+        hang_seconds: a child that sends nothing for this long is killed and reported.
+        memory_headroom: the memory guard: fork only when the system has at least this many
+            bytes available beyond twice the examined values (copy-on-write growth).
+    """
+
+    mode: CheckpointMode = "auto"
+    min_bytes: int = 1 << 20
+    hang_seconds: float = 300.0
+    memory_headroom: int = 64 << 20
+
+
+def can_fork() -> bool:
+    """Return whether this platform gives copy-on-write snapshots by ``fork`` (Linux only)."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+def memory_available() -> int | None:
+    """Return the bytes the system can still give without swapping, None if unknown."""
+    try:
+        with open("/proc/meminfo", "rb") as meminfo:
+            for line in meminfo:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def estimated_size(value: object) -> int:
+    """Return a cheap estimate of the bytes a value holds (never its deep size).
+
+    Arrays, frames and series report their buffers; builtin containers their own table; an
+    object whose size cannot be asked cheaply counts as small.
+    """
+    try:
+        nbytes = getattr(value, "nbytes", None)
+        if isinstance(nbytes, int):
+            return nbytes
+        usage = getattr(value, "memory_usage", None)
+        if callable(usage) and hasattr(value, "columns"):  # a data frame: shallow usage
+            return int(usage(index=True, deep=False).sum())
+        if type(value).__module__ == "builtins":
+            return sys.getsizeof(value)
+    except Exception:
+        return 0
+    return 0
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _enter_child() -> None:
+    """Make the forked child safe to run: see the module docstring."""
+    gc.disable()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before the line above took effect
+        os._exit(1)
+    set_compression_threads(1)
+
+
+class ForkedJob:
+    """One forked child producing frames, and the parent thread consuming them.
+
+    Args:
+        produce: runs in the child with a sink for ``(kind, payload)`` frames (kinds 1-254).
+        consume: runs in the parent's ingest thread for each frame, in order.
+        finish: runs in the parent's ingest thread last, with None or the reason it failed.
+        hang_seconds: silence after which the child is killed.
+    """
+
+    def __init__(
+        self,
+        produce: Callable[[Callable[[int, bytes | memoryview], None]], None],
+        consume: Callable[[int, memoryview], None],
+        finish: Callable[[BaseException | None], None],
+        *,
+        hang_seconds: float,
+    ) -> None:
+        self._consume = consume
+        self._finish = finish
+        self._hang_seconds = hang_seconds
+        self._done = threading.Event()
+        read_fd, write_fd = os.pipe()
+        with contextlib.suppress(OSError, AttributeError):
+            import fcntl
+
+            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        gc.freeze()  # the parent's collector must not write into every shared page meanwhile
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, checked by the tests' results
+            os.close(read_fd)
+            _run_child(produce, write_fd)
+        gc.unfreeze()
+        os.close(write_fd)
+        self.pid = pid
+        self._read_fd = read_fd
+        self._thread = threading.Thread(target=self._ingest, name="timetravel-ingest",
+                                        daemon=True)
+        self._thread.start()
+
+    def is_ingesting(self) -> bool:
+        """Return whether the caller is this job's own ingest thread (which must not wait)."""
+        return threading.current_thread() is self._thread
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the job is committed or abandoned; return whether it is over."""
+        return self._done.wait(timeout)
+
+    @property
+    def done(self) -> bool:
+        """Whether the job is over (committed or abandoned)."""
+        return self._done.is_set()
+
+    def _ingest(self) -> None:
+        error: BaseException | None = None
+        try:
+            self._read_frames()
+        except BaseException as exc:  # reported through finish, never raised in a thread
+            error = exc
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        finally:
+            os.close(self._read_fd)
+            status = self._reap()
+        if error is None and status != 0:
+            error = CheckpointProcessError(f"the checkpoint process ended with status {status}")
+        try:
+            self._finish(error)
+        finally:
+            self._done.set()
+
+    def _reap(self) -> int:
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            return 0
+        return os.waitstatus_to_exitcode(status)
+
+    def _read_frames(self) -> None:
+        buffer = bytearray()
+        poller = select.poll()
+        poller.register(self._read_fd, select.POLLIN | select.POLLHUP)
+        while True:
+            if not poller.poll(self._hang_seconds * 1000):
+                raise CheckpointProcessError(
+                    f"the checkpoint process sent nothing for {self._hang_seconds:.0f} s and "
+                    "was stopped")
+            data = os.read(self._read_fd, _READ_SIZE)
+            if not data:
+                raise CheckpointProcessError("the checkpoint process died before it finished")
+            buffer += data
+            offset = 0
+            while len(buffer) - offset >= _FRAME.size:
+                kind, size = _FRAME.unpack_from(buffer, offset)
+                end = offset + _FRAME.size + size
+                if len(buffer) < end:
+                    break
+                payload = memoryview(buffer)[offset + _FRAME.size : end]
+                try:
+                    if kind == _DONE:
+                        return
+                    if kind == _FAILED:
+                        raise CheckpointProcessError(bytes(payload).decode(errors="replace"))
+                    self._consume(kind, payload)
+                finally:
+                    payload.release()
+                offset = end
+            del buffer[:offset]
+
+
+def _run_child(
+    produce: Callable[[Callable[[int, bytes | memoryview], None]], None], write_fd: int
+) -> None:  # pragma: no cover - runs in the forked child
+    """Run ``produce`` in the child and leave with ``os._exit``, whatever happens."""
+    code = 1
+    try:
+        _enter_child()
+
+        def send(kind: int, payload: bytes | memoryview) -> None:
+            _write_all(write_fd, _FRAME.pack(kind, len(payload)))
+            _write_all(write_fd, payload)
+
+        try:
+            produce(send)
+            send(_DONE, b"")
+            code = 0
+        except BrokenPipeError:
+            code = 1  # the parent is gone
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                send(_FAILED, f"{type(exc).__name__}: {exc}".encode()[:4096])
+            code = 0  # reported in the frame
+    finally:
+        os._exit(code)
+
+
+def wait_quietly(job: ForkedJob | None, hang_seconds: float) -> None:
+    """Wait for ``job``; past ``hang_seconds`` of waiting, kill its child and wait for the end."""
+    if job is None or job.done:
+        return
+    if not job.wait(hang_seconds):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(job.pid, signal.SIGKILL)
+        job.wait()
+
