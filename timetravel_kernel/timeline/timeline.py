@@ -400,7 +400,10 @@ class Timeline:
         covars: list[Covar] = []
 
         def produce(send: Callable[[int, bytes | memoryview], None]) -> None:
-            # In the child: chunks the parent's store is known to hold are not sent again.
+            # In the child. Its copy of values_of must not count as a reference to the values
+            # (a big dict referred to by nothing but its name is pickled in groups).
+            values_of.clear()
+            # Chunks the parent's store is known to hold are not sent again.
             sent: set[ChunkId] = set()
 
             def send_chunk(chunk_id: ChunkId, data: memoryview, itemsize: int) -> int:
