@@ -444,7 +444,9 @@ class TimeTravelKernel(IPythonKernel):
             self.log.warning("time travel: checkpoint failed", exc_info=error)
             if not self._warned_failure:
                 self._warned_failure = True
-                self._tell(f"time travel: this cell's state could not be saved "
+                inline = threading.current_thread() is threading.main_thread()
+                what = "this cell's state" if inline else "the state after an earlier cell"
+                self._tell(f"time travel: {what} could not be saved "
                            f"({type(error).__name__}: {error}); the cell itself is fine and the "
                            "next cells will be saved again if the problem goes away")
             return
