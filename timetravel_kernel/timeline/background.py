@@ -122,6 +122,9 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 def _enter_child() -> None:
     """Make the forked child safe to run: see the module docstring."""
     gc.disable()
+    # The parent froze its objects before forking; here they must be visible to
+    # gc.get_referrers again (the serializer asks it), and no collection runs.
+    gc.unfreeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
