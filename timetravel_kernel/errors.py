@@ -7,6 +7,7 @@ from typing import ClassVar
 __all__ = [
     "BadRequestError",
     "BusyError",
+    "CheckpointProcessError",
     "MissingObjectError",
     "NothingToRedoError",
     "NothingToRestoreError",
@@ -180,6 +181,10 @@ class NothingToRestoreError(TimelineError):
     """No earlier session left a state to restore."""
 
     code = "nothing-to-restore"
+
+
+class CheckpointProcessError(TimelineError):
+    """A checkpoint in a forked snapshot died, hung or failed; nothing was committed."""
 
 
 class BusyError(TimelineError):

@@ -7,6 +7,8 @@ next request), the timeline decides *what*, the protocol handler answers the fro
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import datetime
 import os
@@ -48,7 +50,12 @@ if TYPE_CHECKING:
     from timetravel_kernel.kernel.sync import RemoteSync
     from timetravel_kernel.protocol import Response
     from timetravel_kernel.protocol.messages import RemoteStatusJSON
-    from timetravel_kernel.timeline import RetentionPolicy, Timeline
+    from timetravel_kernel.timeline import (
+        BackgroundOptions,
+        CheckpointResult,
+        RetentionPolicy,
+        Timeline,
+    )
 
 __all__ = [
     "IPYTHON_HIDDEN_NAMES",
@@ -68,6 +75,7 @@ IPYTHON_HIDDEN_PATTERN = r"__.*__|_i\d+|_\d+"
 # What VS Code's Jupyter extension assigns the notebook's path to at kernel start.
 VSCODE_NOTEBOOK_NAME = "__vsc_ipynb_file__"
 _POLICIES = ("restore", "offer", "never")
+_CHECKPOINT_MODES = ("auto", "background", "sync")
 # Loop iterations of the shell-channel thread to wait for: its receive handler forwards the
 # reply into a ZMQStream send queue, which a later iteration writes to the socket.
 _REPLY_HOPS = 4
@@ -87,6 +95,13 @@ def _env_int(name: str) -> int:
 def _env_choice(name: str, choices: tuple[str, ...], fallback: str) -> str:
     value = os.environ.get(name, fallback)
     return value if value in choices else fallback
+
+
+def _env_seconds(name: str, fallback: float) -> float:
+    try:
+        return max(0.1, float(os.environ.get(name, fallback)))
+    except ValueError:
+        return fallback
 
 
 def _sent_at(msg: object) -> float | None:
@@ -193,6 +208,27 @@ class TimeTravelKernel(IPythonKernel):
         "(env TIMETRAVEL_REBUILD_BUDGET)."
     ).tag(config=True)
 
+    checkpoint_mode = Enum(
+        _CHECKPOINT_MODES, help="Where a checkpoint's work runs: 'auto' in a forked copy-on-write "
+        "snapshot unless the changed values are few, plain and small (Linux), so the kernel is "
+        "idle at once; 'background' always forked; 'sync' in the kernel, which stays busy until "
+        "the state is saved. Cells that end while a snapshot is still saving are recorded "
+        "together with the next checkpoint (env TIMETRAVEL_CHECKPOINT_MODE)."
+    ).tag(config=True)
+    checkpoint_hang_seconds = Float(
+        help="A background checkpoint that makes no progress for this long is stopped and "
+        "reported; the next checkpoint saves what it could not "
+        "(env TIMETRAVEL_CHECKPOINT_HANG_SECONDS)."
+    ).tag(config=True)
+
+    @default("checkpoint_mode")
+    def _default_checkpoint_mode(self) -> str:
+        return _env_choice("TIMETRAVEL_CHECKPOINT_MODE", _CHECKPOINT_MODES, "auto")
+
+    @default("checkpoint_hang_seconds")
+    def _default_checkpoint_hang_seconds(self) -> float:
+        return _env_seconds("TIMETRAVEL_CHECKPOINT_HANG_SECONDS", 300.0)
+
     @default("rebuild_unsaved")
     def _default_rebuild_unsaved(self) -> str:
         return _env_choice("TIMETRAVEL_REBUILD_UNSAVED", REBUILD_POLICIES, "ask")
@@ -296,6 +332,7 @@ class TimeTravelKernel(IPythonKernel):
         self._startup_events: list[Mapping[str, object]] = []
         self._warned_failure = False
         self._last_cell_finished = 0.0
+        self._main_loop: asyncio.AbstractEventLoop | None = None
         self._thinner: BackgroundThinner | None = None
         self._opened = OpenedTimeline(None, None, "time travel is starting")
         self._sync: RemoteSync | None = None
@@ -658,6 +695,8 @@ class TimeTravelKernel(IPythonKernel):
                        cell_id=cell_id if isinstance(cell_id, str) else None,
                        recorded=bool(recorded))
         token = _current_run.set(run)
+        if threading.current_thread() is threading.main_thread():
+            self._main_loop = asyncio.get_running_loop()  # where folded cells are caught up
         with self._running_lock:
             self._running += 1
         try:
@@ -751,16 +790,48 @@ class TimeTravelKernel(IPythonKernel):
         try:
             self._let_reply_out()
             with self._lock:
-                result = timeline.checkpoint(self.shell.user_ns, cell, status=run.status,
-                                             duration=run.duration)
+                timeline.start_checkpoint(self.shell.user_ns, cell, on_done=self._checkpoint_done,
+                                          status=run.status, duration=run.duration,
+                                          background=self._background_options())
         except (Exception, KeyboardInterrupt) as exc:
             # Checkpoint boundary (STYLE.md): nothing here may fail or hang the user's cell.
             # A Ctrl-C lands here too when it arrives after the cell finished.
-            self.log.warning("time travel: checkpoint failed", exc_info=True)
+            self._checkpoint_done(None, exc)
+
+    def _background_options(self) -> BackgroundOptions:
+        from timetravel_kernel.timeline import BackgroundOptions
+
+        return BackgroundOptions(mode=self.checkpoint_mode,
+                                 hang_seconds=self.checkpoint_hang_seconds)
+
+    def _catch_up(self) -> None:
+        """Checkpoint the cells folded while a snapshot was saving (on the main loop, idle)."""
+        timeline = self.handler.timeline
+        if timeline is None or self.is_busy() or not timeline.folded_cells:
+            return  # a running cell's own checkpoint records them
+        try:
+            with self._lock:
+                timeline.catch_up(self.shell.user_ns, on_done=self._checkpoint_done,
+                                  background=self._background_options())
+        except Exception as exc:  # checkpoint boundary
+            self._checkpoint_done(None, exc)
+
+    def _checkpoint_done(self, result: CheckpointResult | None,
+                         error: BaseException | None) -> None:
+        """Report a checkpoint's outcome: inline, or from the ingest thread of a snapshot."""
+        inline = threading.current_thread() is threading.main_thread()
+        loop = self._main_loop
+        if not inline and loop is not None:
+            # Cells may have been folded while this snapshot was saving: record them next.
+            with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
+                loop.call_soon_threadsafe(self._catch_up)
+        if result is None:
+            self.log.warning("time travel: checkpoint failed", exc_info=error)
             if not self._warned_failure:
                 self._warned_failure = True
-                self._tell(f"time travel: this cell's state could not be saved "
-                           f"({type(exc).__name__}: {exc}); the cell itself is fine and the "
+                what = "this cell's state" if inline else "the state after an earlier cell"
+                self._tell(f"time travel: {what} could not be saved "
+                           f"({type(error).__name__}: {error}); the cell itself is fine and the "
                            "next cells will be saved again if the problem goes away")
             return
         if self._sync is not None:
@@ -779,10 +850,14 @@ class TimeTravelKernel(IPythonKernel):
                              "brings them back"})
         self._broadcast(format_checkpoint_event(result))
         if self._thinner is not None:
-            self._thinner.after_checkpoint(timeline)
+            self._thinner.after_checkpoint(self.handler.timeline)
 
     def _tell(self, message: str) -> None:
-        # Printed while the cell's request is still the parent: it appears under the cell.
+        # Printed while the cell's request is still the parent: it appears under the cell. A
+        # background checkpoint reports after its cell: under the next one.
+        if threading.current_thread() is not threading.main_thread():
+            self._notices.append(message)
+            return
         try:
             print(message, file=sys.stderr, flush=True)
         except (OSError, ValueError):
@@ -869,6 +944,10 @@ class TimeTravelKernel(IPythonKernel):
         try:
             if timeline is not None:
                 with self._lock:
+                    # Cells folded while the last snapshot was saving are saved before closing.
+                    timeline.catch_up(self.shell.user_ns, on_done=lambda *_: None,
+                                      background=replace(self._background_options(),
+                                                         mode="sync"))
                     timeline.close()
         except Exception:
             # Shutdown boundary: a failing close must not stop the kernel from exiting.

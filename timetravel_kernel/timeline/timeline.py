@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from timetravel_kernel.errors import (
     MissingObjectError,
@@ -41,6 +41,14 @@ from timetravel_kernel.store.refs import (
     decode_session,
     encode_session,
 )
+from timetravel_kernel.timeline.background import (
+    BackgroundOptions,
+    CheckpointWork,
+    ForkedJob,
+    fork_checkpoint,
+    should_fork,
+    wait_quietly,
+)
 from timetravel_kernel.timeline.history import CommitIndex, diff_trees, name_history
 from timetravel_kernel.timeline.lineage import RebuildPlan, plan_rebuild
 from timetravel_kernel.timeline.livecache import LiveCache
@@ -63,20 +71,34 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from timetravel_kernel.ids import CommitId, CovarId, TreeId
-    from timetravel_kernel.store.object_store import GarbageReport
+    from timetravel_kernel.state.chunking import ChunkSink
+    from timetravel_kernel.store.object_store import GarbageReport, Transaction
 
-__all__ = ["Namespace", "Timeline"]
+    CheckpointCallback = Callable[[CheckpointResult | None, BaseException | None], None]
+    """Gets a checkpoint's result, or the reason nothing was committed."""
+
+__all__ = ["CheckpointStart", "Namespace", "Timeline"]
 
 Namespace = dict[str, object]
+CheckpointStart = Literal["inline", "forked", "folded"]
 _MADE_BY = "; it was made by "
 
 
 def _describe(cell: CellInfo) -> str:
     """Return how a user finds a cell again: its execution count, else its first line."""
+    if cell.execution_count is not None and cell.cells > 1:
+        return f"one of the {cell.cells} cells up to [{cell.execution_count}]"
     if cell.execution_count is not None:
         return f"cell [{cell.execution_count}]"
     first = cell.code.strip().splitlines()[0] if cell.code.strip() else ""
     return f"the cell `{first[:60]}`" if first else "the session's start"
+
+
+def _joined(cells: list[CellInfo]) -> CellInfo:
+    """Return the cells run one after the other as one (folded into one checkpoint)."""
+    last = cells[-1]
+    return CellInfo(code="\n\n".join(c.code for c in cells), cell_id=last.cell_id,
+                    execution_count=last.execution_count, cells=sum(c.cells for c in cells))
 
 
 def _without(names: tuple[str, ...], drop: Namespace) -> tuple[str, ...]:
@@ -146,6 +168,10 @@ class Timeline:
         self._redo: list[CommitId] = []
         self._closed = False
         self._session_open = False
+        self._job: ForkedJob | None = None
+        self._job_hang_seconds = BackgroundOptions().hang_seconds
+        self._folded: list[tuple[CellInfo, Status, float]] = []
+        self._folded_names: set[str] = set()
         marker = decode_session(store.read_ref(REF_SESSION))
         self.previous_session_crashed = marker is not None and marker.state == "open"
         self.restorable = self._find_restorable()
@@ -197,6 +223,7 @@ class Timeline:
     @property
     def head(self) -> Commit | None:
         """Return the commit the live namespace equals (None before ``start``)."""
+        self.settle()
         return self._head
 
     @property
@@ -211,6 +238,7 @@ class Timeline:
 
     def reload_history(self) -> None:
         """Re-read the commits and the restorable state: a pull wrote them behind our back."""
+        self.settle()
         self._history = CommitIndex(self._store)
         self.restorable = self._find_restorable()
 
@@ -235,10 +263,12 @@ class Timeline:
 
     def commit_count(self) -> int:
         """Return the number of commits in the store."""
+        self.settle()
         return len(self._history)
 
     def store_bytes(self) -> int:
         """Return the size of the store."""
+        self.settle()
         return self._store.size_bytes()
 
     # -- session ------------------------------------------------------------------------
@@ -253,18 +283,11 @@ class Timeline:
             self._store.set_refs({REF_SESSION: encode_session(marker)})
             self._session_open = True
         names = {n for n in namespace if self._is_tracked(n)}
-        root = self._record(
-            namespace,
-            candidates=names,
-            deleted=set(),
-            touched=set(namespace),
-            base=None,
-            cell=CellInfo(),
-            status="ok",
-            duration=0.0,
-            at=time.time() if names else 0.0,
-        )
-        return root
+        work = CheckpointWork(candidates=names, deleted=set(), touched=set(namespace), base=None,
+                              cell=CellInfo(), status="ok", duration=0.0,
+                              at=time.time() if names else 0.0, previous={},
+                              started=time.perf_counter())
+        return self._checkpoint_inline(namespace, work).commit
 
     def close(self) -> None:
         """Release the store, marking this session (if it started one) cleanly closed.
@@ -274,6 +297,7 @@ class Timeline:
         """
         if self._closed:
             return
+        self.settle()
         self._closed = True
         try:
             if self._session_open:
@@ -291,7 +315,7 @@ class Timeline:
         status: str = "ok",
         duration: float = 0.0,
     ) -> CheckpointResult:
-        """Commit the namespace as it is after a cell.
+        """Commit the namespace as it is after a cell, here and now.
 
         Only names the cell touched (and the co-variables they belong to) are serialized;
         an interrupted or failed checkpoint changes nothing and the next one catches up.
@@ -299,33 +323,179 @@ class Timeline:
         Raises:
             StoreError: the store cannot be written (nothing was committed).
         """
+        self.settle()
+        return self._checkpoint_inline(
+            namespace, self._plan_checkpoint(namespace, cell, status, duration)
+        )
+
+    def start_checkpoint(
+        self,
+        namespace: Namespace,
+        cell: CellInfo | None = None,
+        *,
+        on_done: CheckpointCallback,
+        status: str = "ok",
+        duration: float = 0.0,
+        background: BackgroundOptions | None = None,
+    ) -> CheckpointStart:
+        """Commit the namespace after a cell without making the caller wait; say how.
+
+        ``inline``: done here (small, or ``sync``); ``forked``: a copy-on-write snapshot does
+        the work and ``on_done`` runs on the ingest thread once it is committed; ``folded``:
+        a snapshot is still in flight, so this cell is recorded together with the next
+        checkpoint (``catch_up``, or the next cell's) instead of waiting for it.
+        ``on_done(result, error)`` is not called for a folded cell. A snapshot that fails
+        leaves its names for the next checkpoint, which catches up.
+
+        Raises:
+            StoreError: an inline checkpoint could not write the store (nothing committed).
+        """
+        job = self._job
+        if job is not None and not job.done and not job.is_ingesting():
+            self._fold(namespace, cell or CellInfo(), status, duration)
+            return "folded"
+        self.settle()
+        return self._start(namespace, self._plan_checkpoint(namespace, cell, status, duration),
+                           on_done, background or BackgroundOptions())
+
+    def catch_up(
+        self,
+        namespace: Namespace,
+        *,
+        on_done: CheckpointCallback,
+        background: BackgroundOptions | None = None,
+    ) -> CheckpointStart | None:
+        """Checkpoint the cells folded while a snapshot was in flight; None if there are none."""
+        self.settle()
+        if not self._folded:
+            return None
+        return self._start(namespace, self._plan_checkpoint(namespace, None, "ok", 0.0),
+                           on_done, background or BackgroundOptions())
+
+    @property
+    def background_pid(self) -> int | None:
+        """Return the process id of the snapshot in flight, None when there is none."""
+        job = self._job
+        return job.pid if job is not None and not job.done else None
+
+    @property
+    def folded_cells(self) -> int:
+        """How many executed cells wait for a checkpoint (folded while a snapshot ran)."""
+        return len(self._folded)
+
+    def settle(self) -> None:
+        """Wait for the checkpoint in flight (if any) to be committed or abandoned."""
+        job = self._job
+        if job is not None and not job.is_ingesting():
+            wait_quietly(job, self._job_hang_seconds)
+            self._job = None
+
+    def _settle_and_record(self, namespace: Namespace) -> None:
+        """Before the namespace is moved: commit what ran since the last commit."""
+        self.settle()
+        if self._folded:
+            self._checkpoint_inline(namespace, self._plan_checkpoint(namespace, None, "ok", 0.0))
+
+    def _fold(self, namespace: Namespace, cell: CellInfo, status: str, duration: float) -> None:
+        """Keep what a cell may have changed for the next checkpoint (rebinding is seen then)."""
+        source = cell.source or cell.code
+        read = names_read(source, namespace) if source else None
+        self._folded_names |= set(namespace) if read is None else read
+        self._folded.append((cell, "error" if status == "error" else "ok", duration))
+
+    def _start(
+        self,
+        namespace: Namespace,
+        work: CheckpointWork,
+        on_done: CheckpointCallback,
+        options: BackgroundOptions,
+    ) -> CheckpointStart:
+        if not should_fork(namespace, work, options):
+            on_done(self._checkpoint_inline(namespace, work), None)
+            return "inline"
+        try:
+            self._job = fork_checkpoint(
+                produce=lambda sink: self._produce(namespace, work, sink),
+                is_known_chunk=self._store.is_known_chunk,
+                transaction=self._store.transaction(),
+                finish=lambda produced, error: self._finish_forked(work, produced, error,
+                                                                    on_done),
+                values={n: dict.get(namespace, n) for n in work.candidates},
+                hang_seconds=options.hang_seconds,
+            )
+        except OSError:
+            # No fork (out of processes or memory): done here, as if never offered.
+            on_done(self._checkpoint_inline(namespace, work), None)
+            return "inline"
+        self._identities.record(namespace, work.touched)  # the snapshot was taken now
+        self._job_hang_seconds = options.hang_seconds
+        return "forked"
+
+    def _finish_forked(
+        self,
+        work: CheckpointWork,
+        produced: tuple[Transaction, list[tuple[Covar, tuple[object, ...]]]] | None,
+        error: BaseException | None,
+        on_done: CheckpointCallback,
+    ) -> None:
+        """Commit what a snapshot produced (on the ingest thread), then report the outcome."""
+        result = None
+        if produced is not None:
+            try:
+                result = self._result(work, self._apply(work, *produced))
+            except Exception as exc:
+                error = exc
+        if result is None:
+            # Nothing committed: the next checkpoint examines these names again.
+            self._unrecorded |= work.touched | work.candidates
+        on_done(result, error)
+
+    def _plan_checkpoint(
+        self, namespace: Namespace, cell: CellInfo | None, status: str, duration: float
+    ) -> CheckpointWork:
+        """Decide what a checkpoint examines: the touched names and what they are tied to.
+
+        Cells folded since the last commit are recorded with it (their code in order).
+        """
         started = time.perf_counter()
         head = self._require_head()
-        cell = cell or CellInfo()
-        source = cell.source or cell.code
-        touched = touched_names(namespace, self._identities, source) | self._unrecorded
+        runs = [*self._folded, *([] if cell is None else [(cell, status, duration)])]
+        last = runs[-1][0] if runs else CellInfo()
+        source = last.source or last.code
+        touched = (touched_names(namespace, self._identities, source) | self._unrecorded
+                   | self._folded_names)
+        self._folded, self._folded_names = [], set()
         candidates, deleted = self._candidates(namespace, touched)
-        previous = {n: self._tree.get(n) for n in candidates}
-        commit = self._record(
-            namespace,
+        return CheckpointWork(
             candidates=candidates,
             deleted=deleted,
             touched=touched,
             base=head,
-            cell=cell,
-            status="error" if status == "error" else "ok",
-            duration=duration,
+            cell=_joined([run[0] for run in runs]) if len(runs) > 1 else last,
+            status="error" if any(run[1] == "error" for run in runs) else "ok",
+            duration=sum(run[2] for run in runs),
             at=time.time(),
+            previous={n: self._tree.get(n) for n in candidates},
+            started=started,
         )
+
+    def _checkpoint_inline(self, namespace: Namespace, work: CheckpointWork) -> CheckpointResult:
+        transaction = self._store.transaction()
+        produced = self._produce(namespace, work, transaction.add_chunk_if_new)
+        commit = self._apply(work, transaction, produced)
+        self._identities.record(namespace, work.touched if work.base is not None else None)
+        return self._result(work, commit)
+
+    def _result(self, work: CheckpointWork, commit: Commit) -> CheckpointResult:
         unsaved = {}
         for name in commit.changed:
             covar_of = self._tree.get(name)
-            if covar_of is not None and covar_of != previous.get(name):
+            if covar_of is not None and covar_of != work.previous.get(name):
                 reason = self._unsaved.get(covar_of)
                 if reason is not None:
                     unsaved[name] = reason
         return CheckpointResult(
-            commit=commit, unsaved=unsaved, seconds=time.perf_counter() - started
+            commit=commit, unsaved=unsaved, seconds=time.perf_counter() - work.started
         )
 
     def note_unrecorded(self, namespace: Namespace, source: str | None) -> None:
@@ -334,62 +504,69 @@ class Timeline:
         Rebinding is seen anyway; an in-place change is not, so the names the code may read
         are reloaded by the next checkout and examined by the next checkpoint.
         """
+        self.settle()
         read = names_read(source, namespace) if source else None
         self._unrecorded |= set(namespace) if read is None else read
 
-    def _record(
-        self,
-        namespace: Namespace,
-        *,
-        candidates: set[str],
-        deleted: set[str],
-        touched: set[str],
-        base: Commit | None,
-        cell: CellInfo,
-        status: Status,
-        duration: float,
-        at: float,
-    ) -> Commit:
-        """Serialize ``candidates``, write what is new and commit; update the live state."""
-        tree = self._tree if base is not None else NamespaceTree.empty()
-        transaction = self._store.transaction()
-        transaction.add_tree_records(self._pending_tree)
-        changes: dict[str, CovarId | None] = {}
-        made: set[str] = set()
-        for captured in capture(namespace, candidates, self.options):
+    def _produce(
+        self, namespace: Namespace, work: CheckpointWork, sink: ChunkSink
+    ) -> list[tuple[Covar, tuple[object, ...]]]:
+        """Serialize the candidates into manifests, handing new chunks to ``sink``.
+
+        Reads the timeline, never changes it: it runs in a forked snapshot as well as inline.
+        """
+        produced = []
+        for captured in capture(namespace, work.candidates, self.options):
             token = None
             if captured.serialized is None:
                 # The cell that made an unsaveable value is what rebuilds it: name it, once
                 # per live object, so the version (and its id) stays stable while it lives.
                 token = self._cache.token_for(captured.values)
-                if token not in self._origins:
-                    made.update(captured.members)
-                origin = self._origins.setdefault(token, _describe(cell))
+                origin = self._origins.get(token) or _describe(work.cell)
                 captured = replace(captured, reason=f"{captured.reason}{_MADE_BY}{origin}")
-            covar = build_covar(
-                captured, self.options, sink=transaction.add_chunk_if_new, token=token
-            )
+            covar = build_covar(captured, self.options, sink=sink, token=token)
+            produced.append((covar, captured.values))
+        return produced
+
+    def _apply(
+        self,
+        work: CheckpointWork,
+        transaction: Transaction,
+        produced: list[tuple[Covar, tuple[object, ...]]],
+    ) -> Commit:
+        """Write the produced manifests and the commit; then update the live bookkeeping."""
+        base = work.base
+        tree = self._tree if base is not None else NamespaceTree.empty()
+        transaction.add_tree_records(self._pending_tree)
+        changes: dict[str, CovarId | None] = {}
+        made: set[str] = set()
+        for covar, values in produced:
+            if covar.token is not None and covar.token not in self._origins:
+                made.update(covar.members)
+                self._origins[covar.token] = _describe(work.cell)
             new_id = transaction.add_covar(covar)
-            self._cache.put(new_id, covar, captured.values)
+            self._cache.put(new_id, covar, values)
             self._members[new_id] = covar.members
             if covar.refs:
                 self._covar_refs[new_id] = covar.refs
             if covar.reason is not None:
                 self._unsaved[new_id] = covar.reason
-            changes.update({m: new_id for m in captured.members if tree.get(m) != new_id})
-        changes.update(dict.fromkeys(deleted))
+            changes.update({m: new_id for m in covar.members if tree.get(m) != new_id})
+        changes.update(dict.fromkeys(work.deleted))
         new_tree, records = tree.updated(changes) if changes or base is None else (tree, {})
         transaction.add_tree_records(records)
-        used = self._unsaved_members(new_tree, touched) - made
+        used = self._unsaved_members(new_tree, work.touched) - made
+        cell = work.cell
         commit = Commit(
             parent=base.id if base is not None else None,
             tree=new_tree.root_id,
             code=cell.code,
             cell_id=cell.cell_id,
             execution_count=cell.execution_count,
-            time=at,
-            duration=duration,
-            status=status,
+            cells=cell.cells,
+            time=work.at,
+            duration=work.duration,
+            status=work.status,
             changed=tuple(sorted(changes)),
             unsaved_made=tuple(sorted(made)),
             unsaved_used=tuple(sorted(used)),
@@ -399,10 +576,9 @@ class Timeline:
         self._pending_tree = {}
         self._store.remember_tree(new_tree)
         self._tree = new_tree
-        self._identities.record(namespace, touched if base is not None else None)
         self._head = commit
         self._redo.clear()
-        self._unrecorded.clear()
+        self._unrecorded -= work.touched
         self._history.add(commit)
         return commit
 
@@ -464,6 +640,7 @@ class Timeline:
             SerializationError, StoreError: the store could not be read (a corrupt chunk); the
                 namespace is unchanged.
         """
+        self._settle_and_record(namespace)
         result = self._checkout(namespace, commit_id, strict=True)
         self._redo.clear()
         return result
@@ -474,6 +651,7 @@ class Timeline:
         Raises:
             NothingToUndoError: HEAD is a root.
         """
+        self._settle_and_record(namespace)
         head = self._require_head()
         parent = self._history.kept_ancestor(head.parent)
         if parent is None:
@@ -488,6 +666,7 @@ class Timeline:
         Raises:
             NothingToRedoError: no undo since the last checkpoint or jump.
         """
+        self._settle_and_record(namespace)
         if not self._redo:
             raise NothingToRedoError("nothing to redo: no cell has been undone since")
         result = self._checkout(namespace, self._redo[-1], strict=True)
@@ -500,6 +679,7 @@ class Timeline:
         Raises:
             NothingToRestoreError: the store has no earlier state.
         """
+        self._settle_and_record(namespace)
         if self.restorable is None:
             raise NothingToRestoreError("there is no earlier state to restore")
         result = self._checkout(namespace, self.restorable.id, strict=False)
@@ -586,6 +766,7 @@ class Timeline:
         Raises:
             TimelineError: nothing was lost.
         """
+        self.settle()
         if self._lost_at is None or not self._lost:
             raise TimelineError("nothing to rebuild: every value of this state is here")
         wanted = self._lost if names is None else list(names)
@@ -607,6 +788,7 @@ class Timeline:
         Raises:
             TimelineError: nothing was lost.
         """
+        self._settle_and_record(namespace)
         plan = self.rebuild_plan(names)
         present = {n for n in plan.names if n in namespace}
         if present:  # the user has made these again since: theirs win
@@ -647,6 +829,7 @@ class Timeline:
     # -- history ------------------------------------------------------------------------
     def log(self, limit: int | None = None) -> list[Commit]:
         """Return commits newest first, all branches."""
+        self.settle()
         return self._history.log(limit)
 
     def commit(self, commit_id: CommitId) -> Commit:
@@ -655,6 +838,7 @@ class Timeline:
         Raises:
             UnknownCommitError: no such commit.
         """
+        self.settle()
         return self._history.get(commit_id)
 
     def resolve(self, text: str) -> CommitId:
@@ -663,6 +847,7 @@ class Timeline:
         Raises:
             UnknownCommitError: nothing (or more than one commit) matches.
         """
+        self.settle()
         return self._history.resolve(text)
 
     def diff(
@@ -673,6 +858,7 @@ class Timeline:
         With ``values``, also what changed inside each changed name, read from the store
         within ``limits`` (a value too large is described by its manifest only).
         """
+        self.settle()
         tree_a = self._store.load_tree(self._history.get(a).tree)
         tree_b = self._store.load_tree(self._history.get(b).tree)
         result = diff_trees(tree_a, tree_b)
@@ -687,6 +873,7 @@ class Timeline:
         Raises:
             UnknownNameError: no commit ever recorded the name.
         """
+        self.settle()
         versions = name_history(self._store, self._history.log(), name, self._tree.get(name))
         if not versions:
             raise UnknownNameError(name, f"{name!r} is not in this history (it was never saved)")
@@ -716,6 +903,7 @@ class Timeline:
             SerializationError, StoreError: the value cannot be loaded or recorded; the
                 namespace is unchanged.
         """
+        self._settle_and_record(namespace)
         started = time.perf_counter()
         head = self._require_head()
         commit = self._history.get(commit_id)
@@ -731,10 +919,12 @@ class Timeline:
         label = f"%tt get {name}@{commit.id.hex()[:10]}"
         label += f" as {as_name}" if as_name else (" --together" if len(targets) > 1 else "")
         try:
-            candidates, _ = self._candidates(namespace, set(staged) | self._unrecorded)
-            recorded = self._record(
-                namespace, candidates=candidates, deleted=set(), touched=set(staged),
-                base=head, cell=CellInfo(code=label), status="ok", duration=0.0, at=time.time())
+            touched = set(staged) | self._unrecorded
+            candidates, _ = self._candidates(namespace, touched)
+            work = CheckpointWork(candidates=candidates, deleted=set(), touched=touched,
+                                  base=head, cell=CellInfo(code=label), status="ok",
+                                  duration=0.0, at=time.time(), previous={}, started=started)
+            recorded = self._checkpoint_inline(namespace, work).commit
         except BaseException:
             # Not recorded: the namespace goes back to what HEAD describes.
             for target in staged:
@@ -746,6 +936,7 @@ class Timeline:
 
     def variables(self, commit_id: CommitId | None = None) -> list[VarInfo]:
         """Return the saved (and unsaveable) names of a commit, or of the live state."""
+        self.settle()
         if commit_id is None:
             tree = self._tree
         else:
@@ -771,6 +962,7 @@ class Timeline:
 
     def collect_garbage(self) -> GarbageReport:
         """Delete stored objects no kept commit reaches, and give their space back."""
+        self.settle()
         return self._store.collect_garbage()
 
     def apply_retention(self, policy: RetentionPolicy, *, dry_run: bool = False,
@@ -781,6 +973,7 @@ class Timeline:
         thinned further while it is still over (three rounds at most). With ``compact=False``
         one round runs and the disk is given back by a later ``compact``.
         """
+        self.settle()
         now = time.time() if now is None else now
         thinned: list[CommitId] = []
         garbage: GarbageReport | None = None
@@ -804,6 +997,7 @@ class Timeline:
 
     def compact(self) -> None:
         """Give the space of collected garbage back to the disk (safe beside checkpoints)."""
+        self.settle()
         self._store.backend.compact()
 
     def _head_id(self) -> CommitId | None:
