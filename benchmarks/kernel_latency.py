@@ -91,11 +91,8 @@ class _Kernel:
 
     def settle(self) -> None:
         """Wait until the time-travel kernel has committed every cell run so far."""
-        self.kc.execute_interactive(
-            "_k = get_ipython().kernel\n_k.timeline.settle()\n"
-            "from timetravel_kernel.timeline import BackgroundOptions as _B\n"
-            "_k.timeline.catch_up(_k.shell.user_ns, on_done=_k._checkpoint_done, "
-            "background=_B(mode='sync'))\ndel _k, _B", silent=True, timeout=600)
+        self.kc.execute_interactive("get_ipython().kernel.save_now()", silent=True,
+                                    timeout=600)
 
     def stop(self) -> None:
         self.kc.stop_channels()

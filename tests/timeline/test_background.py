@@ -18,7 +18,7 @@ from timetravel_kernel.timeline import (
     CheckpointResult,
     Timeline,
 )
-from timetravel_kernel.timeline.background import can_fork
+from timetravel_kernel.timeline.background import CheckpointWork, can_fork, should_fork
 
 from ..workloads import (
     close_resources,
@@ -100,6 +100,41 @@ def test_small_checkpoints_stay_inline_in_auto_mode(tmp_path: Path) -> None:
     timeline.settle()
     assert outcomes.threads[-1] == "timetravel-ingest"
     timeline.close()
+
+
+class _Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+        self.tags = ["a", "b"]
+
+
+class _Slotted:
+    __slots__ = ("x",)
+
+
+def _work(names: set[str]) -> CheckpointWork:
+    return CheckpointWork(candidates=names, deleted=set(), touched=names, base=None,
+                          cell=CellInfo(), status="ok", duration=0.0, at=0.0, previous={},
+                          started=0.0)
+
+
+@pytest.mark.parametrize(("value", "forked"), [
+    (1, False), ("short text", False), ([1, 2.5, {"a": (3, None)}], False),
+    (np.zeros(10), False), (np.float64(2.0), False), (_Point(3), False), (np, False),
+    (np.zeros(400_000), True), ("x" * 100_000, True), (list(range(10_000)), True),
+    (_Slotted(), True), (np.array([None, 1]), True), ({i: [i] for i in range(2000)}, True),
+])
+def test_auto_mode_forks_unless_the_values_are_few_plain_and_small(value, forked) -> None:
+    assert should_fork({"v": value}, _work({"v"}), BackgroundOptions()) is forked
+    assert should_fork({"v": value}, _work({"v"}), ALWAYS) is True
+    assert should_fork({"v": value}, _work({"v"}), BackgroundOptions(mode="sync")) is False
+
+
+def test_auto_mode_forks_for_many_names() -> None:
+    many = {f"n{i}": i for i in range(100)}
+    assert should_fork(many, _work(set(many)), BackgroundOptions()) is True
+    few = {f"n{i}": i for i in range(10)}
+    assert should_fork(few, _work(set(few)), BackgroundOptions()) is False
 
 
 def test_sync_mode_never_forks(tmp_path: Path) -> None:

@@ -600,6 +600,18 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         return BackgroundOptions(mode=self.checkpoint_mode,
                                  hang_seconds=self.checkpoint_hang_seconds)
 
+    def save_now(self) -> None:
+        """Return once every cell run so far is committed (shutdown; tools before a kill).
+
+        Waits for the snapshot in flight and records folded cells here, inline.
+        """
+        timeline = self.handler.timeline
+        if timeline is None:
+            return
+        with self._lock:
+            timeline.catch_up(self.shell.user_ns, on_done=self._checkpoint_done,
+                              background=replace(self._background_options(), mode="sync"))
+
     def _catch_up(self) -> None:
         """Checkpoint the cells folded while a snapshot was saving (on the main loop, idle)."""
         timeline = self.handler.timeline

@@ -162,8 +162,9 @@ _PLAIN_STRING = 1 << 16
 def _plain(value: object, budget: int) -> int:
     """Return what is left of ``budget`` after finding ``value`` plain, or -1 if it is not.
 
-    Plain: builtin atoms (short strings), notebook functions, classes and modules, and
-    builtin containers of plain values, which pickle in about a microsecond each.
+    Plain: builtin atoms (short strings), notebook functions, classes and modules, small numpy
+    arrays and scalars, builtin containers of plain values and instances whose state is their
+    plain ``__dict__``: each pickles in microseconds.
     """
     if budget <= 0:
         return -1
@@ -172,6 +173,15 @@ def _plain(value: object, budget: int) -> int:
         return budget - 1 if kind not in (str, bytes) or len(value) < _PLAIN_STRING else -1
     if isinstance(value, _CHEAP_KINDS):
         return budget - 1
+    if kind.__module__ == "numpy":
+        small = getattr(value, "nbytes", _PLAIN_STRING) < _PLAIN_STRING
+        objects = getattr(getattr(value, "dtype", None), "hasobject", True)
+        return budget - 1 if small and not objects else -1
+    state = getattr(value, "__dict__", None)
+    if type(state) is dict and kind.__reduce_ex__ is object.__reduce_ex__ and (
+        kind.__reduce__ is object.__reduce__ and kind.__getstate__ is object.__getstate__
+    ):
+        return _plain(state, budget - 1)
     if kind not in _PLAIN_CONTAINERS or len(value) >= budget:  # type: ignore[arg-type]
         return -1
     budget -= 1
