@@ -121,6 +121,7 @@ def _work(names: set[str]) -> CheckpointWork:
 @pytest.mark.parametrize(("value", "forked"), [
     (1, False), ("short text", False), ([1, 2.5, {"a": (3, None)}], False),
     (np.zeros(10), False), (np.float64(2.0), False), (_Point(3), False), (np, False),
+    ((i for i in range(3)), False), (threading.Lock(), False),
     (np.zeros(400_000), True), ("x" * 100_000, True), (list(range(10_000)), True),
     (_Slotted(), True), (np.array([None, 1]), True), ({i: [i] for i in range(2000)}, True),
 ])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import io
 import os
 import select
 import signal
@@ -153,7 +154,10 @@ def estimated_size(value: object) -> int:
 
 _PLAIN_ATOMS = (int, float, complex, bool, type(None), str, bytes)
 _PLAIN_CONTAINERS = (list, tuple, dict, set, frozenset)
-_CHEAP_KINDS = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+_CHEAP_KINDS = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+                # refused at once (not saveable): inline, they are reported under their cell
+                types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType, io.IOBase,
+                threading.Thread, type(threading.Lock()), type(threading.RLock()))
 _PLAIN_BUDGET = 2048
 """Objects looked at to decide that values are plain (a decision must cost microseconds)."""
 _PLAIN_STRING = 1 << 16
@@ -164,7 +168,8 @@ def _plain(value: object, budget: int) -> int:
 
     Plain: builtin atoms (short strings), notebook functions, classes and modules, small numpy
     arrays and scalars, builtin containers of plain values and instances whose state is their
-    plain ``__dict__``: each pickles in microseconds.
+    plain ``__dict__``: each pickles in microseconds. Generators, files, threads and locks
+    count too: they are refused as fast, and inline their notice appears under their cell.
     """
     if budget <= 0:
         return -1
