@@ -8,6 +8,7 @@ __all__ = [
     "BadRequestError",
     "BusyError",
     "CheckpointProcessError",
+    "CheckpointStalledError",
     "MissingObjectError",
     "NothingToRedoError",
     "NothingToRestoreError",
@@ -185,6 +186,10 @@ class NothingToRestoreError(TimelineError):
 
 class CheckpointProcessError(TimelineError):
     """A checkpoint in a forked snapshot died, hung or failed; nothing was committed."""
+
+
+class CheckpointStalledError(CheckpointProcessError):
+    """A forked snapshot stopped making progress: blocked, not slow (a lock held at fork)."""
 
 
 class BusyError(TimelineError):

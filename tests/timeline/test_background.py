@@ -275,3 +275,45 @@ def test_a_hung_snapshot_is_stopped_reported_and_caught_up(tmp_path: Path) -> No
     timeline.settle()
     assert set(outcomes.results[-1].commit.changed) == {"slow", "y"}
     timeline.close()
+
+
+class Blocked:
+    """Blocks forever when pickled in a forked child while ``flag`` exists (a lock or thread
+    pool a library cannot use after fork, as OpenMP's after xgboost trained)."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+        self.parent = os.getpid()
+
+    def __reduce__(self) -> tuple[object, ...]:
+        if os.getpid() != self.parent and os.path.exists(self.flag):
+            threading.Event().wait()  # no CPU, no output: blocked, not slow
+        return (Blocked, (self.flag,))
+
+
+def test_a_blocked_snapshot_is_stopped_soon_and_its_names_are_saved_inline_after(
+    tmp_path: Path,
+) -> None:
+    flag = tmp_path / "block"
+    flag.touch()
+    timeline = Timeline.open(tmp_path / "store")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    outcomes = Outcomes()
+    ns["model"] = Blocked(str(flag))
+    options = BackgroundOptions(mode="background", stall_seconds=1.0)
+    started = time.monotonic()
+    assert timeline.start_checkpoint(ns, CellInfo(code="model = ..."), on_done=outcomes,
+                                     background=options) == "forked"
+    timeline.settle()
+    assert time.monotonic() - started < 10  # not the 300 s of a silent, busy child
+    assert len(outcomes.errors) == 1 and "blocked" in str(outcomes.errors[0])
+    # The next checkpoint saves what it missed, in the kernel, where pickling it works; and
+    # so does every later one that includes the name.
+    assert _run(timeline, ns, "y = 2", outcomes, background=options) == "inline"
+    assert set(outcomes.results[-1].commit.changed) == {"model", "y"}
+    assert _run(timeline, ns, "model.note = 1", outcomes, background=options) == "inline"
+    assert _run(timeline, ns, "z = 3", outcomes, background=options) == "forked"
+    timeline.settle()
+    assert len(outcomes.errors) == 1
+    timeline.close()

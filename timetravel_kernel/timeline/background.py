@@ -25,11 +25,12 @@ import signal
 import struct
 import sys
 import threading
+import time
 import types
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from timetravel_kernel.errors import CheckpointProcessError
+from timetravel_kernel.errors import CheckpointProcessError, CheckpointStalledError
 from timetravel_kernel.ids import ID_SIZE, ChunkId
 from timetravel_kernel.store.codec import encode_chunk, set_compression_threads
 from timetravel_kernel.store.objects import decode_covar, encode_covar
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     """Each co-variable's manifest and the live values it was made from."""
 
 __all__ = [
+    "FORK_UNSAFE_MODULES",
     "BackgroundOptions",
     "CheckpointMode",
     "CheckpointWork",
@@ -72,6 +74,8 @@ _CHUNK = 1
 _COVAR = 2
 """Frame kind: an encoded co-variable manifest."""
 _READ_SIZE = 1 << 20
+_STALL_POLL = 0.25
+"""Seconds between checks of a silent child's CPU time."""
 _PIPE_SIZE = 1 << 20
 _PR_SET_PDEATHSIG = 1
 
@@ -88,6 +92,10 @@ class BackgroundOptions:
             pays for itself.
         max_inline_names: in ``auto``, how many names a checkpoint may examine inline.
         hang_seconds: a child that sends nothing for this long is killed and reported.
+        stall_seconds: a child that sends nothing and uses no CPU for this long is blocked
+            (a library's lock or thread pool that does not survive a fork, such as OpenMP's
+            after xgboost or lightgbm trained): it is killed and its names are checkpointed in
+            the kernel from then on.
         memory_headroom: the memory guard: fork only when the system has at least this many
             bytes available beyond twice the examined values (copy-on-write growth).
     """
@@ -96,6 +104,7 @@ class BackgroundOptions:
     min_bytes: int = 1 << 20
     max_inline_names: int = 64
     hang_seconds: float = 300.0
+    stall_seconds: float = 3.0
     memory_headroom: int = 64 << 20
 
 
@@ -152,6 +161,9 @@ def estimated_size(value: object) -> int:
     return 0
 
 
+FORK_UNSAFE_MODULES = frozenset({"xgboost", "lightgbm", "catboost"})
+"""Libraries whose objects serialize through an OpenMP pool, which hangs in a forked child
+once the parent has used it (checked here: xgboost and lightgbm models after training)."""
 _PLAIN_ATOMS = (int, float, complex, bool, type(None), str, bytes)
 _PLAIN_CONTAINERS = (list, tuple, dict, set, frozenset)
 _CHEAP_KINDS = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
@@ -205,11 +217,14 @@ def should_fork(
 
     In ``auto``, values whose pickling cost cannot be known cheaply (a model, an instance of
     a notebook class, a big array or frame) are forked: guessing wrong inline costs the user
-    its whole serialization, guessing wrong forked costs a fork (a few milliseconds).
+    its whole serialization, guessing wrong forked costs a fork (a few milliseconds). Values
+    of libraries whose serialization blocks after a fork are never forked.
     """
     if options.mode == "sync" or not work.candidates or not can_fork():
         return False
     values = [dict.get(namespace, n) for n in work.candidates]  # type: ignore[arg-type]
+    if any(type(v).__module__.partition(".")[0] in FORK_UNSAFE_MODULES for v in values):
+        return False
     size = sum(estimated_size(v) for v in values)
     if options.mode == "auto" and size < options.min_bytes and len(values) <= (
         options.max_inline_names
@@ -223,6 +238,16 @@ def should_fork(
             return False
     available = memory_available()
     return available is None or available >= 2 * size + options.memory_headroom
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """Return the CPU time a process has used (clock ticks), None if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
@@ -255,6 +280,7 @@ class ForkedJob:
         consume: runs in the parent's ingest thread for each frame, in order.
         finish: runs in the parent's ingest thread last, with None or the reason it failed.
         hang_seconds: silence after which the child is killed.
+        stall_seconds: silence without CPU use after which the child is killed.
     """
 
     def __init__(
@@ -264,10 +290,12 @@ class ForkedJob:
         finish: Callable[[BaseException | None], None],
         *,
         hang_seconds: float,
+        stall_seconds: float = BackgroundOptions.stall_seconds,
     ) -> None:
         self._consume = consume
         self._finish = finish
         self._hang_seconds = hang_seconds
+        self._stall_seconds = stall_seconds
         self._done = threading.Event()
         read_fd, write_fd = os.pipe()
         with contextlib.suppress(OSError, AttributeError):
@@ -329,11 +357,24 @@ class ForkedJob:
         buffer = bytearray()
         poller = select.poll()
         poller.register(self._read_fd, select.POLLIN | select.POLLHUP)
+        silent_since = time.monotonic()
+        cpu, cpu_since = _cpu_ticks(self.pid), silent_since
         while True:
-            if not poller.poll(self._hang_seconds * 1000):
-                raise CheckpointProcessError(
-                    f"the checkpoint process sent nothing for {self._hang_seconds:.0f} s and "
-                    "was stopped")
+            if not poller.poll(_STALL_POLL * 1000):
+                now = time.monotonic()
+                if now - silent_since >= self._hang_seconds:
+                    raise CheckpointProcessError(
+                        f"the checkpoint process sent nothing for {self._hang_seconds:.0f} s "
+                        "and was stopped")
+                ticks = _cpu_ticks(self.pid)
+                if ticks != cpu:
+                    cpu, cpu_since = ticks, now
+                elif now - cpu_since >= self._stall_seconds:
+                    raise CheckpointStalledError(
+                        f"the checkpoint process was blocked for {self._stall_seconds:g} s "
+                        "(a library that does not work after fork?) and was stopped")
+                continue
+            silent_since = cpu_since = time.monotonic()
             data = os.read(self._read_fd, _READ_SIZE)
             if not data:
                 raise CheckpointProcessError("the checkpoint process died before it finished")
@@ -402,6 +443,7 @@ def fork_checkpoint(
     values: dict[str, object],
     finish: Callable[[tuple[Transaction, Produced] | None, BaseException | None], None],
     hang_seconds: float,
+    stall_seconds: float = BackgroundOptions.stall_seconds,
 ) -> ForkedJob:
     """Fork a snapshot that runs ``produce``; the parent's ingest thread fills ``transaction``.
 
@@ -448,4 +490,5 @@ def fork_checkpoint(
             return
         finish((transaction, produced), None)
 
-    return ForkedJob(run_in_child, consume, done, hang_seconds=hang_seconds)
+    return ForkedJob(run_in_child, consume, done, hang_seconds=hang_seconds,
+                     stall_seconds=stall_seconds)

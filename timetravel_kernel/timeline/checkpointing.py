@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
-from timetravel_kernel.errors import TimelineError
+from timetravel_kernel.errors import CheckpointStalledError, TimelineError
 from timetravel_kernel.state import build_covar, capture, names_read, touched_names
 from timetravel_kernel.store import Commit, Covar, NamespaceTree
 from timetravel_kernel.timeline.background import (
@@ -88,6 +88,7 @@ class Checkpointing:
     _job_hang_seconds: float
     _folded: list[tuple[CellInfo, Status, float]]
     _folded_names: set[str]
+    _never_fork: set[str]
 
     # -- checkpoint ---------------------------------------------------------------------
     def checkpoint(
@@ -174,10 +175,13 @@ class Checkpointing:
             self._job = None
 
     def _settle_and_record(self, namespace: Namespace) -> None:
-        """Before the namespace is moved: commit what ran since the last commit."""
+        """Before the namespace is moved: commit the cells run since the last commit."""
         self.settle()
         if self._folded:
             self._checkpoint_inline(namespace, self._plan_checkpoint(namespace, None, "ok", 0.0))
+        else:  # only silent executions: what they may have changed stays to be examined
+            self._unrecorded |= self._folded_names
+            self._folded_names = set()
 
     def _fold(self, namespace: Namespace, cell: CellInfo, status: str, duration: float) -> None:
         """Keep what a cell may have changed for the next checkpoint (rebinding is seen then)."""
@@ -193,7 +197,7 @@ class Checkpointing:
         on_done: CheckpointCallback,
         options: BackgroundOptions,
     ) -> CheckpointStart:
-        if not should_fork(namespace, work, options):
+        if self._never_fork & work.candidates or not should_fork(namespace, work, options):
             on_done(self._checkpoint_inline(namespace, work), None)
             return "inline"
         try:
@@ -205,6 +209,7 @@ class Checkpointing:
                                                                     on_done),
                 values={n: dict.get(namespace, n) for n in work.candidates},
                 hang_seconds=options.hang_seconds,
+                stall_seconds=options.stall_seconds,
             )
         except OSError:
             # No fork (out of processes or memory): done here, as if never offered.
@@ -231,6 +236,9 @@ class Checkpointing:
         if result is None:
             # Nothing committed: the next checkpoint examines these names again.
             self._unrecorded |= work.touched | work.candidates
+        if isinstance(error, CheckpointStalledError):
+            # Something among them blocks after a fork: they are saved in the kernel from now.
+            self._never_fork |= work.candidates
         on_done(result, error)
 
     def _plan_checkpoint(
@@ -287,9 +295,9 @@ class Checkpointing:
         Rebinding is seen anyway; an in-place change is not, so the names the code may read
         are reloaded by the next checkout and examined by the next checkpoint.
         """
-        self.settle()
         read = names_read(source, namespace) if source else None
-        self._unrecorded |= set(namespace) if read is None else read
+        # Kept apart (no wait for a snapshot in flight); merged by the next plan or checkout.
+        self._folded_names |= set(namespace) if read is None else read
 
     def _produce(
         self, namespace: Namespace, work: CheckpointWork, sink: ChunkSink

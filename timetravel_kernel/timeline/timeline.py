@@ -147,6 +147,7 @@ class Timeline(Checkpointing):
         self._job_hang_seconds = BackgroundOptions().hang_seconds
         self._folded: list[tuple[CellInfo, Status, float]] = []
         self._folded_names: set[str] = set()
+        self._never_fork: set[str] = set()
         marker = decode_session(store.read_ref(REF_SESSION))
         self.previous_session_crashed = marker is not None and marker.state == "open"
         self.restorable = self._find_restorable()
