@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -257,9 +258,13 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
-def _enter_child() -> None:
+def _enter_child(parent: int) -> None:
     """Make the forked child safe to run: see the module docstring."""
     gc.disable()
+    # The parent's stdout/stderr hand text to its IOPub thread over ZMQ, which does not exist
+    # here (and ZMQ does not survive fork): whatever a reducer prints or warns goes nowhere.
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives until os._exit
+    warnings.simplefilter("ignore")
     # The parent froze its objects before forking; here they must be visible to
     # gc.get_referrers again (the serializer asks it), and no collection runs.
     gc.unfreeze()
@@ -267,7 +272,7 @@ def _enter_child() -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died before the line above took effect
+    if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
     set_compression_threads(1)
 
@@ -303,10 +308,17 @@ class ForkedJob:
 
             fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
         gc.freeze()  # the parent's collector must not write into every shared page meanwhile
-        pid = os.fork()
+        parent = os.getpid()
+        try:
+            pid = os.fork()
+        except BaseException:
+            gc.unfreeze()
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
         if pid == 0:  # pragma: no cover - runs in the child, checked by the tests' results
             os.close(read_fd)
-            _run_child(produce, write_fd)
+            _run_child(produce, write_fd, parent)
         gc.unfreeze()
         os.close(write_fd)
         self.pid = pid
@@ -399,12 +411,13 @@ class ForkedJob:
 
 
 def _run_child(
-    produce: Callable[[Callable[[int, bytes | memoryview], None]], None], write_fd: int
+    produce: Callable[[Callable[[int, bytes | memoryview], None]], None], write_fd: int,
+    parent: int,
 ) -> None:  # pragma: no cover - runs in the forked child
     """Run ``produce`` in the child and leave with ``os._exit``, whatever happens."""
     code = 1
     try:
-        _enter_child()
+        _enter_child(parent)
 
         def send(kind: int, payload: bytes | memoryview) -> None:
             _write_all(write_fd, _FRAME.pack(kind, len(payload)))
