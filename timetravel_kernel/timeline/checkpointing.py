@@ -271,9 +271,15 @@ class Checkpointing:
         )
 
     def _checkpoint_inline(self, namespace: Namespace, work: CheckpointWork) -> CheckpointResult:
-        transaction = self._store.transaction()
-        produced = self._produce(namespace, work, transaction.add_chunk_if_new)
-        commit = self._apply(work, transaction, produced)
+        try:
+            transaction = self._store.transaction()
+            produced = self._produce(namespace, work, transaction.add_chunk_if_new)
+            commit = self._apply(work, transaction, produced)
+        except BaseException:
+            # Nothing committed: the next checkpoint examines these names again (those
+            # folded cells touched in place included).
+            self._unrecorded |= work.touched
+            raise
         self._identities.record(namespace, work.touched if work.base is not None else None)
         return self._result(work, commit)
 
