@@ -15,6 +15,8 @@ pytestmark = pytest.mark.skipif(not can_fork(), reason="fork snapshots are Linux
 # Pickling this takes about a second: the snapshot is still saving when the next cells end.
 SLOW_TO_SAVE = "d = {i: (i, str(i), [i]) for i in range(600_000)}"
 BURST = ["y = 1", "y += 1", "z = y * 10"]
+# Every cell is checkpointed on its own unless a snapshot is still saving.
+EVERY_CELL = {"TIMETRAVEL_CHECKPOINT_BURST_SECONDS": "0"}
 
 
 def _head(k) -> dict:
@@ -32,7 +34,7 @@ def _run_all(k, cells: list[str]) -> None:
 
 def test_run_all_folds_the_cells_behind_a_slow_snapshot_and_catches_up_when_idle(
         start_kernel):
-    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="auto")
+    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="auto", **EVERY_CELL)
     k.open_comm()
     _run_all(k, [SLOW_TO_SAVE, *BURST])
     # Idle, and no further cell: the kernel records the folded cells by itself.
@@ -56,7 +58,7 @@ def test_run_all_folds_the_cells_behind_a_slow_snapshot_and_catches_up_when_idle
 
 
 def test_an_undo_right_after_run_all_records_the_folded_cells_first(start_kernel):
-    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="auto")
+    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="auto", **EVERY_CELL)
     k.open_comm()
     _run_all(k, [SLOW_TO_SAVE, *BURST])
     # The undo arrives while the snapshot is saving and the burst is folded: it waits, records
@@ -82,3 +84,30 @@ def test_sync_mode_keeps_one_state_per_cell(start_kernel):
     commits = k.op("log")["result"]["commits"]
     assert [c["code"] for c in commits[:4]] == [*reversed(BURST), SLOW_TO_SAVE]
     assert all(c["cells"] == 1 for c in commits)
+
+
+def test_a_burst_of_quick_cells_is_recorded_with_the_next_slow_cell(start_kernel):
+    k = start_kernel(TIMETRAVEL_CHECKPOINT_BURST_SECONDS="0.5")
+    k.open_comm()
+    # The first cell waits a little, so the whole burst is queued behind it.
+    quick = ["import time\ntime.sleep(0.2)", "a = 1", "a += 1", "b = [a, a]"]
+    slow = "time.sleep(0.6)\nc = 3"
+    _run_all(k, [*quick, slow, "a += 10", "a += 100"])
+    k.wait_saved()
+    commits = k.op("log")["result"]["commits"]
+    # The quick cells (0.2 s together) are recorded with the slow one, which is a checkpoint
+    # of its own; the last two cells are too (the last of a burst always checkpoints).
+    assert [c["cells"] for c in commits[:3]] == [2, 5, 1], commits[:3]
+    assert commits[1]["code"] == "\n\n".join([*quick, slow])
+    assert commits[2]["parent"] is None
+    assert k.op("undo")["ok"] and k.value("[a, b, c]") == [2, [2, 2], 3]
+    assert k.op("undo")["ok"] and k.value("'a' in dir()") is False
+
+
+def test_without_bursts_every_cell_of_run_all_is_a_state(start_kernel):
+    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="auto", **EVERY_CELL)
+    k.open_comm()
+    _run_all(k, ["a = 1", "a += 1", "b = [a, a]"])
+    k.wait_saved()
+    commits = k.op("log")["result"]["commits"]
+    assert [c["code"] for c in commits[:3]] == ["b = [a, a]", "a += 1", "a = 1"]

@@ -77,6 +77,10 @@ VSCODE_NOTEBOOK_NAME = "__vsc_ipynb_file__"
 # Loop iterations of the shell-channel thread to wait for: its receive handler forwards the
 # reply into a ZMQStream send queue, which a later iteration writes to the socket.
 _REPLY_HOPS = 4
+# Loop iterations after a cell before asking whether more requests wait.
+_READ_ITERATIONS = 3
+# Seconds between looks at whether a burst of requests (Run All) is over.
+_BURST_RECHECK = 0.05
 
 
 def _sent_at(msg: object) -> float | None:
@@ -502,6 +506,11 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
             # waits for the checkpoint below); one sent earlier was not (_on_comm_msg).
             self._last_cell_finished = time.time()
             try:
+                # A few loop iterations, so requests sent while the cell ran are read (a Run
+                # All is seen: _requests_waiting); the first runs before the loop polls its
+                # sockets. Comm requests meanwhile are answered "busy", as during the cell.
+                for _ in range(_READ_ITERATIONS):
+                    await asyncio.sleep(0)
                 self._follow_vscode_notebook()
                 self._checkpoint(run)
             finally:
@@ -586,6 +595,11 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         try:
             self._let_reply_out()
             with self._lock:
+                if self._is_burst(timeline, run):
+                    timeline.fold(self.shell.user_ns, cell, status=run.status,
+                                  duration=run.duration)
+                    self._schedule_catch_up(_BURST_RECHECK)
+                    return
                 timeline.start_checkpoint(self.shell.user_ns, cell, on_done=self._checkpoint_done,
                                           status=run.status, duration=run.duration,
                                           background=self._background_options())
@@ -593,6 +607,44 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
             # Checkpoint boundary (STYLE.md): nothing here may fail or hang the user's cell.
             # A Ctrl-C lands here too when it arrives after the cell finished.
             self._checkpoint_done(None, exc)
+
+    def _is_burst(self, timeline: Timeline, run: _CellRun) -> bool:
+        """Whether this quick cell is part of a burst (more requests wait) to record as one."""
+        quick = timeline.folded_seconds + run.duration < self.checkpoint_burst_seconds
+        return quick and self.checkpoint_mode != "sync" and self._requests_waiting()
+
+    def _requests_waiting(self) -> bool:
+        """Whether shell requests wait behind the current one (a Run All in progress).
+
+        ipykernel 7 hands the main shell's messages over an inproc socket pair; each one read
+        becomes a task (``run_in_context``, which starts a ``shell_main`` task and awaits it)
+        that runs under an asyncio lock, so a request read while a cell ran waits as such a
+        task (``execute_request`` lets the loop read before it asks). The socket itself is
+        not asked: reading ZMQ_EVENTS consumes the edge its stream waits for, and the kernel
+        would never read that request. Internals, so any surprise answers "no" (every cell
+        then gets its own checkpoint).
+        """
+        try:
+            current = asyncio.current_task()
+            outer = 0  # request tasks; one of them is the current request's own
+            for task in asyncio.all_tasks():
+                name = getattr(task.get_coro(), "__qualname__", "")
+                if task is current or task.done():
+                    continue
+                if name.endswith("shell_main"):
+                    return True
+                outer += name.endswith("run_in_context")
+            return outer > (current is not None)
+        except Exception:
+            return False
+
+    def _schedule_catch_up(self, delay: float = 0.0) -> None:
+        """Have the main event loop record folded cells once the kernel is free (any thread)."""
+        loop = self._main_loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
+            loop.call_soon_threadsafe(loop.call_later, delay, self._catch_up)
 
     def _background_options(self) -> BackgroundOptions:
         from timetravel_kernel.timeline import BackgroundOptions
@@ -617,6 +669,9 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         timeline = self.handler.timeline
         if timeline is None or self.is_busy() or not timeline.folded_cells:
             return  # a running cell's own checkpoint records them
+        if self._requests_waiting():
+            self._schedule_catch_up(_BURST_RECHECK)  # the burst goes on: its last cell records
+            return
         try:
             with self._lock:
                 timeline.catch_up(self.shell.user_ns, on_done=self._checkpoint_done,
@@ -628,11 +683,9 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
                          error: BaseException | None) -> None:
         """Report a checkpoint's outcome: inline, or from the ingest thread of a snapshot."""
         inline = threading.current_thread() is threading.main_thread()
-        loop = self._main_loop
-        if not inline and loop is not None:
+        if not inline:
             # Cells may have been folded while this snapshot was saving: record them next.
-            with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
-                loop.call_soon_threadsafe(self._catch_up)
+            self._schedule_catch_up()
         if result is None:
             self.log.warning("time travel: checkpoint failed", exc_info=error)
             if not self._warned_failure:

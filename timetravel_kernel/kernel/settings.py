@@ -38,9 +38,9 @@ def _env_choice(name: str, choices: tuple[str, ...], fallback: str) -> str:
     return value if value in choices else fallback
 
 
-def _env_seconds(name: str, fallback: float) -> float:
+def _env_seconds(name: str, fallback: float, minimum: float = 0.1) -> float:
     try:
-        return max(0.1, float(os.environ.get(name, fallback)))
+        return max(minimum, float(os.environ.get(name, fallback)))
     except ValueError:
         return fallback
 
@@ -125,6 +125,17 @@ class TimeTravelSettings(Configurable):
         "reported; the next checkpoint saves what it could not "
         "(env TIMETRAVEL_CHECKPOINT_HANG_SECONDS)."
     ).tag(config=True)
+
+    checkpoint_burst_seconds = Float(
+        help="While more requests wait (Run All), cells that ran for less than this together "
+        "are recorded as one state with the next cell's checkpoint instead of one each: "
+        "checkpoints then cost a bounded share of a burst of quick cells. 0 records every "
+        "cell; so does checkpoint_mode 'sync' (env TIMETRAVEL_CHECKPOINT_BURST_SECONDS)."
+    ).tag(config=True)
+
+    @default("checkpoint_burst_seconds")
+    def _default_checkpoint_burst_seconds(self) -> float:
+        return _env_seconds("TIMETRAVEL_CHECKPOINT_BURST_SECONDS", 0.5, minimum=0.0)
 
     @default("checkpoint_mode")
     def _default_checkpoint_mode(self) -> str:

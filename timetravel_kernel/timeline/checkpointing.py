@@ -136,7 +136,7 @@ class Checkpointing:
         """
         job = self._job
         if job is not None and not job.done and not job.is_ingesting():
-            self._fold(namespace, cell or CellInfo(), status, duration)
+            self.fold(namespace, cell or CellInfo(), status=status, duration=duration)
             return "folded"
         self.settle()
         return self._start(namespace, self._plan_checkpoint(namespace, cell, status, duration),
@@ -164,8 +164,13 @@ class Checkpointing:
 
     @property
     def folded_cells(self) -> int:
-        """How many executed cells wait for a checkpoint (folded while a snapshot ran)."""
+        """How many executed cells wait for a checkpoint (folded into the next one)."""
         return len(self._folded)
+
+    @property
+    def folded_seconds(self) -> float:
+        """How long the cells waiting for a checkpoint ran, together."""
+        return sum(run[2] for run in self._folded)
 
     def settle(self) -> None:
         """Wait for the checkpoint in flight (if any) to be committed or abandoned."""
@@ -183,8 +188,13 @@ class Checkpointing:
             self._unrecorded |= self._folded_names
             self._folded_names = set()
 
-    def _fold(self, namespace: Namespace, cell: CellInfo, status: str, duration: float) -> None:
-        """Keep what a cell may have changed for the next checkpoint (rebinding is seen then)."""
+    def fold(
+        self, namespace: Namespace, cell: CellInfo, *, status: str = "ok", duration: float = 0.0
+    ) -> None:
+        """Record a cell with the next checkpoint (``catch_up`` or the next cell's).
+
+        Keeps what it may have changed in place; rebinding is seen by then anyway.
+        """
         source = cell.source or cell.code
         read = names_read(source, namespace) if source else None
         self._folded_names |= set(namespace) if read is None else read
