@@ -6,6 +6,7 @@ an unchanged value, an alias or a repeated state costs nothing to store again.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from dataclasses import dataclass, field
@@ -175,8 +176,9 @@ def decode_covar(data: bytes) -> Covar:
         raise StoreCorruptError(f"a covariable manifest is unreadable: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def bucket_index(name: str) -> int:
-    """Return the tree bucket that holds ``name``."""
+    """Return the tree bucket that holds ``name`` (cached: a checkpoint asks for every name)."""
     return xxhash.xxh3_64_intdigest(name.encode()) % TREE_FANOUT
 
 

@@ -142,6 +142,15 @@ def memory_available() -> int | None:
     return None
 
 
+def _resident_bytes() -> int:
+    """Return this process's resident memory (0 if unknown)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def estimated_size(value: object) -> int:
     """Return a cheap estimate of the bytes a value holds (never its deep size).
 
@@ -226,11 +235,10 @@ def should_fork(
     values = [dict.get(namespace, n) for n in work.candidates]  # type: ignore[arg-type]
     if any(type(v).__module__.partition(".")[0] in FORK_UNSAFE_MODULES for v in values):
         return False
-    size = sum(estimated_size(v) for v in values)
-    if options.mode == "auto" and size < options.min_bytes and len(values) <= (
-        options.max_inline_names
-    ):
-        budget = _PLAIN_BUDGET
+    size: int | None = None
+    if options.mode == "auto" and len(values) <= options.max_inline_names:
+        size = sum(estimated_size(v) for v in values)
+        budget = _PLAIN_BUDGET if size < options.min_bytes else -1
         for value in values:
             budget = _plain(value, budget)
             if budget < 0:
@@ -238,7 +246,11 @@ def should_fork(
         else:
             return False
     available = memory_available()
-    return available is None or available >= 2 * size + options.memory_headroom
+    if available is None or available >= 2 * _resident_bytes() + options.memory_headroom:
+        return True  # copy-on-write cannot copy more than the kernel holds
+    if size is None:
+        size = sum(estimated_size(v) for v in values)
+    return available >= 2 * size + options.memory_headroom
 
 
 def _cpu_ticks(pid: int) -> int | None:
