@@ -223,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
           "cells; reply: median over cells; added: median over cells of the per-cell "
           "difference of medians, to reply and to idle; after reply: the same for the time "
           "from reply to idle (the kernel's own work, without the cell's noise); all s: Run "
-          "All (every cell sent at once) to the last idle, median over runs; ratio = time-travel / stock; durable s: "
-          "until the time-travel kernel's last state is committed)")
+          "All (every cell sent at once) to the last idle, median over runs; ratio = "
+          "time-travel / stock; durable s: until the time-travel kernel's last state is "
+          "committed)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
