@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -112,6 +114,13 @@ class _Slotted:
     __slots__ = ("x",)
 
 
+def _cycle() -> list[object]:
+    shared = [1, 2]
+    cycle: list[object] = [shared, {"s": shared}]
+    cycle.append(cycle)
+    return cycle
+
+
 def _work(names: set[str]) -> CheckpointWork:
     return CheckpointWork(candidates=names, deleted=set(), touched=names, base=None,
                           cell=CellInfo(), status="ok", duration=0.0, at=0.0, previous={},
@@ -121,7 +130,8 @@ def _work(names: set[str]) -> CheckpointWork:
 @pytest.mark.parametrize(("value", "forked"), [
     (1, False), ("short text", False), ([1, 2.5, {"a": (3, None)}], False),
     (np.zeros(10), False), (np.float64(2.0), False), (_Point(3), False), (np, False),
-    ((i for i in range(3)), False), (threading.Lock(), False),
+    ((i for i in range(3)), False), (threading.Lock(), False), (threading.Event(), False),
+    (_cycle(), False), (socket.socket(), False), (sqlite3.connect(":memory:"), False),
     (np.zeros(400_000), True), ("x" * 100_000, True), (list(range(10_000)), True),
     (_Slotted(), True), (np.array([None, 1]), True), ({i: [i] for i in range(2000)}, True),
 ])

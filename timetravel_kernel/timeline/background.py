@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import gc
 import io
+import itertools
 import os
 import select
 import signal
@@ -180,26 +181,35 @@ _CHEAP_KINDS = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctio
                 # refused at once (not saveable): inline, they are reported under their cell
                 types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType, io.IOBase,
                 threading.Thread, type(threading.Lock()), type(threading.RLock()))
+_RESOURCE_MODULES = frozenset({"socket", "ssl", "select", "sqlite3", "threading", "queue",
+                               "subprocess", "io", "_io", "_thread", "_socket", "_sqlite3"})
+"""Standard-library modules of resources: refused, or reduced by a description, at once."""
 _PLAIN_BUDGET = 2048
 """Objects looked at to decide that values are plain (a decision must cost microseconds)."""
 _PLAIN_STRING = 1 << 16
 
 
-def _plain(value: object, budget: int) -> int:
+def _plain(value: object, budget: int, seen: set[int] | None = None) -> int:
     """Return what is left of ``budget`` after finding ``value`` plain, or -1 if it is not.
 
     Plain: builtin atoms (short strings), notebook functions, classes and modules, small numpy
     arrays and scalars, builtin containers of plain values and instances whose state is their
-    plain ``__dict__``: each pickles in microseconds. Generators, files, threads and locks
-    count too: they are refused as fast, and inline their notice appears under their cell.
+    plain ``__dict__``: each pickles in microseconds. Generators, files, threads, locks,
+    sockets and database connections count too: they are refused (or described) as fast, and
+    inline their notice appears under their cell. ``seen``: containers already counted
+    (cycles, shared objects).
     """
     if budget <= 0:
         return -1
     kind = type(value)
     if kind in _PLAIN_ATOMS:
         return budget - 1 if kind not in (str, bytes) or len(value) < _PLAIN_STRING else -1
-    if isinstance(value, _CHEAP_KINDS):
+    if isinstance(value, _CHEAP_KINDS) or kind.__module__ in _RESOURCE_MODULES:
         return budget - 1
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return budget
+    seen.add(id(value))
     if kind.__module__ == "numpy":
         small = getattr(value, "nbytes", _PLAIN_STRING) < _PLAIN_STRING
         objects = getattr(getattr(value, "dtype", None), "hasobject", True)
@@ -208,13 +218,16 @@ def _plain(value: object, budget: int) -> int:
     if type(state) is dict and kind.__reduce_ex__ is object.__reduce_ex__ and (
         kind.__reduce__ is object.__reduce__ and kind.__getstate__ is object.__getstate__
     ):
-        return _plain(state, budget - 1)
+        return _plain(state, budget - 1, seen)
     if kind not in _PLAIN_CONTAINERS or len(value) >= budget:  # type: ignore[arg-type]
         return -1
     budget -= 1
-    items = value.items() if kind is dict else value  # type: ignore[attr-defined]
+    # a dict's keys and values, not its item tuples: those are made on the fly, and the id of
+    # a freed one comes back for the next (``seen`` would skip it)
+    items = (itertools.chain(value.keys(), value.values())  # type: ignore[attr-defined]
+             if kind is dict else value)
     for item in items:
-        budget = _plain(item, budget)
+        budget = _plain(item, budget, seen)
         if budget < 0:
             return -1
     return budget
@@ -239,8 +252,9 @@ def should_fork(
     if options.mode == "auto" and len(values) <= options.max_inline_names:
         size = sum(estimated_size(v) for v in values)
         budget = _PLAIN_BUDGET if size < options.min_bytes else -1
+        seen: set[int] = set()
         for value in values:
-            budget = _plain(value, budget)
+            budget = _plain(value, budget, seen)
             if budget < 0:
                 break
         else:

@@ -45,6 +45,8 @@ __all__ = ["MADE_BY", "CheckpointStart", "Checkpointing", "Namespace", "describe
 
 Namespace = dict[str, object]
 CheckpointStart = Literal["inline", "forked", "folded"]
+_FLAT_LOOKUP = 256
+"""Touched names from which a plan reads the tree through one flat table."""
 
 MADE_BY = "; it was made by "
 
@@ -266,7 +268,9 @@ class Checkpointing:
         touched = (touched_names(namespace, self._identities, source) | self._unrecorded
                    | self._folded_names)
         self._folded, self._folded_names = [], set()
-        candidates, deleted = self._candidates(namespace, touched)
+        # one flat table when many names are looked up (Run All of thousands of names)
+        lookup = self._tree.as_dict().get if len(touched) > _FLAT_LOOKUP else self._tree.get
+        candidates, deleted = self._candidates(namespace, touched, lookup)
         return CheckpointWork(
             candidates=candidates,
             deleted=deleted,
@@ -276,7 +280,7 @@ class Checkpointing:
             status="error" if any(run[1] == "error" for run in runs) else "ok",
             duration=sum(run[2] for run in runs),
             at=time.time(),
-            previous={n: self._tree.get(n) for n in candidates},
+            previous={n: lookup(n) for n in candidates},
             started=started,
         )
 
@@ -398,27 +402,36 @@ class Checkpointing:
                 found.update(self._members.get(covar_of, (name,)))
         return found
 
-    def _candidates(self, namespace: Namespace, touched: set[str]) -> tuple[set[str], set[str]]:
+    def _candidates(
+        self,
+        namespace: Namespace,
+        touched: set[str],
+        lookup: Callable[[str], CovarId | None] | None = None,
+    ) -> tuple[set[str], set[str]]:
         """Return the names to serialize after ``touched`` changed, and the names deleted."""
+        lookup = lookup or self._tree.get
         present = {n for n in touched if n in namespace and self._is_tracked(n)}
-        deleted = {n for n in touched if n not in present and n in self._tree}
+        deleted = {n for n in touched if n not in present and lookup(n) is not None}
         candidates = present | {
-            n for n in self._related(touched) if n in namespace and self._is_tracked(n)
+            n for n in self._related(touched, lookup) if n in namespace and self._is_tracked(n)
         }
         return candidates, deleted
 
-    def _related(self, names: set[str]) -> set[str]:
+    def _related(
+        self, names: set[str], lookup: Callable[[str], CovarId | None]
+    ) -> set[str]:
         """Return the co-members of ``names`` and the names whose streams refer to them."""
         related: set[str] = set()
+        members_of = self._members
         for name in names:
-            covar_of = self._tree.get(name)
+            covar_of = lookup(name)
             if covar_of is not None:
-                related.update(self._members.get(covar_of, ()))
+                related.update(members_of.get(covar_of, ()))
         for covar_of, refs in self._covar_refs.items():
             if names.isdisjoint(refs):
                 continue
-            members = self._members.get(covar_of, ())
-            if any(self._tree.get(m) == covar_of for m in members):
+            members = members_of.get(covar_of, ())
+            if any(lookup(m) == covar_of for m in members):
                 related.update(members)
         return related
 
