@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.state_engine
 	$(PY) -m benchmarks.kernel_latency
 	$(PY) -m benchmarks.value_diff
+	$(PY) -m benchmarks.background
 
 # Side by side with Kishu 0.3.4 (built once in its own venv under ~/.cache) and dill; writes
 # benchmarks/results/compare.{md,png,json}. About 10 minutes; COMPARE_FLAGS=--quick for 2.

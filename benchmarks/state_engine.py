@@ -26,7 +26,8 @@ import dill
 from tests.workloads import fresh_namespace, load_cells, run_cell
 from timetravel_kernel.timeline import CellInfo, Timeline
 
-DEFAULT_WORKLOADS = ["frame_edits", "dated_frame_edits", "array_patch", "many_small"]
+DEFAULT_WORKLOADS = [
+    "frame_edits", "dated_frame_edits", "array_patch", "many_small", "object_graphs"]
 MB = 1e6
 
 

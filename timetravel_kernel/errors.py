@@ -7,6 +7,8 @@ from typing import ClassVar
 __all__ = [
     "BadRequestError",
     "BusyError",
+    "CheckpointProcessError",
+    "CheckpointStalledError",
     "MissingObjectError",
     "NothingToRedoError",
     "NothingToRestoreError",
@@ -180,6 +182,14 @@ class NothingToRestoreError(TimelineError):
     """No earlier session left a state to restore."""
 
     code = "nothing-to-restore"
+
+
+class CheckpointProcessError(TimelineError):
+    """A checkpoint in a forked snapshot died, hung or failed; nothing was committed."""
+
+
+class CheckpointStalledError(CheckpointProcessError):
+    """A forked snapshot stopped making progress: blocked, not slow (a lock held at fork)."""
 
 
 class BusyError(TimelineError):

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import timetravel_kernel
 from tests.kernel.harness import install_test_specs
-from tests.workloads import WORKLOAD_DIR
+from tests.workloads import WORKLOAD_PATHS
 
 from . import kishu_env, report
 from .session import Session
@@ -231,7 +231,9 @@ def git_head() -> str:
 
 
 def notebooks(only: list[str] | None, quick: bool) -> list[Path]:
-    paths = sorted(WORKLOAD_DIR.glob("*.ipynb")) + sorted(EXAMPLES_DIR.glob("*.ipynb"))
+    # the shared workloads, the project's own (object_graphs, dated_frame_edits), the examples
+    paths = [WORKLOAD_PATHS[n] for n in sorted(WORKLOAD_PATHS)] + sorted(
+        EXAMPLES_DIR.glob("*.ipynb"))
     wanted = only or (QUICK if quick else None)
     return [p for p in paths if wanted is None or p.stem in wanted]
 

@@ -234,7 +234,8 @@ export class HistoryPanel extends Widget {
     meta.textContent =
       commit.parent === null
         ? `the kernel's first state · ${shortId(commit.id)}`
-        : `${formatTime(commit.time)} · ran ${formatDuration(commit.duration)} · ` +
+        : `${formatTime(commit.time)} · ${commit.cells > 1 ? `${commit.cells} cells · ` : ''}` +
+          `ran ${formatDuration(commit.duration)} · ` +
           `${formatBytes(commit.bytes_written)} written · ${shortId(commit.id)}`;
 
     const changed = document.createElement('div');

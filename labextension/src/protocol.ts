@@ -25,6 +25,8 @@ export interface ICommit {
   status: 'ok' | 'error';
   changed: string[];
   bytes_written: number;
+  /** Cells this state records: more than one when they were folded into one checkpoint. */
+  cells: number;
 }
 
 export interface IStatusResult {

@@ -41,6 +41,7 @@ function commit(id: string, parent: string | null, extra: Partial<ICommit> = {})
     status: 'ok',
     changed: ['x'],
     bytes_written: 10,
+    cells: 1,
     ...extra
   };
 }

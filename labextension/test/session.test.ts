@@ -89,7 +89,8 @@ function commit(id: string, parent: string | null, count: number | null): any {
     duration: 0.001,
     status: 'ok',
     changed: ['x'],
-    bytes_written: 10
+    bytes_written: 10,
+    cells: 1
   };
 }
 

@@ -154,8 +154,19 @@ class Kernel:
 
     # -- ending -----------------------------------------------------------------------------
 
-    def kill(self) -> None:
-        """SIGKILL the kernel process, as a crash or the OOM killer would."""
+    def wait_saved(self) -> None:
+        """Return once every cell run so far is committed (background checkpoints included)."""
+        self.execute("get_ipython().kernel.save_now()", silent=True)
+
+    def kill(self, *, saved: bool = True) -> None:
+        """SIGKILL the kernel process, as a crash or the OOM killer would.
+
+        ``saved``: first wait until the cells run so far are committed (a background
+        checkpoint still in flight dies with the kernel: the crash tests of the timeline and
+        ``saved=False`` cover that).
+        """
+        if saved and self.km.kernel_name == KERNEL_NAME:
+            self.wait_saved()
         self.kc.stop_channels()
         self.km.signal_kernel(signal.SIGKILL)
         deadline = time.monotonic() + 30

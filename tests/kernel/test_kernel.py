@@ -8,13 +8,13 @@ from .harness import check_event, check_reply, stderr
 
 SLOW_CHECKPOINT = """
 _k = get_ipython().kernel
-_orig = _k.timeline.checkpoint
+_orig = _k.timeline.start_checkpoint
 def _slow(*args, _tl=_k.timeline, _orig=_orig, **kwargs):
     import time
-    _tl.checkpoint = _orig  # slow once
+    _tl.start_checkpoint = _orig  # slow once
     time.sleep({seconds})
     return _orig(*args, **kwargs)
-_k.timeline.checkpoint = _slow
+_k.timeline.start_checkpoint = _slow
 del _k, _slow, _orig
 """
 
@@ -158,7 +158,7 @@ def test_reply_is_not_held_back_by_the_checkpoint(start_kernel):
 def test_a_failing_checkpoint_never_fails_the_cell_and_warns_once(start_kernel):
     k = start_kernel()
     k.execute("_k = get_ipython().kernel\ndef _boom(*a, **k):\n    raise OSError('disk full')\n"
-              "_k.timeline.checkpoint = _boom\ndel _k", silent=True)
+              "_k.timeline.start_checkpoint = _boom\ndel _k", silent=True)
     reply, outputs = k.execute("x = 1\nprint('ran')")
     assert reply["status"] == "ok"
     assert "could not be saved" in stderr(outputs) and "disk full" in stderr(outputs)
@@ -169,7 +169,9 @@ def test_a_failing_checkpoint_never_fails_the_cell_and_warns_once(start_kernel):
 
 
 def test_write_errors_warn_once_and_saving_resumes_when_they_stop(start_kernel):
-    k = start_kernel()
+    # Inline checkpoints, so the warning is under the cell that failed (a background one's
+    # outcome arrives after its cell: under the next, tested below).
+    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="sync")
     k.execute("x = 1")
     # A real I/O error inside RocksDB: files of the kernel process may not grow past 1 MiB
     # (EFBIG; a full disk gives ENOSPC the same way).
@@ -190,6 +192,33 @@ def test_write_errors_warn_once_and_saving_resumes_when_they_stop(start_kernel):
     assert k.value("[x, y, z, bool((a == np.random.default_rng(0).random(500_000)).all())]") == [
         1, 2, 3, True]
     assert k.op("undo")["ok"] and k.value("sorted(n for n in ('a', 'y', 'z') if n in dir())") == []
+
+
+def test_a_failed_background_checkpoint_is_told_under_the_next_cell_and_caught_up(
+        start_kernel):
+    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="background")
+    k.execute("import os, signal\nimport numpy as np\nx = 1")
+    # The snapshot of this cell dies (as if the OOM killer chose it).
+    k.execute("_k = get_ipython().kernel\n_orig = _k.timeline.start_checkpoint\n"
+              "def _doomed(*args, _tl=_k.timeline, _orig=_orig, **kwargs):\n"
+              "    _tl.start_checkpoint = _orig\n"
+              "    forked = _orig(*args, **kwargs)\n"
+              "    os.kill(_tl.background_pid, signal.SIGKILL)\n"
+              "    return forked\n"
+              "_k.timeline.start_checkpoint = _doomed\ndel _k, _doomed, _orig", silent=True)
+    reply, _ = k.execute("a = np.arange(1_000_000)")
+    assert reply["status"] == "ok"
+    time.sleep(1.0)  # a person's pace: the failure is known before the next cell
+    _, outputs = k.execute("b = 2")
+    assert "an earlier cell could not be saved" in stderr(outputs)
+    time.sleep(1.0)
+    _, outputs = k.execute("c = 3")
+    assert "saving works again" in stderr(outputs)
+    assert k.op("undo")["ok"]
+    head = k.op("status")["result"]["head"]
+    # the commit after "b = 2" caught up with what the killed snapshot was to save
+    assert head["code"] == "b = 2" and {"a", "b"} <= set(head["changed"])
+    assert k.value("[int(a.sum()), b]") == [499999500000, 2]
 
 
 def test_unsaveable_values_are_named_once(start_kernel):

@@ -39,7 +39,7 @@ def test_report_is_plain_text_and_escaped_html():
 def test_formats_every_result_kind():
     commit = {"id": "ab" * 16, "parent": None, "execution_count": 3, "cell_id": None,
               "code": "x = 1\ny = 2", "time": 0.0, "duration": 0.1, "status": "ok",
-              "changed": ["x", "y"], "bytes_written": 10}
+              "changed": ["x", "y"], "bytes_written": 10, "cells": 1}
     assert "3 states" not in repr(format_result("log", {"commits": [commit]}))
     assert "x, y" in repr(format_result("log", {"commits": [commit]}))
     assert "[3]" in repr(format_result("undo", {
@@ -114,7 +114,7 @@ def test_bad_variable_lines_say_the_form(line):
 def test_formats_history_and_value_diffs():
     commit = {"id": "ab" * 16, "parent": "cd" * 16, "execution_count": None, "cell_id": None,
               "code": "%tt get x@abab", "time": 0.0, "duration": 0.0, "status": "ok",
-              "changed": ["x"], "bytes_written": 0}
+              "changed": ["x"], "bytes_written": 0, "cells": 1}
     text = repr(format_result("history", {"name": "x", "versions": [
         {"commit": commit, "covariable": "c" * 32, "type": "list", "bytes": 64, "saved": True,
          "members": ["x", "y"], "current": True}]}))

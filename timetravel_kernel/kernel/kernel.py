@@ -7,6 +7,8 @@ next request), the timeline decides *what*, the protocol handler answers the fro
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import datetime
 import os
@@ -20,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from ipykernel.ipkernel import IPythonKernel
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, Enum, Float, Int, List, Unicode, default
 from typing_extensions import override
 
 from timetravel_kernel.errors import RemoteError, RemoteNotFoundError, StoreError
 from timetravel_kernel.kernel.magics import register_magics
-from timetravel_kernel.kernel.rebuilding import REBUILD_POLICIES, after_loss
+from timetravel_kernel.kernel.rebuilding import after_loss
+from timetravel_kernel.kernel.settings import TimeTravelSettings
 from timetravel_kernel.kernel.storage import (
     OpenedTimeline,
     default_store_dir,
@@ -48,7 +50,12 @@ if TYPE_CHECKING:
     from timetravel_kernel.kernel.sync import RemoteSync
     from timetravel_kernel.protocol import Response
     from timetravel_kernel.protocol.messages import RemoteStatusJSON
-    from timetravel_kernel.timeline import RetentionPolicy, Timeline
+    from timetravel_kernel.timeline import (
+        BackgroundOptions,
+        CheckpointResult,
+        RetentionPolicy,
+        Timeline,
+    )
 
 __all__ = [
     "IPYTHON_HIDDEN_NAMES",
@@ -67,26 +74,13 @@ IPYTHON_HIDDEN_NAMES = frozenset({
 IPYTHON_HIDDEN_PATTERN = r"__.*__|_i\d+|_\d+"
 # What VS Code's Jupyter extension assigns the notebook's path to at kernel start.
 VSCODE_NOTEBOOK_NAME = "__vsc_ipynb_file__"
-_POLICIES = ("restore", "offer", "never")
 # Loop iterations of the shell-channel thread to wait for: its receive handler forwards the
 # reply into a ZMQStream send queue, which a later iteration writes to the socket.
 _REPLY_HOPS = 4
-
-
-def _env_list(name: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
-
-
-def _env_int(name: str) -> int:
-    try:
-        return max(0, int(os.environ.get(name, "0")))
-    except ValueError:
-        return 0
-
-
-def _env_choice(name: str, choices: tuple[str, ...], fallback: str) -> str:
-    value = os.environ.get(name, fallback)
-    return value if value in choices else fallback
+# Loop iterations after a cell before asking whether more requests wait.
+_READ_ITERATIONS = 3
+# Seconds between looks at whether a burst of requests (Run All) is over.
+_BURST_RECHECK = 0.05
 
 
 def _sent_at(msg: object) -> float | None:
@@ -122,169 +116,11 @@ _current_run: contextvars.ContextVar[_CellRun | None] = contextvars.ContextVar(
     "timetravel_current_run", default=None)
 
 
-class TimeTravelKernel(IPythonKernel):
+class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
     """The IPython kernel with a durable, navigable history of the user's namespace."""
 
     # ``implementation`` stays "ipython": tools that enable IPython features by it must treat
     # this kernel as the stock one. Frontends recognise it by its kernelspec name or its comm.
-
-    enabled = Bool(
-        help="Checkpoint the namespace after every cell (env TIMETRAVEL_ENABLED=0 turns it off)."
-    ).tag(config=True)
-    store_dir = Unicode(
-        help="Folder holding one history store per notebook (env TIMETRAVEL_STORE_DIR); "
-        "defaults to <jupyter data dir>/timetravel/stores."
-    ).tag(config=True)
-    store_path = Unicode(
-        help="Use exactly this store directory instead of one derived from the notebook path "
-        "(env TIMETRAVEL_STORE)."
-    ).tag(config=True)
-    notebook_path = Unicode(
-        help="The notebook this kernel serves; its store is keyed by it. Defaults to "
-        "JPY_SESSION_NAME, which Jupyter Server sets; without it the connection file is the key."
-    ).tag(config=True)
-    skip_names = List(
-        Unicode(), help="Top-level names never saved (env TIMETRAVEL_SKIP_NAMES, comma-separated)."
-    ).tag(config=True)
-    skip_types = List(
-        Unicode(), help="Qualified type names (module.Class) whose values are never saved "
-        "(env TIMETRAVEL_SKIP_TYPES, comma-separated)."
-    ).tag(config=True)
-    max_var_bytes = Int(
-        help="Size budget: a group of variables larger than this many bytes is recorded as "
-        "unsaved; 0 for no limit (env TIMETRAVEL_MAX_VAR_BYTES)."
-    ).tag(config=True)
-    restore_after_crash = Enum(
-        _POLICIES, help="After the previous kernel of this notebook died (crash, kill, OOM): "
-        "'restore' its last state before running anything, 'offer' it, or 'never' mention it "
-        "(env TIMETRAVEL_RESTORE_AFTER_CRASH)."
-    ).tag(config=True)
-    restore_after_restart = Enum(
-        _POLICIES, help="After a deliberate shutdown or restart: 'restore', 'offer' (start "
-        "empty and announce that a restore is available) or 'never' "
-        "(env TIMETRAVEL_RESTORE_AFTER_RESTART)."
-    ).tag(config=True)
-    keep_newer_than = Unicode(
-        help="Retention: states newer than this age (90s, 30m, 12h, 7d, 2w) are all kept; "
-        "older ones are thinned in the background, keeping branch tips and one per "
-        "thin_every cells; empty keeps everything (env TIMETRAVEL_KEEP_NEWER_THAN)."
-    ).tag(config=True)
-    keep_last = Int(
-        help="Retention: the newest N states are always kept (env TIMETRAVEL_KEEP_LAST)."
-    ).tag(config=True)
-    thin_every = Int(
-        help="Retention: of the states older than keep_newer_than, keep one per N cells; 0 "
-        "thins them all (env TIMETRAVEL_THIN_EVERY)."
-    ).tag(config=True)
-    store_budget = Unicode(
-        help="Retention: the most disk a notebook's store may use (500MB, 2GB); the oldest "
-        "states are thinned in the background when it is exceeded, HEAD's own past last; "
-        "empty for no limit (env TIMETRAVEL_STORE_BUDGET)."
-    ).tag(config=True)
-
-    rebuild_unsaved = Enum(
-        REBUILD_POLICIES, help="Values a restore cannot bring back (generators, connections, "
-        "sockets, locks, open files) can be rebuilt by running again the recorded cells that "
-        "made them, on their recorded inputs: 'ask' shows the cells first (%tt rebuild runs "
-        "them), 'auto' rebuilds at once, 'never' leaves them (env TIMETRAVEL_REBUILD_UNSAVED)."
-    ).tag(config=True)
-    rebuild_budget = Float(
-        help="Seconds a rebuild may run before it stops and reports what it could not make "
-        "(env TIMETRAVEL_REBUILD_BUDGET)."
-    ).tag(config=True)
-
-    @default("rebuild_unsaved")
-    def _default_rebuild_unsaved(self) -> str:
-        return _env_choice("TIMETRAVEL_REBUILD_UNSAVED", REBUILD_POLICIES, "ask")
-
-    @default("rebuild_budget")
-    def _default_rebuild_budget(self) -> float:
-        try:
-            budget = float(os.environ.get("TIMETRAVEL_REBUILD_BUDGET", "60"))
-        except ValueError:
-            return 60.0
-        return budget if 0 < budget <= 86_400 else 60.0
-
-    remote = Unicode(
-        help="Push this notebook's history to this remote after every checkpoint, in the "
-        "background, and fetch it when the local store is missing or behind: a URL "
-        "(s3://bucket/prefix, file:///folder) or a name from `timetravel remote add` (env "
-        "TIMETRAVEL_REMOTE). Credentials come from the AWS variables; needs the notebook path."
-    ).tag(config=True)
-    remote_trust = Bool(
-        help="Restore histories from the remote even when they are not signed with this "
-        "user's key (loading a state can run code: only for remotes you trust) "
-        "(env TIMETRAVEL_REMOTE_TRUST=1)."
-    ).tag(config=True)
-    remote_key_file = Unicode(
-        help="A team signing key file, shared by everyone pushing to and pulling from the "
-        "remote (env TIMETRAVEL_REMOTE_KEY_FILE); default: the user's own key in the Jupyter "
-        "data dir."
-    ).tag(config=True)
-
-    @default("remote")
-    def _default_remote(self) -> str:
-        return os.environ.get("TIMETRAVEL_REMOTE", "")
-
-    @default("remote_trust")
-    def _default_remote_trust(self) -> bool:
-        return os.environ.get("TIMETRAVEL_REMOTE_TRUST", "").lower() in ("1", "true", "yes", "on")
-
-    @default("remote_key_file")
-    def _default_remote_key_file(self) -> str:
-        return os.environ.get("TIMETRAVEL_REMOTE_KEY_FILE", "")
-
-    @default("enabled")
-    def _default_enabled(self) -> bool:
-        return os.environ.get("TIMETRAVEL_ENABLED", "1").lower() not in ("0", "false", "no", "off")
-
-    @default("store_dir")
-    def _default_store_dir(self) -> str:
-        return os.environ.get("TIMETRAVEL_STORE_DIR") or str(default_store_dir(jupyter_data_dir()))
-
-    @default("store_path")
-    def _default_store_path(self) -> str:
-        return os.environ.get("TIMETRAVEL_STORE", "")
-
-    @default("notebook_path")
-    def _default_notebook_path(self) -> str:
-        return os.environ.get("JPY_SESSION_NAME", "")
-
-    @default("skip_names")
-    def _default_skip_names(self) -> list[str]:
-        return _env_list("TIMETRAVEL_SKIP_NAMES")
-
-    @default("skip_types")
-    def _default_skip_types(self) -> list[str]:
-        return _env_list("TIMETRAVEL_SKIP_TYPES")
-
-    @default("max_var_bytes")
-    def _default_max_var_bytes(self) -> int:
-        return _env_int("TIMETRAVEL_MAX_VAR_BYTES")
-
-    @default("restore_after_crash")
-    def _default_restore_after_crash(self) -> str:
-        return _env_choice("TIMETRAVEL_RESTORE_AFTER_CRASH", _POLICIES, "restore")
-
-    @default("restore_after_restart")
-    def _default_restore_after_restart(self) -> str:
-        return _env_choice("TIMETRAVEL_RESTORE_AFTER_RESTART", _POLICIES, "offer")
-
-    @default("keep_newer_than")
-    def _default_keep_newer_than(self) -> str:
-        return os.environ.get("TIMETRAVEL_KEEP_NEWER_THAN", "")
-
-    @default("keep_last")
-    def _default_keep_last(self) -> int:
-        return _env_int("TIMETRAVEL_KEEP_LAST")
-
-    @default("thin_every")
-    def _default_thin_every(self) -> int:
-        return _env_int("TIMETRAVEL_THIN_EVERY")
-
-    @default("store_budget")
-    def _default_store_budget(self) -> str:
-        return os.environ.get("TIMETRAVEL_STORE_BUDGET", "")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -296,6 +132,7 @@ class TimeTravelKernel(IPythonKernel):
         self._startup_events: list[Mapping[str, object]] = []
         self._warned_failure = False
         self._last_cell_finished = 0.0
+        self._main_loop: asyncio.AbstractEventLoop | None = None
         self._thinner: BackgroundThinner | None = None
         self._opened = OpenedTimeline(None, None, "time travel is starting")
         self._sync: RemoteSync | None = None
@@ -658,6 +495,8 @@ class TimeTravelKernel(IPythonKernel):
                        cell_id=cell_id if isinstance(cell_id, str) else None,
                        recorded=bool(recorded))
         token = _current_run.set(run)
+        if threading.current_thread() is threading.main_thread():
+            self._main_loop = asyncio.get_running_loop()  # where folded cells are caught up
         with self._running_lock:
             self._running += 1
         try:
@@ -667,6 +506,11 @@ class TimeTravelKernel(IPythonKernel):
             # waits for the checkpoint below); one sent earlier was not (_on_comm_msg).
             self._last_cell_finished = time.time()
             try:
+                # A few loop iterations, so requests sent while the cell ran are read (a Run
+                # All is seen: _requests_waiting); the first runs before the loop polls its
+                # sockets. Comm requests meanwhile are answered "busy", as during the cell.
+                for _ in range(_READ_ITERATIONS):
+                    await asyncio.sleep(0)
                 self._follow_vscode_notebook()
                 self._checkpoint(run)
             finally:
@@ -751,16 +595,104 @@ class TimeTravelKernel(IPythonKernel):
         try:
             self._let_reply_out()
             with self._lock:
-                result = timeline.checkpoint(self.shell.user_ns, cell, status=run.status,
-                                             duration=run.duration)
+                if self._is_burst(timeline, run):
+                    timeline.fold(self.shell.user_ns, cell, status=run.status,
+                                  duration=run.duration)
+                    self._schedule_catch_up(_BURST_RECHECK)
+                    return
+                timeline.start_checkpoint(self.shell.user_ns, cell, on_done=self._checkpoint_done,
+                                          status=run.status, duration=run.duration,
+                                          background=self._background_options())
         except (Exception, KeyboardInterrupt) as exc:
             # Checkpoint boundary (STYLE.md): nothing here may fail or hang the user's cell.
             # A Ctrl-C lands here too when it arrives after the cell finished.
-            self.log.warning("time travel: checkpoint failed", exc_info=True)
+            self._checkpoint_done(None, exc)
+
+    def _is_burst(self, timeline: Timeline, run: _CellRun) -> bool:
+        """Whether this quick cell is part of a burst (more requests wait) to record as one."""
+        quick = timeline.folded_seconds + run.duration < self.checkpoint_burst_seconds
+        return quick and self.checkpoint_mode != "sync" and self._requests_waiting()
+
+    def _requests_waiting(self) -> bool:
+        """Whether shell requests wait behind the current one (a Run All in progress).
+
+        ipykernel 7 hands the main shell's messages over an inproc socket pair; each one read
+        becomes a task (``run_in_context``, which starts a ``shell_main`` task and awaits it)
+        that runs under an asyncio lock, so a request read while a cell ran waits as such a
+        task (``execute_request`` lets the loop read before it asks). The socket itself is
+        not asked: reading ZMQ_EVENTS consumes the edge its stream waits for, and the kernel
+        would never read that request. Internals, so any surprise answers "no" (every cell
+        then gets its own checkpoint).
+        """
+        try:
+            current = asyncio.current_task()
+            outer = 0  # request tasks; one of them is the current request's own
+            for task in asyncio.all_tasks():
+                name = getattr(task.get_coro(), "__qualname__", "")
+                if task is current or task.done():
+                    continue
+                if name.endswith("shell_main"):
+                    return True
+                outer += name.endswith("run_in_context")
+            return outer > (current is not None)
+        except Exception:
+            return False
+
+    def _schedule_catch_up(self, delay: float = 0.0) -> None:
+        """Have the main event loop record folded cells once the kernel is free (any thread)."""
+        loop = self._main_loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
+            loop.call_soon_threadsafe(loop.call_later, delay, self._catch_up)
+
+    def _background_options(self) -> BackgroundOptions:
+        from timetravel_kernel.timeline import BackgroundOptions
+
+        return BackgroundOptions(mode=self.checkpoint_mode,
+                                 hang_seconds=self.checkpoint_hang_seconds)
+
+    def save_now(self) -> None:
+        """Return once every cell run so far is committed (shutdown; tools before a kill).
+
+        Waits for the snapshot in flight and records folded cells here, inline.
+        """
+        timeline = self.handler.timeline
+        if timeline is None:
+            return
+        with self._lock:
+            timeline.catch_up(self.shell.user_ns, on_done=self._checkpoint_done,
+                              background=replace(self._background_options(), mode="sync"))
+
+    def _catch_up(self) -> None:
+        """Checkpoint the cells folded while a snapshot was saving (on the main loop, idle)."""
+        timeline = self.handler.timeline
+        if timeline is None or self.is_busy() or not timeline.folded_cells:
+            return  # a running cell's own checkpoint records them
+        if self._requests_waiting():
+            self._schedule_catch_up(_BURST_RECHECK)  # the burst goes on: its last cell records
+            return
+        try:
+            with self._lock:
+                timeline.catch_up(self.shell.user_ns, on_done=self._checkpoint_done,
+                                  background=self._background_options())
+        except Exception as exc:  # checkpoint boundary
+            self._checkpoint_done(None, exc)
+
+    def _checkpoint_done(self, result: CheckpointResult | None,
+                         error: BaseException | None) -> None:
+        """Report a checkpoint's outcome: inline, or from the ingest thread of a snapshot."""
+        inline = threading.current_thread() is threading.main_thread()
+        if not inline:
+            # Cells may have been folded while this snapshot was saving: record them next.
+            self._schedule_catch_up()
+        if result is None:
+            self.log.warning("time travel: checkpoint failed", exc_info=error)
             if not self._warned_failure:
                 self._warned_failure = True
-                self._tell(f"time travel: this cell's state could not be saved "
-                           f"({type(exc).__name__}: {exc}); the cell itself is fine and the "
+                what = "this cell's state" if inline else "the state after an earlier cell"
+                self._tell(f"time travel: {what} could not be saved "
+                           f"({type(error).__name__}: {error}); the cell itself is fine and the "
                            "next cells will be saved again if the problem goes away")
             return
         if self._sync is not None:
@@ -779,10 +711,14 @@ class TimeTravelKernel(IPythonKernel):
                              "brings them back"})
         self._broadcast(format_checkpoint_event(result))
         if self._thinner is not None:
-            self._thinner.after_checkpoint(timeline)
+            self._thinner.after_checkpoint(self.handler.timeline)
 
     def _tell(self, message: str) -> None:
-        # Printed while the cell's request is still the parent: it appears under the cell.
+        # Printed while the cell's request is still the parent: it appears under the cell. A
+        # background checkpoint reports after its cell: under the next one.
+        if threading.current_thread() is not threading.main_thread():
+            self._notices.append(message)
+            return
         try:
             print(message, file=sys.stderr, flush=True)
         except (OSError, ValueError):
@@ -869,6 +805,10 @@ class TimeTravelKernel(IPythonKernel):
         try:
             if timeline is not None:
                 with self._lock:
+                    # Cells folded while the last snapshot was saving are saved before closing.
+                    timeline.catch_up(self.shell.user_ns, on_done=lambda *_: None,
+                                      background=replace(self._background_options(),
+                                                         mode="sync"))
                     timeline.close()
         except Exception:
             # Shutdown boundary: a failing close must not stop the kernel from exiting.

@@ -138,6 +138,8 @@ class CommitJSON(TypedDict):
     status: Literal["ok", "error"]
     changed: list[str]
     bytes_written: int
+    cells: int
+    """How many cells this state records (more than one when folded into one checkpoint)."""
 
 
 class StoreInfo(TypedDict):
@@ -388,6 +390,7 @@ def format_commit(commit: Commit) -> CommitJSON:
         "status": commit.status,
         "changed": list(commit.changed),
         "bytes_written": int(commit.bytes_written),
+        "cells": commit.cells,
     }
 
 

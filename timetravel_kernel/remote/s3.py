@@ -155,37 +155,42 @@ class S3Transport(Transport):
             "check the endpoint (AWS_ENDPOINT_URL) and the network; everything stays local "
             "meanwhile")
 
+    def _is_missing(self, path: str, exc: BaseException) -> bool:
+        """Return whether a read failed only because the object does not exist.
+
+        Raises:
+            RemoteNotFoundError: the bucket itself does not exist.
+        """
+        if not isinstance(exc, (self._obstore.exceptions.NotFoundError, FileNotFoundError)):
+            return False
+        if "NoSuchBucket" in str(exc):
+            raise self._error("read", path, exc) from None
+        self._count()
+        return True
+
     @override
     def get(self, path: str) -> Versioned | None:
-        errors = self._obstore.exceptions
         try:
             result = self._obstore.get(self._store, path)
             data = bytes(result.bytes())
-        except (errors.NotFoundError, FileNotFoundError) as exc:
-            if "NoSuchBucket" in str(exc):
-                raise self._error("read", path, exc) from None
-            self._count()
-            return None
         except BaseException as exc:  # obstore's classes, and panics of its Rust core
+            if self._is_missing(path, exc):
+                return None
             raise self._error("read", path, exc) from None
         self._count(received=len(data))
         return Versioned(data, str(result.meta.get("e_tag") or ""))
 
     @override
     def get_ranges(self, path: str, spans: list[tuple[int, int]]) -> list[bytes] | None:
-        errors = self._obstore.exceptions
         try:
             # coalesce=0: the caller has merged nearby ranges already, so what is counted is
             # what travels.
             found = self._obstore.get_ranges(self._store, path, starts=[s for s, _ in spans],
                                              ends=[e for _, e in spans], coalesce=0)
             parts = [bytes(part) for part in found]
-        except (errors.NotFoundError, FileNotFoundError) as exc:
-            if "NoSuchBucket" in str(exc):
-                raise self._error("read", path, exc) from None
-            self._count()
-            return None
         except BaseException as exc:  # obstore's classes, and panics of its Rust core
+            if self._is_missing(path, exc):
+                return None
             if "status code: 416" in str(exc):  # the object is shorter than a range's start
                 self._count(requests=len(spans))
                 return [b"" for _ in spans]  # short: the caller refuses it as damaged

@@ -19,7 +19,7 @@ import blosc
 
 from timetravel_kernel.errors import StoreCorruptError
 
-__all__ = ["decode_chunk", "encode_chunk"]
+__all__ = ["decode_chunk", "encode_chunk", "set_compression_threads"]
 
 RAW = 0
 """Tag byte: the chunk's bytes follow as they are."""
@@ -40,6 +40,11 @@ def encode_chunk(data: bytes | memoryview, itemsize: int = 1) -> bytes:
         if len(packed) <= len(data) - len(data) // 32:
             return bytes((BLOSC,)) + packed
     return b"".join((bytes((RAW,)), data))
+
+
+def set_compression_threads(count: int) -> None:
+    """Use ``count`` compression threads (1 in a forked child: the pool does not survive fork)."""
+    blosc.set_nthreads(count)
 
 
 def decode_chunk(stored: bytes) -> bytes | memoryview:

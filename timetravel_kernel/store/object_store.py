@@ -157,6 +157,13 @@ class ObjectStore:
             return True
         return False
 
+    def is_known_chunk(self, chunk_id: ChunkId) -> bool:
+        """Return whether the chunk is known to be stored, without asking the backend.
+
+        What a forked child may ask: it must not touch the backend's handle.
+        """
+        return chunk_id in self._known_chunks
+
     def load_chunk(self, chunk_id: ChunkId) -> bytes | memoryview:
         """Return a chunk's bytes, decoded and verified against its id.
 
@@ -383,9 +390,17 @@ class Transaction:
         """
         if chunk_id in self._pending_chunks or self._store.has_chunk(chunk_id):
             return 0
-        self._pending_chunks.add(chunk_id)
         # Encoding copies now, so the user's array may change before the batch is written.
-        stored = encode_chunk(data, itemsize)
+        return self.add_encoded_chunk_if_new(chunk_id, encode_chunk(data, itemsize))
+
+    def add_encoded_chunk_if_new(self, chunk_id: ChunkId, stored: bytes) -> int:
+        """Queue a chunk already in its stored form (``encode_chunk``) unless the store has it.
+
+        Returns the bytes this adds on disk.
+        """
+        if chunk_id in self._pending_chunks or self._store.has_chunk(chunk_id):
+            return 0
+        self._pending_chunks.add(chunk_id)
         self._chunk_batch.append((encode_key("chunk", chunk_id), stored))
         self._chunk_batch_bytes += len(stored)
         self.bytes_written += len(stored)

@@ -6,6 +6,7 @@ an unchanged value, an alias or a repeated state costs nothing to store again.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from dataclasses import dataclass, field
@@ -91,7 +92,9 @@ class Commit:
 
     ``unsaved_made`` and ``unsaved_used`` are the lineage of unsaveable values: the names of
     those this cell made, and of those it may have used (read, advanced, written), so a rebuild
-    knows which recorded cells to run again.
+    knows which recorded cells to run again. ``cells`` is how many cells ran between the
+    parent and this commit (more than one when they were folded into one checkpoint while a
+    background one was still being saved); ``code`` is then theirs, in order.
     """
 
     parent: CommitId | None
@@ -99,6 +102,7 @@ class Commit:
     code: str = ""
     cell_id: str | None = None
     execution_count: int | None = None
+    cells: int = 1
     time: float = 0.0
     duration: float = 0.0
     status: Status = "ok"
@@ -172,8 +176,9 @@ def decode_covar(data: bytes) -> Covar:
         raise StoreCorruptError(f"a covariable manifest is unreadable: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def bucket_index(name: str) -> int:
-    """Return the tree bucket that holds ``name``."""
+    """Return the tree bucket that holds ``name`` (cached: a checkpoint asks for every name)."""
     return xxhash.xxh3_64_intdigest(name.encode()) % TREE_FANOUT
 
 
@@ -235,6 +240,8 @@ def encode_commit(commit: Commit) -> bytes:
         record["unsaved_made"] = commit.unsaved_made
     if commit.unsaved_used:
         record["unsaved_used"] = commit.unsaved_used
+    if commit.cells != 1:
+        record["cells"] = commit.cells
     return json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -252,6 +259,7 @@ def decode_commit(data: bytes) -> Commit:
             code=record["code"],
             cell_id=record["cell_id"],
             execution_count=record["execution_count"],
+            cells=int(record.get("cells", 1)),
             time=record["time"],
             duration=record["duration"],
             status=record["status"],

@@ -1,6 +1,7 @@
 """Timeline layer: commits as a tree; checkpoint, checkout, undo, redo, diff, log, gc."""
 
 from timetravel_kernel.state.options import TimelineOptions
+from timetravel_kernel.timeline.background import BackgroundOptions, CheckpointMode
 from timetravel_kernel.timeline.plan import CheckoutPlan
 from timetravel_kernel.timeline.results import (
     CellInfo,
@@ -13,9 +14,11 @@ from timetravel_kernel.timeline.retention import RetentionPolicy, RetentionRepor
 from timetravel_kernel.timeline.timeline import Namespace, Timeline
 
 __all__ = [
+    "BackgroundOptions",
     "CellInfo",
     "CheckoutPlan",
     "CheckoutResult",
+    "CheckpointMode",
     "CheckpointResult",
     "DiffResult",
     "Namespace",

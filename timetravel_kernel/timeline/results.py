@@ -26,13 +26,15 @@ class CellInfo:
 
     ``source`` is the Python that actually ran, when ``code`` (what the user typed, shown in
     the history) has IPython syntax; the checkpoint reads it to learn which names the cell may
-    have touched. Without either, every name is examined.
+    have touched. Without either, every name is examined. ``cells`` counts the cells this
+    one stands for (more than one when cells were folded into one checkpoint).
     """
 
     code: str = ""
     source: str | None = None
     cell_id: str | None = None
     execution_count: int | None = None
+    cells: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,10 +26,6 @@ from timetravel_kernel.errors import (
 from timetravel_kernel.state import (
     NameIdentities,
     TimelineOptions,
-    build_covar,
-    capture,
-    names_read,
-    touched_names,
 )
 from timetravel_kernel.store import Commit, Covar, NamespaceTree, ObjectStore, RocksBackend
 from timetravel_kernel.store.memory import MemoryBackend
@@ -40,6 +36,17 @@ from timetravel_kernel.store.refs import (
     SessionMarker,
     decode_session,
     encode_session,
+)
+from timetravel_kernel.timeline.background import (
+    BackgroundOptions,
+    CheckpointWork,
+    ForkedJob,
+)
+from timetravel_kernel.timeline.checkpointing import (
+    MADE_BY,
+    Checkpointing,
+    CheckpointStart,
+    Namespace,
 )
 from timetravel_kernel.timeline.history import CommitIndex, diff_trees, name_history
 from timetravel_kernel.timeline.lineage import RebuildPlan, plan_rebuild
@@ -65,20 +72,10 @@ if TYPE_CHECKING:
     from timetravel_kernel.ids import CommitId, CovarId, TreeId
     from timetravel_kernel.store.object_store import GarbageReport
 
-__all__ = ["Namespace", "Timeline"]
+    CheckpointCallback = Callable[[CheckpointResult | None, BaseException | None], None]
+    """Gets a checkpoint's result, or the reason nothing was committed."""
 
-Namespace = dict[str, object]
-_MADE_BY = "; it was made by "
-
-
-def _describe(cell: CellInfo) -> str:
-    """Return how a user finds a cell again: its execution count, else its first line."""
-    if cell.execution_count is not None:
-        return f"cell [{cell.execution_count}]"
-    first = cell.code.strip().splitlines()[0] if cell.code.strip() else ""
-    return f"the cell `{first[:60]}`" if first else "the session's start"
-
-
+__all__ = ["CheckpointStart", "Namespace", "Timeline"]
 def _without(names: tuple[str, ...], drop: Namespace) -> tuple[str, ...]:
     """Return ``names`` minus the keys of ``drop`` (in C when nothing is dropped)."""
     if drop.keys().isdisjoint(names):
@@ -110,7 +107,7 @@ def _check_manifest(path: Path) -> None:
         )
 
 
-class Timeline:
+class Timeline(Checkpointing):
     """The checkpointed history of one namespace, kept in one store.
 
     Args:
@@ -146,6 +143,11 @@ class Timeline:
         self._redo: list[CommitId] = []
         self._closed = False
         self._session_open = False
+        self._job: ForkedJob | None = None
+        self._job_hang_seconds = BackgroundOptions().hang_seconds
+        self._folded: list[tuple[CellInfo, Status, float]] = []
+        self._folded_names: set[str] = set()
+        self._never_fork: set[str] = set()
         marker = decode_session(store.read_ref(REF_SESSION))
         self.previous_session_crashed = marker is not None and marker.state == "open"
         self.restorable = self._find_restorable()
@@ -197,6 +199,7 @@ class Timeline:
     @property
     def head(self) -> Commit | None:
         """Return the commit the live namespace equals (None before ``start``)."""
+        self.settle()
         return self._head
 
     @property
@@ -211,6 +214,7 @@ class Timeline:
 
     def reload_history(self) -> None:
         """Re-read the commits and the restorable state: a pull wrote them behind our back."""
+        self.settle()
         self._history = CommitIndex(self._store)
         self.restorable = self._find_restorable()
 
@@ -235,10 +239,12 @@ class Timeline:
 
     def commit_count(self) -> int:
         """Return the number of commits in the store."""
+        self.settle()
         return len(self._history)
 
     def store_bytes(self) -> int:
         """Return the size of the store."""
+        self.settle()
         return self._store.size_bytes()
 
     # -- session ------------------------------------------------------------------------
@@ -253,18 +259,11 @@ class Timeline:
             self._store.set_refs({REF_SESSION: encode_session(marker)})
             self._session_open = True
         names = {n for n in namespace if self._is_tracked(n)}
-        root = self._record(
-            namespace,
-            candidates=names,
-            deleted=set(),
-            touched=set(namespace),
-            base=None,
-            cell=CellInfo(),
-            status="ok",
-            duration=0.0,
-            at=time.time() if names else 0.0,
-        )
-        return root
+        work = CheckpointWork(candidates=names, deleted=set(), touched=set(namespace), base=None,
+                              cell=CellInfo(), status="ok", duration=0.0,
+                              at=time.time() if names else 0.0, previous={},
+                              started=time.perf_counter())
+        return self._checkpoint_inline(namespace, work).commit
 
     def close(self) -> None:
         """Release the store, marking this session (if it started one) cleanly closed.
@@ -274,6 +273,7 @@ class Timeline:
         """
         if self._closed:
             return
+        self.settle()
         self._closed = True
         try:
             if self._session_open:
@@ -281,176 +281,6 @@ class Timeline:
                 self._store.set_refs({REF_SESSION: encode_session(marker)})
         finally:
             self._store.close()
-
-    # -- checkpoint ---------------------------------------------------------------------
-    def checkpoint(
-        self,
-        namespace: Namespace,
-        cell: CellInfo | None = None,
-        *,
-        status: str = "ok",
-        duration: float = 0.0,
-    ) -> CheckpointResult:
-        """Commit the namespace as it is after a cell.
-
-        Only names the cell touched (and the co-variables they belong to) are serialized;
-        an interrupted or failed checkpoint changes nothing and the next one catches up.
-
-        Raises:
-            StoreError: the store cannot be written (nothing was committed).
-        """
-        started = time.perf_counter()
-        head = self._require_head()
-        cell = cell or CellInfo()
-        source = cell.source or cell.code
-        touched = touched_names(namespace, self._identities, source) | self._unrecorded
-        candidates, deleted = self._candidates(namespace, touched)
-        previous = {n: self._tree.get(n) for n in candidates}
-        commit = self._record(
-            namespace,
-            candidates=candidates,
-            deleted=deleted,
-            touched=touched,
-            base=head,
-            cell=cell,
-            status="error" if status == "error" else "ok",
-            duration=duration,
-            at=time.time(),
-        )
-        unsaved = {}
-        for name in commit.changed:
-            covar_of = self._tree.get(name)
-            if covar_of is not None and covar_of != previous.get(name):
-                reason = self._unsaved.get(covar_of)
-                if reason is not None:
-                    unsaved[name] = reason
-        return CheckpointResult(
-            commit=commit, unsaved=unsaved, seconds=time.perf_counter() - started
-        )
-
-    def note_unrecorded(self, namespace: Namespace, source: str | None) -> None:
-        """Remember what code run without a checkpoint (a silent execution) may have changed.
-
-        Rebinding is seen anyway; an in-place change is not, so the names the code may read
-        are reloaded by the next checkout and examined by the next checkpoint.
-        """
-        read = names_read(source, namespace) if source else None
-        self._unrecorded |= set(namespace) if read is None else read
-
-    def _record(
-        self,
-        namespace: Namespace,
-        *,
-        candidates: set[str],
-        deleted: set[str],
-        touched: set[str],
-        base: Commit | None,
-        cell: CellInfo,
-        status: Status,
-        duration: float,
-        at: float,
-    ) -> Commit:
-        """Serialize ``candidates``, write what is new and commit; update the live state."""
-        tree = self._tree if base is not None else NamespaceTree.empty()
-        transaction = self._store.transaction()
-        transaction.add_tree_records(self._pending_tree)
-        changes: dict[str, CovarId | None] = {}
-        made: set[str] = set()
-        for captured in capture(namespace, candidates, self.options):
-            token = None
-            if captured.serialized is None:
-                # The cell that made an unsaveable value is what rebuilds it: name it, once
-                # per live object, so the version (and its id) stays stable while it lives.
-                token = self._cache.token_for(captured.values)
-                if token not in self._origins:
-                    made.update(captured.members)
-                origin = self._origins.setdefault(token, _describe(cell))
-                captured = replace(captured, reason=f"{captured.reason}{_MADE_BY}{origin}")
-            covar = build_covar(
-                captured, self.options, sink=transaction.add_chunk_if_new, token=token
-            )
-            new_id = transaction.add_covar(covar)
-            self._cache.put(new_id, covar, captured.values)
-            self._members[new_id] = covar.members
-            if covar.refs:
-                self._covar_refs[new_id] = covar.refs
-            if covar.reason is not None:
-                self._unsaved[new_id] = covar.reason
-            changes.update({m: new_id for m in captured.members if tree.get(m) != new_id})
-        changes.update(dict.fromkeys(deleted))
-        new_tree, records = tree.updated(changes) if changes or base is None else (tree, {})
-        transaction.add_tree_records(records)
-        used = self._unsaved_members(new_tree, touched) - made
-        commit = Commit(
-            parent=base.id if base is not None else None,
-            tree=new_tree.root_id,
-            code=cell.code,
-            cell_id=cell.cell_id,
-            execution_count=cell.execution_count,
-            time=at,
-            duration=duration,
-            status=status,
-            changed=tuple(sorted(changes)),
-            unsaved_made=tuple(sorted(made)),
-            unsaved_used=tuple(sorted(used)),
-        )
-        commit = transaction.commit(commit, set_head=base is not None)
-        # Committed: from here on only in-memory bookkeeping, which cannot fail.
-        self._pending_tree = {}
-        self._store.remember_tree(new_tree)
-        self._tree = new_tree
-        self._identities.record(namespace, touched if base is not None else None)
-        self._head = commit
-        self._redo.clear()
-        self._unrecorded.clear()
-        self._history.add(commit)
-        return commit
-
-    def _unsaved_members(self, tree: NamespaceTree, names: Iterable[str]) -> set[str]:
-        """Return the members of the unsaveable co-variables that ``names`` belong to."""
-        found: set[str] = set()
-        for name in names:
-            covar_of = tree.get(name)
-            if covar_of is not None and covar_of in self._unsaved:
-                found.update(self._members.get(covar_of, (name,)))
-        return found
-
-    def _candidates(self, namespace: Namespace, touched: set[str]) -> tuple[set[str], set[str]]:
-        """Return the names to serialize after ``touched`` changed, and the names deleted."""
-        present = {n for n in touched if n in namespace and self._is_tracked(n)}
-        deleted = {n for n in touched if n not in present and n in self._tree}
-        candidates = present | {
-            n for n in self._related(touched) if n in namespace and self._is_tracked(n)
-        }
-        return candidates, deleted
-
-    def _related(self, names: set[str]) -> set[str]:
-        """Return the co-members of ``names`` and the names whose streams refer to them."""
-        related: set[str] = set()
-        for name in names:
-            covar_of = self._tree.get(name)
-            if covar_of is not None:
-                related.update(self._members.get(covar_of, ()))
-        for covar_of, refs in self._covar_refs.items():
-            if names.isdisjoint(refs):
-                continue
-            members = self._members.get(covar_of, ())
-            if any(self._tree.get(m) == covar_of for m in members):
-                related.update(members)
-        return related
-
-    def _is_tracked(self, name: str) -> bool:
-        tracked = self._tracked.get(name)
-        if tracked is None:
-            tracked = self._tracked[name] = isinstance(name, str) and self.options.is_tracked(
-                name
-            )
-        return tracked
-
-    def _require_head(self) -> Commit:
-        if self._head is None:
-            raise TimelineError("the timeline has no session: call start(namespace) first")
-        return self._head
 
     # -- checkout -----------------------------------------------------------------------
     def checkout(self, namespace: Namespace, commit_id: CommitId) -> CheckoutResult:
@@ -464,6 +294,7 @@ class Timeline:
             SerializationError, StoreError: the store could not be read (a corrupt chunk); the
                 namespace is unchanged.
         """
+        self._settle_and_record(namespace)
         result = self._checkout(namespace, commit_id, strict=True)
         self._redo.clear()
         return result
@@ -474,6 +305,7 @@ class Timeline:
         Raises:
             NothingToUndoError: HEAD is a root.
         """
+        self._settle_and_record(namespace)
         head = self._require_head()
         parent = self._history.kept_ancestor(head.parent)
         if parent is None:
@@ -488,6 +320,7 @@ class Timeline:
         Raises:
             NothingToRedoError: no undo since the last checkpoint or jump.
         """
+        self._settle_and_record(namespace)
         if not self._redo:
             raise NothingToRedoError("nothing to redo: no cell has been undone since")
         result = self._checkout(namespace, self._redo[-1], strict=True)
@@ -500,6 +333,7 @@ class Timeline:
         Raises:
             NothingToRestoreError: the store has no earlier state.
         """
+        self._settle_and_record(namespace)
         if self.restorable is None:
             raise NothingToRestoreError("there is no earlier state to restore")
         result = self._checkout(namespace, self.restorable.id, strict=False)
@@ -586,6 +420,7 @@ class Timeline:
         Raises:
             TimelineError: nothing was lost.
         """
+        self.settle()
         if self._lost_at is None or not self._lost:
             raise TimelineError("nothing to rebuild: every value of this state is here")
         wanted = self._lost if names is None else list(names)
@@ -607,6 +442,7 @@ class Timeline:
         Raises:
             TimelineError: nothing was lost.
         """
+        self._settle_and_record(namespace)
         plan = self.rebuild_plan(names)
         present = {n for n in plan.names if n in namespace}
         if present:  # the user has made these again since: theirs win
@@ -633,7 +469,7 @@ class Timeline:
             self._unsaved[covar_of] = covar.reason or "not saved"
             if covar.token is not None and covar.reason:
                 # The same origin as recorded, so the next checkpoint keeps the version's id.
-                self._origins[covar.token] = covar.reason.rpartition(_MADE_BY)[2]
+                self._origins[covar.token] = covar.reason.rpartition(MADE_BY)[2]
             changes.update(dict.fromkeys(covar.members, covar_of))
         if not changes:
             return
@@ -647,6 +483,7 @@ class Timeline:
     # -- history ------------------------------------------------------------------------
     def log(self, limit: int | None = None) -> list[Commit]:
         """Return commits newest first, all branches."""
+        self.settle()
         return self._history.log(limit)
 
     def commit(self, commit_id: CommitId) -> Commit:
@@ -655,6 +492,7 @@ class Timeline:
         Raises:
             UnknownCommitError: no such commit.
         """
+        self.settle()
         return self._history.get(commit_id)
 
     def resolve(self, text: str) -> CommitId:
@@ -663,6 +501,7 @@ class Timeline:
         Raises:
             UnknownCommitError: nothing (or more than one commit) matches.
         """
+        self.settle()
         return self._history.resolve(text)
 
     def diff(
@@ -673,6 +512,7 @@ class Timeline:
         With ``values``, also what changed inside each changed name, read from the store
         within ``limits`` (a value too large is described by its manifest only).
         """
+        self.settle()
         tree_a = self._store.load_tree(self._history.get(a).tree)
         tree_b = self._store.load_tree(self._history.get(b).tree)
         result = diff_trees(tree_a, tree_b)
@@ -687,6 +527,7 @@ class Timeline:
         Raises:
             UnknownNameError: no commit ever recorded the name.
         """
+        self.settle()
         versions = name_history(self._store, self._history.log(), name, self._tree.get(name))
         if not versions:
             raise UnknownNameError(name, f"{name!r} is not in this history (it was never saved)")
@@ -716,6 +557,7 @@ class Timeline:
             SerializationError, StoreError: the value cannot be loaded or recorded; the
                 namespace is unchanged.
         """
+        self._settle_and_record(namespace)
         started = time.perf_counter()
         head = self._require_head()
         commit = self._history.get(commit_id)
@@ -731,10 +573,12 @@ class Timeline:
         label = f"%tt get {name}@{commit.id.hex()[:10]}"
         label += f" as {as_name}" if as_name else (" --together" if len(targets) > 1 else "")
         try:
-            candidates, _ = self._candidates(namespace, set(staged) | self._unrecorded)
-            recorded = self._record(
-                namespace, candidates=candidates, deleted=set(), touched=set(staged),
-                base=head, cell=CellInfo(code=label), status="ok", duration=0.0, at=time.time())
+            touched = set(staged) | self._unrecorded
+            candidates, _ = self._candidates(namespace, touched)
+            work = CheckpointWork(candidates=candidates, deleted=set(), touched=touched,
+                                  base=head, cell=CellInfo(code=label), status="ok",
+                                  duration=0.0, at=time.time(), previous={}, started=started)
+            recorded = self._checkpoint_inline(namespace, work).commit
         except BaseException:
             # Not recorded: the namespace goes back to what HEAD describes.
             for target in staged:
@@ -746,6 +590,7 @@ class Timeline:
 
     def variables(self, commit_id: CommitId | None = None) -> list[VarInfo]:
         """Return the saved (and unsaveable) names of a commit, or of the live state."""
+        self.settle()
         if commit_id is None:
             tree = self._tree
         else:
@@ -771,6 +616,7 @@ class Timeline:
 
     def collect_garbage(self) -> GarbageReport:
         """Delete stored objects no kept commit reaches, and give their space back."""
+        self.settle()
         return self._store.collect_garbage()
 
     def apply_retention(self, policy: RetentionPolicy, *, dry_run: bool = False,
@@ -781,6 +627,7 @@ class Timeline:
         thinned further while it is still over (three rounds at most). With ``compact=False``
         one round runs and the disk is given back by a later ``compact``.
         """
+        self.settle()
         now = time.time() if now is None else now
         thinned: list[CommitId] = []
         garbage: GarbageReport | None = None
@@ -804,6 +651,7 @@ class Timeline:
 
     def compact(self) -> None:
         """Give the space of collected garbage back to the disk (safe beside checkpoints)."""
+        self.settle()
         self._store.backend.compact()
 
     def _head_id(self) -> CommitId | None:
