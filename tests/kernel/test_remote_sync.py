@@ -61,6 +61,7 @@ def test_a_new_machine_comes_back_to_the_last_state_of_every_workload(
     k = start_kernel(notebook=str(home_a / "work" / f"{workload}.ipynb"), **env_a)
     for cid, code in load_notebook_cells(workload):
         k.execute(code, cell_id=cid)
+    k.wait_saved()  # cells folded behind a background checkpoint are committed by now
     expected, names = describe(k), saved_names(k)
     wait_pushed(k, timeout=120)
     states = len(k.op("log")["result"]["commits"])

@@ -11,8 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from timetravel_kernel.store import ObjectStore, RocksBackend
-from timetravel_kernel.store.refs import REF_HEAD
+from ..crashes import check_head_after_kill
 
 KILLS = 50
 
@@ -75,21 +74,5 @@ def test_store_survives_sigkill_at_random_instants(tmp_path: Path) -> None:
                 last_commit = ident
                 total_commits += 1
 
-        store = ObjectStore(RocksBackend(path))
-        try:
-            head = store.read_ref(REF_HEAD)
-            commits = {c.id.hex(): c for c in store.iter_commits()}
-            # HEAD is the last commit the child saw complete, or one it completed but was
-            # killed before printing (whose parent is the last thing printed).
-            allowed = {last_commit} | {
-                cid for cid, c in commits.items() if c.parent and c.parent.hex() == last_printed
-            }
-            assert (head.hex() if head else None) in allowed, f"kill {kill}"
-            if head is not None:
-                assert head.hex() in commits
-                # A commit completed but not printed before the kill is still the last one.
-                last_commit = head.hex()
-            store.verify()
-        finally:
-            store.close()
+        last_commit = check_head_after_kill(path, last_commit, last_printed, f"kill {kill}")
     assert total_commits >= KILLS  # the kills landed mid-work, not before any checkpoint

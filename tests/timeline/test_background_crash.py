@@ -19,9 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from timetravel_kernel.store import ObjectStore, RocksBackend
-from timetravel_kernel.store.refs import REF_HEAD
 from timetravel_kernel.timeline.background import can_fork
+
+from ..crashes import check_head_after_kill
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="fork snapshots are Linux-only")
 ROUNDS = 16
@@ -96,18 +96,7 @@ def test_kills_of_process_and_snapshot_leave_only_complete_commits(tmp_path: Pat
                 last_commit = ident
                 commits_seen += 1
 
-        store = ObjectStore(RocksBackend(path))
-        try:
-            head = store.read_ref(REF_HEAD)
-            commits = {c.id.hex(): c for c in store.iter_commits()}
-            allowed = {last_commit} | {
-                cid for cid, c in commits.items() if c.parent and c.parent.hex() == last_printed
-            }
-            assert (head.hex() if head else None) in allowed, f"round {round_number}"
-            if head is not None:
-                last_commit = head.hex()
-            store.verify()  # every object of every commit present and matching its hash
-        finally:
-            store.close()
+        last_commit = check_head_after_kill(path, last_commit, last_printed,
+                                            f"round {round_number}")
     assert commits_seen >= ROUNDS // 2  # kills landed among commits, not before any
     assert snapshots_killed >= ROUNDS // 2

@@ -338,7 +338,11 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         if self._sync is None:
             return None
         status = self._sync.status()
-        return {"url": status.url, "unpushed": status.unpushed, "error": status.error,
+        # A state still being saved (a snapshot in flight, folded cells) is not pushed either.
+        timeline = self.handler.timeline
+        saving = timeline is not None and bool(
+            timeline.folded_cells or timeline.background_pid is not None)
+        return {"url": status.url, "unpushed": status.unpushed + saving, "error": status.error,
                 "last_push": status.last_push}
 
     def remote_command(self, op: str) -> str:
@@ -667,10 +671,11 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
     def _catch_up(self) -> None:
         """Checkpoint the cells folded while a snapshot was saving (on the main loop, idle)."""
         timeline = self.handler.timeline
-        if timeline is None or self.is_busy() or not timeline.folded_cells:
-            return  # a running cell's own checkpoint records them
-        if self._requests_waiting():
-            self._schedule_catch_up(_BURST_RECHECK)  # the burst goes on: its last cell records
+        if timeline is None or not timeline.folded_cells:
+            return
+        if self.is_busy() or self._requests_waiting():
+            # Later: a request runs (a silent one does not record) or a burst goes on.
+            self._schedule_catch_up(_BURST_RECHECK)
             return
         try:
             with self._lock:
