@@ -1,0 +1,152 @@
+"""How the kernel runs background checkpoints: bursts, catching up, reporting (kernel layer).
+
+The part of ``TimeTravelKernel`` that decides, after a cell, whether to fold it into the next
+checkpoint (a burst of requests) and that records folded cells once the kernel is free; and
+reports every checkpoint's outcome, inline or from a snapshot's ingest thread. A mixin: the
+kernel holds the state it uses (declared below).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from timetravel_kernel.protocol.messages import format_checkpoint_event
+
+if TYPE_CHECKING:
+
+    from timetravel_kernel.kernel.sync import RemoteSync
+    from timetravel_kernel.kernel.thinning import BackgroundThinner
+    from timetravel_kernel.protocol import ProtocolHandler
+    from timetravel_kernel.timeline import BackgroundOptions, CheckpointResult, Timeline
+
+__all__ = ["BURST_RECHECK", "BackgroundCheckpoints"]
+
+BURST_RECHECK = 0.05
+"""Seconds between looks at whether a burst of requests (Run All) is over."""
+
+
+class BackgroundCheckpoints:
+    """Folding, catching up and reporting checkpoints (see the module docstring)."""
+
+    handler: ProtocolHandler
+    shell: Any
+    log: Any
+    checkpoint_mode: str
+    checkpoint_hang_seconds: float
+    checkpoint_burst_seconds: float
+    _lock: threading.RLock
+    _main_loop: asyncio.AbstractEventLoop | None
+    _sync: RemoteSync | None
+    _thinner: BackgroundThinner | None
+    _warned_failure: bool
+    # and, from the kernel: is_busy(), _tell(message), _broadcast(event)
+
+    def _is_burst(self, timeline: Timeline, duration: float) -> bool:
+        """Whether this quick cell is part of a burst (more requests wait) to record as one."""
+        quick = timeline.folded_seconds + duration < self.checkpoint_burst_seconds
+        return quick and self.checkpoint_mode != "sync" and self._requests_waiting()
+
+    def _requests_waiting(self) -> bool:
+        """Whether shell requests wait behind the current one (a Run All in progress).
+
+        ipykernel 7 hands the main shell's messages over an inproc socket pair; each one read
+        becomes a task (``run_in_context``, which starts a ``shell_main`` task and awaits it)
+        that runs under an asyncio lock, so a request read while a cell ran waits as such a
+        task (``execute_request`` lets the loop read before it asks). The socket itself is
+        not asked: reading ZMQ_EVENTS consumes the edge its stream waits for, and the kernel
+        would never read that request. Internals, so any surprise answers "no" (every cell
+        then gets its own checkpoint).
+        """
+        try:
+            current = asyncio.current_task()
+            outer = 0  # request tasks; one of them is the current request's own
+            for task in asyncio.all_tasks():
+                name = getattr(task.get_coro(), "__qualname__", "")
+                if task is current or task.done():
+                    continue
+                if name.endswith("shell_main"):
+                    return True
+                outer += name.endswith("run_in_context")
+            return outer > (current is not None)
+        except Exception:
+            return False
+
+    def _schedule_catch_up(self, delay: float = 0.0) -> None:
+        """Have the main event loop record folded cells once the kernel is free (any thread)."""
+        loop = self._main_loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
+            loop.call_soon_threadsafe(loop.call_later, delay, self._catch_up)
+
+    def _background_options(self) -> BackgroundOptions:
+        from timetravel_kernel.timeline import BackgroundOptions
+
+        return BackgroundOptions(mode=self.checkpoint_mode,
+                                 hang_seconds=self.checkpoint_hang_seconds)
+
+    def save_now(self) -> None:
+        """Return once every cell run so far is committed (shutdown; tools before a kill).
+
+        Waits for the snapshot in flight and records folded cells here, inline.
+        """
+        timeline = self.handler.timeline
+        if timeline is None:
+            return
+        with self._lock:
+            timeline.catch_up(self.shell.user_ns, on_done=self._checkpoint_done,
+                              background=replace(self._background_options(), mode="sync"))
+
+    def _catch_up(self) -> None:
+        """Checkpoint the cells folded while a snapshot was saving (on the main loop, idle)."""
+        timeline = self.handler.timeline
+        if timeline is None or not timeline.folded_cells:
+            return
+        if self.is_busy() or self._requests_waiting():
+            # Later: a request runs (a silent one does not record) or a burst goes on.
+            self._schedule_catch_up(BURST_RECHECK)
+            return
+        try:
+            with self._lock:
+                timeline.catch_up(self.shell.user_ns, on_done=self._checkpoint_done,
+                                  background=self._background_options())
+        except Exception as exc:  # checkpoint boundary
+            self._checkpoint_done(None, exc)
+
+    def _checkpoint_done(self, result: CheckpointResult | None,
+                         error: BaseException | None) -> None:
+        """Report a checkpoint's outcome: inline, or from the ingest thread of a snapshot."""
+        inline = threading.current_thread() is threading.main_thread()
+        if not inline:
+            # Cells may have been folded while this snapshot was saving: record them next.
+            self._schedule_catch_up()
+        if result is None:
+            self.log.warning("time travel: checkpoint failed", exc_info=error)
+            if not self._warned_failure:
+                self._warned_failure = True
+                what = "this cell's state" if inline else "the state after an earlier cell"
+                self._tell(f"time travel: {what} could not be saved "
+                           f"({type(error).__name__}: {error}); the cell itself is fine and the "
+                           "next cells will be saved again if the problem goes away")
+            return
+        if self._sync is not None:
+            self._sync.note_checkpoint()
+        if self._warned_failure:
+            self._warned_failure = False
+            self._tell("time travel: saving works again; this cell's state includes what the "
+                       "cells since the failure changed")
+        if result.unsaved:
+            names = ", ".join(f"{n} ({why})" for n, why in sorted(result.unsaved.items()))
+            self._tell(f"time travel: not saved; after a crash or restart only running their "
+                       f"recorded cells again brings them back (%tt rebuild): {names}")
+            self._broadcast({"event": "warning", "names": dict(result.unsaved),
+                             "message": "some values could not be saved: after a crash or "
+                             "restart only running their recorded cells again (a rebuild) "
+                             "brings them back"})
+        self._broadcast(format_checkpoint_event(result))
+        if self._thinner is not None:
+            self._thinner.after_checkpoint(self.handler.timeline)
