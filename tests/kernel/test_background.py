@@ -8,7 +8,7 @@ import pytest
 
 from timetravel_kernel.timeline.background import can_fork
 
-from .harness import check_event
+from .harness import check_event, stderr
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="fork snapshots are Linux-only")
 
@@ -111,3 +111,66 @@ def test_without_bursts_every_cell_of_run_all_is_a_state(start_kernel):
     k.wait_saved()
     commits = k.op("log")["result"]["commits"]
     assert [c["code"] for c in commits[:3]] == ["b = [a, a]", "a += 1", "a = 1"]
+
+
+def _iopub_until_checkpoint(k) -> list[dict]:
+    """Return iopub messages up to and including the next checkpoint event."""
+    messages = []
+    deadline = time.monotonic() + 60
+    while True:
+        msg = k.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        messages.append(msg)
+        if msg["msg_type"] == "comm_msg":
+            k.events.append(msg["content"]["data"])
+            if msg["content"]["data"].get("event") == "checkpoint":
+                return messages
+
+
+def _is_idle_of(msg: dict, msg_id: str) -> bool:
+    return (msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
+            and msg["parent_header"].get("msg_id") == msg_id)
+
+
+def test_run_all_shows_done_before_its_burst_is_recorded(start_kernel):
+    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="auto")
+    k.open_comm()
+    cells = ["import time\ntime.sleep(0.2)\ny = 1", "y += 1", "z = y * 10"]
+    ids = [k.send_execute(code) for code in cells]
+    messages = _iopub_until_checkpoint(k)
+    # The last cell of the burst is folded too: the kernel goes idle, then records the burst.
+    idle = next(i for i, m in enumerate(messages) if _is_idle_of(m, ids[-1]))
+    assert idle < len(messages) - 1
+    commit = k.events[-1]["commit"]
+    assert commit["cells"] == 3 and commit["code"] == "\n\n".join(cells)
+    assert k.op("undo")["ok"] and k.value("'y' in dir()") is False
+
+
+def test_a_notice_of_a_burst_recorded_once_idle_appears_under_the_next_cell(start_kernel):
+    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="auto")
+    k.open_comm()
+    ids = [k.send_execute(code) for code in ["import time\ntime.sleep(0.2)",
+                                             "g = (i * i for i in range(3))"]]
+    for msg_id in ids:
+        assert k._shell_reply(msg_id)["content"]["status"] == "ok"
+    _iopub_until_checkpoint(k)  # recorded after the last cell's idle: its output is closed
+    _, outputs = k.execute("n = 1")
+    told = stderr(outputs)
+    assert "not saved" in told and "g (" in told, told
+    _, outputs = k.execute("n += 1")
+    assert "not saved" not in stderr(outputs)  # told once
+
+
+def test_an_idle_kernel_does_not_wait_for_a_snapshot_to_record_a_burst(start_kernel):
+    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="auto")
+    # Slow to run (so it is checkpointed on its own, in a snapshot) and slower to save.
+    slow = "import time\nd = {i: (i, str(i), [i]) for i in range(1_200_000)}\ntime.sleep(0.6)"
+    _run_all(k, [slow, *BURST])
+    time.sleep(0.2)  # the burst's catch-up is due; the snapshot is still saving
+    # The catch-up waits for the snapshot without holding the kernel: this runs meanwhile.
+    assert k.value("get_ipython().kernel.timeline.background_pid is not None") is True
+    k.open_comm()
+    deadline = time.monotonic() + 120
+    while (head := _head(k))["code"] != "\n\n".join(BURST):
+        assert time.monotonic() < deadline, head
+        time.sleep(0.2)
+    assert head["cells"] == 3 and k.value("[y, z, len(d)]") == [2, 20, 1_200_000]

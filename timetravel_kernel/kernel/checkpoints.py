@@ -43,12 +43,25 @@ class BackgroundCheckpoints:
     _sync: RemoteSync | None
     _thinner: BackgroundThinner | None
     _warned_failure: bool
-    # and, from the kernel: is_busy(), _tell(message), _broadcast(event)
+    # and, from the kernel: is_busy(), _under_running_cell(), _tell(message),
+    # _broadcast(event)
 
-    def _is_burst(self, timeline: Timeline, duration: float) -> bool:
-        """Whether this quick cell is part of a burst (more requests wait) to record as one."""
-        quick = timeline.folded_seconds + duration < self.checkpoint_burst_seconds
-        return quick and self.checkpoint_mode != "sync" and self._requests_waiting()
+    def _burst_fold_delay(self, timeline: Timeline, duration: float) -> float | None:
+        """Seconds until a burst this quick cell belongs to is recorded; None: not a burst.
+
+        A burst is a run of requests sent at once (Run All). Its quick cells are folded into
+        one checkpoint until they ran ``checkpoint_burst_seconds`` together; a slow cell is
+        checkpointed at once (with the cells folded before it). The burst's last cell is
+        folded too when cells before it were: the burst is recorded by the catch-up that runs
+        as soon as the kernel is idle, so the Run All shows done when its last cell is.
+        """
+        if self.checkpoint_mode == "sync":
+            return None
+        if timeline.folded_seconds + duration >= self.checkpoint_burst_seconds:
+            return None
+        if self._requests_waiting():
+            return BURST_RECHECK  # the burst goes on: look again once it may be over
+        return 0.0 if timeline.folded_cells else None
 
     def _requests_waiting(self) -> bool:
         """Whether shell requests wait behind the current one (a Run All in progress).
@@ -106,8 +119,9 @@ class BackgroundCheckpoints:
         timeline = self.handler.timeline
         if timeline is None or not timeline.folded_cells:
             return
-        if self.is_busy() or self._requests_waiting():
-            # Later: a request runs (a silent one does not record) or a burst goes on.
+        if self.is_busy() or self._requests_waiting() or timeline.background_pid is not None:
+            # Later: a request runs (a silent one does not record), a burst goes on, or a
+            # snapshot is still saving (waiting for it here would hold the idle kernel).
             self._schedule_catch_up(BURST_RECHECK)
             return
         try:
@@ -120,15 +134,15 @@ class BackgroundCheckpoints:
     def _checkpoint_done(self, result: CheckpointResult | None,
                          error: BaseException | None) -> None:
         """Report a checkpoint's outcome: inline, or from the ingest thread of a snapshot."""
-        inline = threading.current_thread() is threading.main_thread()
-        if not inline:
+        if threading.current_thread() is not threading.main_thread():
             # Cells may have been folded while this snapshot was saving: record them next.
             self._schedule_catch_up()
         if result is None:
             self.log.warning("time travel: checkpoint failed", exc_info=error)
             if not self._warned_failure:
                 self._warned_failure = True
-                what = "this cell's state" if inline else "the state after an earlier cell"
+                what = ("this cell's state" if self._under_running_cell()
+                        else "the state after an earlier cell")
                 self._tell(f"time travel: {what} could not be saved "
                            f"({type(error).__name__}: {error}); the cell itself is fine and the "
                            "next cells will be saved again if the problem goes away")

@@ -24,7 +24,7 @@ from jupyter_core.paths import jupyter_data_dir
 from typing_extensions import override
 
 from timetravel_kernel.errors import RemoteError, RemoteNotFoundError, StoreError
-from timetravel_kernel.kernel.checkpoints import BURST_RECHECK, BackgroundCheckpoints
+from timetravel_kernel.kernel.checkpoints import BackgroundCheckpoints
 from timetravel_kernel.kernel.magics import register_magics
 from timetravel_kernel.kernel.rebuilding import after_loss
 from timetravel_kernel.kernel.settings import TimeTravelSettings
@@ -592,13 +592,14 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         cell = CellInfo(code=run.code, source=self._python_source(run.code), cell_id=run.cell_id,
                         execution_count=run.execution_count)
         try:
-            self._let_reply_out()
             with self._lock:
-                if self._is_burst(timeline, run.duration):
+                delay = self._burst_fold_delay(timeline, run.duration)
+                if delay is not None:
                     timeline.fold(self.shell.user_ns, cell, status=run.status,
                                   duration=run.duration)
-                    self._schedule_catch_up(BURST_RECHECK)
+                    self._schedule_catch_up(delay)
                     return
+                self._let_reply_out()
                 timeline.start_checkpoint(self.shell.user_ns, cell, on_done=self._checkpoint_done,
                                           status=run.status, duration=run.duration,
                                           background=self._background_options())
@@ -607,10 +608,15 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
             # A Ctrl-C lands here too when it arrives after the cell finished.
             self._checkpoint_done(None, exc)
 
+    def _under_running_cell(self) -> bool:
+        """Whether output printed now appears under a cell (its request is still running)."""
+        return threading.current_thread() is threading.main_thread() and self.is_busy()
+
     def _tell(self, message: str) -> None:
         # Printed while the cell's request is still the parent: it appears under the cell. A
-        # background checkpoint reports after its cell: under the next one.
-        if threading.current_thread() is not threading.main_thread():
+        # checkpoint that reports later (a snapshot, a catch-up once idle: frontends drop
+        # output for a finished request) is told under the next cell.
+        if not self._under_running_cell():
             self._notices.append(message)
             return
         try:
