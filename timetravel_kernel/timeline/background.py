@@ -61,7 +61,6 @@ __all__ = [
     "fork_checkpoint",
     "memory_available",
     "should_fork",
-    "wait_quietly",
 ]
 
 CheckpointMode = Literal["auto", "background", "sync"]
@@ -361,6 +360,13 @@ class ForkedJob:
         """Wait until the job is committed or abandoned; return whether it is over."""
         return self._done.wait(timeout)
 
+    def wait_or_stop(self) -> None:
+        """Wait until the job is over; past ``hang_seconds`` of waiting, kill its child first."""
+        if not self.wait(self._hang_seconds):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self.wait()
+
     @property
     def done(self) -> bool:
         """Whether the job is over (committed or abandoned)."""
@@ -461,16 +467,6 @@ def _run_child(
             code = 0  # reported in the frame
     finally:
         os._exit(code)
-
-
-def wait_quietly(job: ForkedJob | None, hang_seconds: float) -> None:
-    """Wait for ``job``; past ``hang_seconds`` of waiting, kill its child and wait for the end."""
-    if job is None or job.done:
-        return
-    if not job.wait(hang_seconds):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(job.pid, signal.SIGKILL)
-        job.wait()
 
 
 

@@ -22,9 +22,8 @@ from timetravel_kernel.timeline.background import (
     ForkedJob,
     fork_checkpoint,
     should_fork,
-    wait_quietly,
 )
-from timetravel_kernel.timeline.results import CellInfo, CheckpointResult
+from timetravel_kernel.timeline.results import CellInfo, CheckpointResult, describe_cell
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     CheckpointCallback = Callable[[CheckpointResult | None, BaseException | None], None]
     """Gets a checkpoint's result, or the reason nothing was committed."""
 
-__all__ = ["MADE_BY", "CheckpointStart", "Checkpointing", "Namespace", "describe_cell"]
+__all__ = ["MADE_BY", "CheckpointStart", "Checkpointing", "Namespace"]
 
 Namespace = dict[str, object]
 CheckpointStart = Literal["inline", "forked", "folded"]
@@ -49,16 +48,6 @@ _FLAT_LOOKUP = 256
 """Touched names from which a plan reads the tree through one flat table."""
 
 MADE_BY = "; it was made by "
-
-
-def describe_cell(cell: CellInfo) -> str:
-    """Return how a user finds a cell again: its execution count, else its first line."""
-    if cell.execution_count is not None and cell.cells > 1:
-        return f"one of the {cell.cells} cells up to [{cell.execution_count}]"
-    if cell.execution_count is not None:
-        return f"cell [{cell.execution_count}]"
-    first = cell.code.strip().splitlines()[0] if cell.code.strip() else ""
-    return f"the cell `{first[:60]}`" if first else "the session's start"
 
 
 def _joined(cells: list[CellInfo]) -> CellInfo:
@@ -87,7 +76,6 @@ class Checkpointing:
     _head: Commit | None
     _redo: list[CommitId]
     _job: ForkedJob | None
-    _job_hang_seconds: float
     _folded: list[tuple[CellInfo, Status, float]]
     _folded_names: set[str]
     _never_fork: set[str]
@@ -152,11 +140,10 @@ class Checkpointing:
         background: BackgroundOptions | None = None,
     ) -> CheckpointStart | None:
         """Checkpoint the cells folded while a snapshot was in flight; None if there are none."""
-        self.settle()
-        if not self._folded:
+        work = self._plan_folded(namespace)
+        if work is None:
             return None
-        return self._start(namespace, self._plan_checkpoint(namespace, None, "ok", 0.0),
-                           on_done, background or BackgroundOptions())
+        return self._start(namespace, work, on_done, background or BackgroundOptions())
 
     @property
     def background_pid(self) -> int | None:
@@ -178,17 +165,22 @@ class Checkpointing:
         """Wait for the checkpoint in flight (if any) to be committed or abandoned."""
         job = self._job
         if job is not None and not job.is_ingesting():
-            wait_quietly(job, self._job_hang_seconds)
+            job.wait_or_stop()
             self._job = None
 
     def _settle_and_record(self, namespace: Namespace) -> None:
         """Before the namespace is moved: commit the cells run since the last commit."""
-        self.settle()
-        if self._folded:
-            self._checkpoint_inline(namespace, self._plan_checkpoint(namespace, None, "ok", 0.0))
+        work = self._plan_folded(namespace)
+        if work is not None:
+            self._checkpoint_inline(namespace, work)
         else:  # only silent executions: what they may have changed stays to be examined
             self._unrecorded |= self._folded_names
             self._folded_names = set()
+
+    def _plan_folded(self, namespace: Namespace) -> CheckpointWork | None:
+        """Settle, then plan a checkpoint of the folded cells; None when there are none."""
+        self.settle()
+        return self._plan_checkpoint(namespace, None, "ok", 0.0) if self._folded else None
 
     def fold(
         self, namespace: Namespace, cell: CellInfo, *, status: str = "ok", duration: float = 0.0
@@ -197,9 +189,7 @@ class Checkpointing:
 
         Keeps what it may have changed in place; rebinding is seen by then anyway.
         """
-        source = cell.source or cell.code
-        read = names_read(source, namespace) if source else None
-        self._folded_names |= set(namespace) if read is None else read
+        self._keep_names_read(namespace, cell.source or cell.code)
         self._folded.append((cell, "error" if status == "error" else "ok", duration))
 
     def _start(
@@ -228,7 +218,6 @@ class Checkpointing:
             on_done(self._checkpoint_inline(namespace, work), None)
             return "inline"
         self._identities.record(namespace, work.touched)  # the snapshot was taken now
-        self._job_hang_seconds = options.hang_seconds
         return "forked"
 
     def _finish_forked(
@@ -315,8 +304,15 @@ class Checkpointing:
         Rebinding is seen anyway; an in-place change is not, so the names the code may read
         are reloaded by the next checkout and examined by the next checkpoint.
         """
+        self._keep_names_read(namespace, source)
+
+    def _keep_names_read(self, namespace: Namespace, source: str | None) -> None:
+        """Keep the names code may read (every name if unknown) for the next plan to examine.
+
+        Kept apart from ``_unrecorded`` (no wait for a snapshot in flight, which updates it);
+        merged by the next plan or checkout.
+        """
         read = names_read(source, namespace) if source else None
-        # Kept apart (no wait for a snapshot in flight); merged by the next plan or checkout.
         self._folded_names |= set(namespace) if read is None else read
 
     def _produce(

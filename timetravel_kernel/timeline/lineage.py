@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import MissingObjectError
+from timetravel_kernel.timeline.results import describe_cell
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -67,13 +68,6 @@ class RebuildPlan:
     def seconds(self) -> float:
         """Return the recorded run time of the cells the plan runs again."""
         return sum(step.seconds for step in self.steps)
-
-
-def _describe(commit: Commit) -> str:
-    if commit.execution_count is not None:
-        return f"cell [{commit.execution_count}]"
-    first = commit.code.strip().splitlines()[0][:60] if commit.code.strip() else ""
-    return f"the cell `{first}`"
 
 
 def _is_writing(description: Mapping[str, object]) -> bool:
@@ -159,8 +153,8 @@ class _Planner:
                 try:
                     steps |= self.need(used, parent, top=False)
                 except _CannotRebuild as exc:
-                    raise _CannotRebuild(
-                        f"{_describe(cell)} uses {used}, which cannot be rebuilt: {exc}") from exc
+                    why = f"{describe_cell(cell)} uses {used}, which cannot be rebuilt: {exc}"
+                    raise _CannotRebuild(why) from exc
         return steps
 
 

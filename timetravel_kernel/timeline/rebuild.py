@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from timetravel_kernel.errors import SerializationError, StoreError
 from timetravel_kernel.state import load_values, names_read
 from timetravel_kernel.state.revival import revive_value
+from timetravel_kernel.timeline.results import describe_cell
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -124,11 +125,6 @@ def _deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _describe(commit: Commit) -> str:
-    return f"cell [{commit.execution_count}]" if commit.execution_count is not None else \
-        "a recorded cell"
-
-
 class _Runner:
     """Runs the steps of a plan, keeping the values it rebuilds in ``live``."""
 
@@ -152,9 +148,9 @@ class _Runner:
     def run_cell(self, commit: Commit, seconds_left: float) -> None:
         source = self._transform(commit.code)
         try:
-            code = compile(source, f"<rebuild of {_describe(commit)}>", "exec")
+            code = compile(source, f"<rebuild of {describe_cell(commit)}>", "exec")
         except (SyntaxError, ValueError) as exc:
-            raise _StepFailed(f"{_describe(commit)} does not compile here: {exc}") from exc
+            raise _StepFailed(f"{describe_cell(commit)} does not compile here: {exc}") from exc
         assert commit.parent is not None
         parent = self._get_commit(commit.parent)
         versions = _Versions(self._store, self._store.load_tree(parent.tree), self._namespace,
@@ -182,7 +178,7 @@ class _Runner:
             _put_back(self._namespace, before)
         if error is not None and commit.status != "error":
             what = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-            raise _StepFailed(f"{_describe(commit)} raised {what} when run again")
+            raise _StepFailed(f"{describe_cell(commit)} raised {what} when run again")
 
     def _inputs(self, source: str, versions: _Versions,
                 parent: Commit) -> tuple[Namespace, set[str]]:
@@ -258,7 +254,7 @@ def run_rebuild(
         if not any(index in plan.needs[n] for n in pending):
             continue  # everything that needed it already failed
         left = budget - (time.perf_counter() - started)
-        where = _describe(step.commit) if step.commit is not None else "a reconnect"
+        where = describe_cell(step.commit) if step.commit is not None else "a reconnect"
         try:
             if left <= 0:
                 raise _Stop

@@ -17,6 +17,7 @@ __all__ = [
     "DiffResult",
     "VarInfo",
     "VersionInfo",
+    "describe_cell",
 ]
 
 
@@ -35,6 +36,16 @@ class CellInfo:
     cell_id: str | None = None
     execution_count: int | None = None
     cells: int = 1
+
+
+def describe_cell(cell: CellInfo | Commit) -> str:
+    """Return how a user finds a recorded cell again: its execution count, else its first line."""
+    if cell.execution_count is not None and cell.cells > 1:
+        return f"one of the {cell.cells} cells up to [{cell.execution_count}]"
+    if cell.execution_count is not None:
+        return f"cell [{cell.execution_count}]"
+    first = cell.code.strip().splitlines()[0] if cell.code.strip() else ""
+    return f"the cell `{first[:60]}`" if first else "the session's start"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -38,7 +38,6 @@ from timetravel_kernel.store.refs import (
     encode_session,
 )
 from timetravel_kernel.timeline.background import (
-    BackgroundOptions,
     CheckpointWork,
     ForkedJob,
 )
@@ -144,7 +143,6 @@ class Timeline(Checkpointing):
         self._closed = False
         self._session_open = False
         self._job: ForkedJob | None = None
-        self._job_hang_seconds = BackgroundOptions().hang_seconds
         self._folded: list[tuple[CellInfo, Status, float]] = []
         self._folded_names: set[str] = set()
         self._never_fork: set[str] = set()
