@@ -8,6 +8,8 @@ inherits them, so they are configured as ``c.TimeTravelKernel.<name>``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Enum, Float, Int, List, Unicode, default
@@ -22,27 +24,47 @@ _POLICIES = ("restore", "offer", "never")
 _CHECKPOINT_MODES = ("auto", "background", "sync")
 
 
-def _env_list(name: str) -> list[str]:
+def _text(name: str, fallback: str = "") -> str:
+    return os.environ.get(name, fallback)
+
+
+def _flag(name: str, fallback: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return fallback
+
+
+def _names(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
-def _env_int(name: str) -> int:
+def _count(name: str) -> int:
     try:
         return max(0, int(os.environ.get(name, "0")))
     except ValueError:
         return 0
 
 
-def _env_choice(name: str, choices: tuple[str, ...], fallback: str) -> str:
+def _choice(name: str, choices: tuple[str, ...], fallback: str) -> str:
     value = os.environ.get(name, fallback)
     return value if value in choices else fallback
 
 
-def _env_seconds(name: str, fallback: float, minimum: float = 0.1) -> float:
+def _seconds(name: str, fallback: float, low: float, high: float = float("inf")) -> float:
+    """Read a number of seconds; one that is not a number or out of [low, high] is ignored."""
     try:
-        return max(minimum, float(os.environ.get(name, fallback)))
+        value = float(os.environ.get(name, fallback))
     except ValueError:
         return fallback
+    return value if low <= value <= high else fallback
+
+
+def _from_env(trait: str, read: Callable[[], object]) -> Any:
+    """A trait's default read from its environment variable when it is not configured."""
+    return default(trait)(lambda _settings: read())
 
 
 class TimeTravelSettings(Configurable):
@@ -133,29 +155,10 @@ class TimeTravelSettings(Configurable):
         "cell; so does checkpoint_mode 'sync' (env TIMETRAVEL_CHECKPOINT_BURST_SECONDS)."
     ).tag(config=True)
 
-    @default("checkpoint_burst_seconds")
-    def _default_checkpoint_burst_seconds(self) -> float:
-        return _env_seconds("TIMETRAVEL_CHECKPOINT_BURST_SECONDS", 0.5, minimum=0.0)
 
-    @default("checkpoint_mode")
-    def _default_checkpoint_mode(self) -> str:
-        return _env_choice("TIMETRAVEL_CHECKPOINT_MODE", _CHECKPOINT_MODES, "auto")
 
-    @default("checkpoint_hang_seconds")
-    def _default_checkpoint_hang_seconds(self) -> float:
-        return _env_seconds("TIMETRAVEL_CHECKPOINT_HANG_SECONDS", 300.0)
 
-    @default("rebuild_unsaved")
-    def _default_rebuild_unsaved(self) -> str:
-        return _env_choice("TIMETRAVEL_REBUILD_UNSAVED", REBUILD_POLICIES, "ask")
 
-    @default("rebuild_budget")
-    def _default_rebuild_budget(self) -> float:
-        try:
-            budget = float(os.environ.get("TIMETRAVEL_REBUILD_BUDGET", "60"))
-        except ValueError:
-            return 60.0
-        return budget if 0 < budget <= 86_400 else 60.0
 
     remote = Unicode(
         help="Push this notebook's history to this remote after every checkpoint, in the "
@@ -174,66 +177,35 @@ class TimeTravelSettings(Configurable):
         "data dir."
     ).tag(config=True)
 
-    @default("remote")
-    def _default_remote(self) -> str:
-        return os.environ.get("TIMETRAVEL_REMOTE", "")
-
-    @default("remote_trust")
-    def _default_remote_trust(self) -> bool:
-        return os.environ.get("TIMETRAVEL_REMOTE_TRUST", "").lower() in ("1", "true", "yes", "on")
-
-    @default("remote_key_file")
-    def _default_remote_key_file(self) -> str:
-        return os.environ.get("TIMETRAVEL_REMOTE_KEY_FILE", "")
-
-    @default("enabled")
-    def _default_enabled(self) -> bool:
-        return os.environ.get("TIMETRAVEL_ENABLED", "1").lower() not in ("0", "false", "no", "off")
-
-    @default("store_dir")
-    def _default_store_dir(self) -> str:
-        return os.environ.get("TIMETRAVEL_STORE_DIR") or str(default_store_dir(jupyter_data_dir()))
-
-    @default("store_path")
-    def _default_store_path(self) -> str:
-        return os.environ.get("TIMETRAVEL_STORE", "")
-
-    @default("notebook_path")
-    def _default_notebook_path(self) -> str:
-        return os.environ.get("JPY_SESSION_NAME", "")
-
-    @default("skip_names")
-    def _default_skip_names(self) -> list[str]:
-        return _env_list("TIMETRAVEL_SKIP_NAMES")
-
-    @default("skip_types")
-    def _default_skip_types(self) -> list[str]:
-        return _env_list("TIMETRAVEL_SKIP_TYPES")
-
-    @default("max_var_bytes")
-    def _default_max_var_bytes(self) -> int:
-        return _env_int("TIMETRAVEL_MAX_VAR_BYTES")
-
-    @default("restore_after_crash")
-    def _default_restore_after_crash(self) -> str:
-        return _env_choice("TIMETRAVEL_RESTORE_AFTER_CRASH", _POLICIES, "restore")
-
-    @default("restore_after_restart")
-    def _default_restore_after_restart(self) -> str:
-        return _env_choice("TIMETRAVEL_RESTORE_AFTER_RESTART", _POLICIES, "offer")
-
-    @default("keep_newer_than")
-    def _default_keep_newer_than(self) -> str:
-        return os.environ.get("TIMETRAVEL_KEEP_NEWER_THAN", "")
-
-    @default("keep_last")
-    def _default_keep_last(self) -> int:
-        return _env_int("TIMETRAVEL_KEEP_LAST")
-
-    @default("thin_every")
-    def _default_thin_every(self) -> int:
-        return _env_int("TIMETRAVEL_THIN_EVERY")
-
-    @default("store_budget")
-    def _default_store_budget(self) -> str:
-        return os.environ.get("TIMETRAVEL_STORE_BUDGET", "")
+    # Each setting's environment variable, read only when the trait is not configured.
+    _enabled_env = _from_env("enabled", lambda: _flag("TIMETRAVEL_ENABLED", True))
+    _store_dir_env = _from_env("store_dir", lambda: _text("TIMETRAVEL_STORE_DIR")
+                               or str(default_store_dir(jupyter_data_dir())))
+    _store_path_env = _from_env("store_path", lambda: _text("TIMETRAVEL_STORE"))
+    _notebook_path_env = _from_env("notebook_path", lambda: _text("JPY_SESSION_NAME"))
+    _skip_names_env = _from_env("skip_names", lambda: _names("TIMETRAVEL_SKIP_NAMES"))
+    _skip_types_env = _from_env("skip_types", lambda: _names("TIMETRAVEL_SKIP_TYPES"))
+    _max_var_bytes_env = _from_env("max_var_bytes", lambda: _count("TIMETRAVEL_MAX_VAR_BYTES"))
+    _restore_after_crash_env = _from_env("restore_after_crash", lambda: _choice(
+        "TIMETRAVEL_RESTORE_AFTER_CRASH", _POLICIES, "restore"))
+    _restore_after_restart_env = _from_env("restore_after_restart", lambda: _choice(
+        "TIMETRAVEL_RESTORE_AFTER_RESTART", _POLICIES, "offer"))
+    _keep_newer_than_env = _from_env("keep_newer_than",
+                                     lambda: _text("TIMETRAVEL_KEEP_NEWER_THAN"))
+    _keep_last_env = _from_env("keep_last", lambda: _count("TIMETRAVEL_KEEP_LAST"))
+    _thin_every_env = _from_env("thin_every", lambda: _count("TIMETRAVEL_THIN_EVERY"))
+    _store_budget_env = _from_env("store_budget", lambda: _text("TIMETRAVEL_STORE_BUDGET"))
+    _rebuild_unsaved_env = _from_env("rebuild_unsaved", lambda: _choice(
+        "TIMETRAVEL_REBUILD_UNSAVED", REBUILD_POLICIES, "ask"))
+    _rebuild_budget_env = _from_env("rebuild_budget", lambda: _seconds(
+        "TIMETRAVEL_REBUILD_BUDGET", 60.0, low=0.1, high=86_400.0))
+    _checkpoint_mode_env = _from_env("checkpoint_mode", lambda: _choice(
+        "TIMETRAVEL_CHECKPOINT_MODE", _CHECKPOINT_MODES, "auto"))
+    _checkpoint_hang_seconds_env = _from_env("checkpoint_hang_seconds", lambda: _seconds(
+        "TIMETRAVEL_CHECKPOINT_HANG_SECONDS", 300.0, low=0.1))
+    _checkpoint_burst_seconds_env = _from_env("checkpoint_burst_seconds", lambda: _seconds(
+        "TIMETRAVEL_CHECKPOINT_BURST_SECONDS", 0.5, low=0.0))
+    _remote_env = _from_env("remote", lambda: _text("TIMETRAVEL_REMOTE"))
+    _remote_trust_env = _from_env("remote_trust", lambda: _flag("TIMETRAVEL_REMOTE_TRUST", False))
+    _remote_key_file_env = _from_env("remote_key_file",
+                                     lambda: _text("TIMETRAVEL_REMOTE_KEY_FILE"))

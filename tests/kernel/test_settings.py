@@ -1,0 +1,66 @@
+"""The kernel's settings: each read from its TIMETRAVEL_* variable unless configured."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from traitlets.config import Config
+
+from timetravel_kernel.kernel.settings import TimeTravelSettings
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("TIMETRAVEL_") or name == "JPY_SESSION_NAME":
+            monkeypatch.delenv(name)
+
+
+def test_defaults_without_variables():
+    settings = TimeTravelSettings()
+    assert settings.enabled is True and settings.checkpoint_mode == "auto"
+    assert settings.checkpoint_burst_seconds == 0.5 and settings.rebuild_budget == 60.0
+    assert settings.skip_names == [] and settings.remote_trust is False
+    assert settings.store_dir.endswith("stores")
+
+
+@pytest.mark.parametrize(("variable", "value", "trait", "expected"), [
+    ("TIMETRAVEL_ENABLED", "off", "enabled", False),
+    ("TIMETRAVEL_ENABLED", "maybe", "enabled", True),
+    ("TIMETRAVEL_REMOTE_TRUST", "yes", "remote_trust", True),
+    ("TIMETRAVEL_SKIP_NAMES", " a, ,b ", "skip_names", ["a", "b"]),
+    ("TIMETRAVEL_KEEP_LAST", "7", "keep_last", 7),
+    ("TIMETRAVEL_KEEP_LAST", "seven", "keep_last", 0),
+    ("TIMETRAVEL_MAX_VAR_BYTES", "-5", "max_var_bytes", 0),
+    ("TIMETRAVEL_CHECKPOINT_MODE", "sync", "checkpoint_mode", "sync"),
+    ("TIMETRAVEL_CHECKPOINT_MODE", "fast", "checkpoint_mode", "auto"),
+    ("TIMETRAVEL_RESTORE_AFTER_CRASH", "offer", "restore_after_crash", "offer"),
+    ("TIMETRAVEL_CHECKPOINT_BURST_SECONDS", "0", "checkpoint_burst_seconds", 0.0),
+    ("TIMETRAVEL_CHECKPOINT_BURST_SECONDS", "-1", "checkpoint_burst_seconds", 0.5),
+    ("TIMETRAVEL_CHECKPOINT_HANG_SECONDS", "soon", "checkpoint_hang_seconds", 300.0),
+    ("TIMETRAVEL_REBUILD_BUDGET", "0", "rebuild_budget", 60.0),
+    ("TIMETRAVEL_REBUILD_BUDGET", "12.5", "rebuild_budget", 12.5),
+    ("TIMETRAVEL_STORE_DIR", "/somewhere", "store_dir", "/somewhere"),
+    ("JPY_SESSION_NAME", "nb.ipynb", "notebook_path", "nb.ipynb"),
+])
+def test_a_variable_sets_its_trait_and_nonsense_keeps_the_default(
+        monkeypatch, variable, value, trait, expected):
+    monkeypatch.setenv(variable, value)
+    assert getattr(TimeTravelSettings(), trait) == expected
+
+
+def test_configuration_wins_over_the_variable(monkeypatch):
+    monkeypatch.setenv("TIMETRAVEL_CHECKPOINT_MODE", "sync")
+    monkeypatch.setenv("TIMETRAVEL_KEEP_LAST", "3")
+    config = Config()
+    config.TimeTravelSettings.checkpoint_mode = "background"
+    settings = TimeTravelSettings(config=config)
+    assert settings.checkpoint_mode == "background" and settings.keep_last == 3
+
+
+def test_every_setting_has_a_variable_reader():
+    # A new trait without one would silently ignore its documented variable.
+    readers = {name for name in vars(TimeTravelSettings) if name.endswith("_env")}
+    traits = set(TimeTravelSettings.class_own_traits())
+    assert readers == {f"_{trait}_env" for trait in traits}
