@@ -351,3 +351,16 @@ def test_subshell_executions_are_recorded_too(start_kernel):
     k.collect_iopub(request["header"]["msg_id"])
     assert k.value("from_subshell") == 5
     assert k.op("status")["result"]["head"]["code"] == "from_subshell = 5"
+
+
+def test_cells_with_ipython_syntax_record_what_they_change_in_place(start_kernel):
+    # The checkpoint reads the Python IPython ran (from its input history): a magic or a
+    # shell escape hides the names it uses from the raw text.
+    k = start_kernel()
+    k.execute("lst = [1]\nother = [0]")
+    k.execute("%time lst.append(2)")
+    k.execute("!true\nother.append(1)")
+    assert k.value("[lst, other]") == [[1, 2], [0, 1]]
+    assert k.op("undo")["ok"] and k.value("[lst, other]") == [[1, 2], [0]]
+    assert k.op("undo")["ok"] and k.value("[lst, other]") == [[1], [0]]
+    assert k.op("redo")["ok"] and k.value("[lst, other]") == [[1, 2], [0]]
