@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from timetravel_kernel.errors import CheckpointProcessError
@@ -134,6 +135,11 @@ def _work(names: set[str]) -> CheckpointWork:
     (_cycle(), False), (socket.socket(), False), (sqlite3.connect(":memory:"), False),
     (np.zeros(400_000), True), ("x" * 100_000, True), (list(range(10_000)), True),
     (_Slotted(), True), (np.array([None, 1]), True), ({i: [i] for i in range(2000)}, True),
+    # small tables save inline faster than a fork; big ones, and what has no buffers, fork
+    (pd.DataFrame({"item": list("abc"), "price": [1.0, 2.0, 3.0]}), False),
+    (pd.Series(np.arange(100.0)), False), (pd.Index(["a", "b"]), False),
+    (pd.DataFrame({"a": np.arange(5000.0)}), True), (pd.DataFrame(np.zeros((900, 10))), True),
+    (pd.DataFrame({"k": [1, 1, 2]}).groupby("k"), True),
 ])
 def test_auto_mode_forks_unless_the_values_are_few_plain_and_small(value, forked) -> None:
     assert should_fork({"v": value}, _work({"v"}), BackgroundOptions()) is forked

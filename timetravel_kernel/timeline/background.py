@@ -186,17 +186,19 @@ _RESOURCE_MODULES = frozenset({"socket", "ssl", "select", "sqlite3", "threading"
 _PLAIN_BUDGET = 2048
 """Objects looked at to decide that values are plain (a decision must cost microseconds)."""
 _PLAIN_STRING = 1 << 16
+_PLAIN_ROWS = 1000
+"""Rows of a pandas object small enough to save inline (its buffers under 64 KiB too)."""
 
 
 def _plain(value: object, budget: int, seen: set[int] | None = None) -> int:
     """Return what is left of ``budget`` after finding ``value`` plain, or -1 if it is not.
 
     Plain: builtin atoms (short strings), notebook functions, classes and modules, small numpy
-    arrays and scalars, builtin containers of plain values and instances whose state is their
-    plain ``__dict__``: each pickles in microseconds. Generators, files, threads, locks,
-    sockets and database connections count too: they are refused (or described) as fast, and
-    inline their notice appears under their cell. ``seen``: containers already counted
-    (cycles, shared objects).
+    arrays and scalars, small pandas frames, series and indexes, builtin containers of plain
+    values and instances whose state is their plain ``__dict__``: each pickles in microseconds.
+    Generators, files, threads, locks, sockets and database connections count too: they are
+    refused (or described) as fast, and inline their notice appears under their cell.
+    ``seen``: containers already counted (cycles, shared objects).
     """
     if budget <= 0:
         return -1
@@ -213,6 +215,8 @@ def _plain(value: object, budget: int, seen: set[int] | None = None) -> int:
         small = getattr(value, "nbytes", _PLAIN_STRING) < _PLAIN_STRING
         objects = getattr(getattr(value, "dtype", None), "hasobject", True)
         return budget - 1 if small and not objects else -1
+    if kind.__module__.partition(".")[0] == "pandas":
+        return budget - 1 if _small_table(value) else -1
     state = getattr(value, "__dict__", None)
     if type(state) is dict and kind.__reduce_ex__ is object.__reduce_ex__ and (
         kind.__reduce__ is object.__reduce__ and kind.__getstate__ is object.__getstate__
@@ -230,6 +234,21 @@ def _plain(value: object, budget: int, seen: set[int] | None = None) -> int:
         if budget < 0:
             return -1
     return budget
+
+
+def _small_table(value: object) -> bool:
+    """Whether a pandas frame, series or index is small: saved inline in under a millisecond.
+
+    A fork costs 5-15 ms; a frame of a few rows (a summary, a ``describe()``, a lookup table)
+    is serialized faster than that. Object columns count 8 bytes an element here, so the rows
+    are bounded too.
+    """
+    try:
+        rows = len(value)  # type: ignore[arg-type]
+        # 0: no buffers to ask about (a group-by, a resampler): not known to be small
+        return rows <= _PLAIN_ROWS and 0 < estimated_size(value) < _PLAIN_STRING
+    except Exception:
+        return False
 
 
 def should_fork(
