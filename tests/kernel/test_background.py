@@ -174,3 +174,15 @@ def test_an_idle_kernel_does_not_wait_for_a_snapshot_to_record_a_burst(start_ker
         assert time.monotonic() < deadline, head
         time.sleep(0.2)
     assert head["cells"] == 3 and k.value("[y, z, len(d)]") == [2, 20, 1_200_000]
+
+
+def test_cells_before_a_time_travel_magic_in_run_all_keep_a_state_each(start_kernel):
+    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="auto")
+    # Without the magic these three quick cells would be one state (a burst).
+    ids = [k.send_execute(code) for code in ["import time\ntime.sleep(0.2)\na = 1", "a += 1",
+                                             "a += 10", "%tt undo\nprint(a)"]]
+    for msg_id in ids:
+        assert k._shell_reply(msg_id)["content"]["status"] == "ok"
+    outputs = k.collect_iopub(ids[-1])
+    assert "2" in [o["content"].get("text", "").strip() for o in outputs]  # one cell undone
+    assert k.op("undo")["ok"] and k.value("a") == 1

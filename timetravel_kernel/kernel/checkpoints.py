@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
+import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,36 @@ BURST_RECHECK = 0.05
 """Seconds between looks at whether a burst of requests (Run All) is over."""
 
 
+_TIME_TRAVEL_MAGIC = re.compile(rb"%%?(?:tt|timetravel)\b")
+"""A time-travel magic in a request's content (JSON bytes; a false hit only costs folding)."""
+
+
+def _task_name(task: asyncio.Task[Any]) -> str:
+    return str(getattr(task.get_coro(), "__qualname__", ""))
+
+
+def _request_content(session: Any, task: asyncio.Task[Any]) -> bytes | None:
+    """Return the content frame of the shell message a request task handles, None if unseen.
+
+    The message is the coroutine's ``msg`` argument (``shell_main``) or the list among the
+    arguments of its ``run_in_context`` wrapper: ZMQ frames, read here without deserializing
+    (deserializing would record the message's signature, and the kernel would then refuse
+    the message itself as a replay).
+    """
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    if frame is None:
+        return None
+    arguments = frame.f_locals
+    message = arguments.get("msg")
+    if message is None:
+        message = next((a for a in arguments.get("args", ()) if isinstance(a, list)), None)
+    if not message:
+        return None
+    _, frames = session.feed_identities(message, copy=False)
+    content = frames[4]  # signature, header, parent header, metadata, content
+    return content.bytes if hasattr(content, "bytes") else bytes(content)
+
+
 class BackgroundCheckpoints:
     """Folding, catching up and reporting checkpoints (see the module docstring)."""
 
@@ -43,6 +75,8 @@ class BackgroundCheckpoints:
     _sync: RemoteSync | None
     _thinner: BackgroundThinner | None
     _warned_failure: bool
+    _magic_requests: weakref.WeakKeyDictionary[asyncio.Task[Any], bool]
+    session: Any
     # and, from the kernel: is_busy(), _under_running_cell(), _tell(message),
     # _broadcast(event)
 
@@ -60,8 +94,17 @@ class BackgroundCheckpoints:
         if timeline.folded_seconds + duration >= self.checkpoint_burst_seconds:
             return None
         if self._requests_waiting():
+            if self._time_travel_waits():
+                return None  # a later %tt undo must find this cell's own state
             return BURST_RECHECK  # the burst goes on: look again once it may be over
         return 0.0 if timeline.folded_cells else None
+
+    def _request_tasks(self) -> list[asyncio.Task[Any]]:
+        """Pending tasks of shell requests, but the current one's own (its outer task is in)."""
+        current = asyncio.current_task()
+        return [task for task in asyncio.all_tasks()
+                if task is not current and not task.done()
+                and _task_name(task).endswith(("shell_main", "run_in_context"))]
 
     def _requests_waiting(self) -> bool:
         """Whether shell requests wait behind the current one (a Run All in progress).
@@ -75,18 +118,33 @@ class BackgroundCheckpoints:
         then gets its own checkpoint).
         """
         try:
-            current = asyncio.current_task()
-            outer = 0  # request tasks; one of them is the current request's own
-            for task in asyncio.all_tasks():
-                name = getattr(task.get_coro(), "__qualname__", "")
-                if task is current or task.done():
-                    continue
-                if name.endswith("shell_main"):
-                    return True
-                outer += name.endswith("run_in_context")
-            return outer > (current is not None)
+            tasks = self._request_tasks()
+            if any(_task_name(task).endswith("shell_main") for task in tasks):
+                return True
+            outer = sum(_task_name(task).endswith("run_in_context") for task in tasks)
+            return outer > (asyncio.current_task() is not None)  # one is the current request's
         except Exception:
             return False
+
+    def _time_travel_waits(self) -> bool:
+        """Whether a waiting request uses a ``%tt`` magic (a Run All of a notebook with some).
+
+        Its undo or jump must find one state per cell before it, so the cells before it are
+        not folded. Each request's content is searched once; a request whose content cannot
+        be found counts as using one (every cell then gets its own checkpoint).
+        """
+        try:
+            for task in self._request_tasks():
+                uses = self._magic_requests.get(task)
+                if uses is None:
+                    content = _request_content(self.session, task)
+                    uses = content is None or _TIME_TRAVEL_MAGIC.search(content) is not None
+                    self._magic_requests[task] = uses
+                if uses:
+                    return True
+            return False
+        except Exception:
+            return True
 
     def _schedule_catch_up(self, delay: float = 0.0) -> None:
         """Have the main event loop record folded cells once the kernel is free (any thread)."""

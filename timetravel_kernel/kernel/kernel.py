@@ -15,6 +15,7 @@ import shutil
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,8 +75,10 @@ VSCODE_NOTEBOOK_NAME = "__vsc_ipynb_file__"
 # Loop iterations of the shell-channel thread to wait for: its receive handler forwards the
 # reply into a ZMQStream send queue, which a later iteration writes to the socket.
 _REPLY_HOPS = 4
-# Loop iterations after a cell before asking whether more requests wait.
-_READ_ITERATIONS = 3
+# Loop iterations without a new request that end the reading of those sent (see
+# _read_sent_requests), and the most iterations it may take.
+_QUIET_ITERATIONS = 2
+_MAX_READ_ITERATIONS = 10_000
 
 
 def _sent_at(msg: object) -> float | None:
@@ -126,6 +129,8 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         self._notices: list[str] = []
         self._startup_events: list[Mapping[str, object]] = []
         self._warned_failure = False
+        self._magic_requests: weakref.WeakKeyDictionary[asyncio.Task[Any], bool] = (
+            weakref.WeakKeyDictionary())  # whether a waiting request uses %tt (bursts)
         self._last_cell_finished = 0.0
         self._main_loop: asyncio.AbstractEventLoop | None = None
         self._thinner: BackgroundThinner | None = None
@@ -505,19 +510,34 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
             # waits for the checkpoint below); one sent earlier was not (_on_comm_msg).
             self._last_cell_finished = time.time()
             try:
-                # A few loop iterations, so requests sent while the cell ran are read (a Run
-                # All is seen: _requests_waiting); the first runs before the loop polls its
-                # sockets. Not needed when some are known to wait already (within a burst).
                 # Comm requests meanwhile are answered "busy", as during the cell.
-                if not self._requests_waiting():
-                    for _ in range(_READ_ITERATIONS):
-                        await asyncio.sleep(0)
+                await self._read_sent_requests()
                 self._follow_vscode_notebook()
                 self._checkpoint(run)
             finally:
                 with self._running_lock:
                     self._running -= 1
                 _current_run.reset(token)
+
+    async def _read_sent_requests(self) -> None:
+        """Let the loop read the shell requests sent while the cell ran, until no new one comes.
+
+        The loop reads one request per iteration (the first iteration runs before it polls its
+        sockets); reading them all now lets the checkpoint see a Run All whole: that more
+        requests wait (a burst) and whether one uses a ``%tt`` magic (no folding before it).
+        Reading is work the kernel does anyway, just earlier.
+        """
+        seen, quiet = -1, 0
+        for _ in range(_MAX_READ_ITERATIONS):
+            await asyncio.sleep(0)
+            try:
+                count = len(self._request_tasks())
+            except Exception:  # internals changed: a few iterations, as if nothing came
+                count = seen
+            quiet = quiet + 1 if count == seen else 0
+            if quiet >= _QUIET_ITERATIONS:
+                return
+            seen = count
 
     @override
     async def do_execute(self, code: str, silent: bool, store_history: bool = True,
