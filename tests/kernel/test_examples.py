@@ -16,6 +16,16 @@ def shown(outputs: list[dict]) -> str:
                      if o["msg_type"] == "execute_result")
 
 
+def _tells_its_story(seen: dict[str, tuple[dict, list[dict]]]) -> None:
+    """What the notebook's comments say each cell shows."""
+    assert shown(seen["mistake"][1]) == "2"
+    assert shown(seen["undo"][1]).endswith("6")
+    assert shown(seen["redo"][1]).endswith("2")
+    assert "price_eur" in shown(seen["branch"][1])
+    assert "restored" in stderr(seen["after-crash"][1])
+    assert "(6, 3)" in shown(seen["after-crash"][1])
+
+
 def test_example_notebook_tells_the_truth(start_kernel, tmp_path):
     notebook = json.loads(EXAMPLE.read_text())
     assert notebook["metadata"]["kernelspec"]["name"] == "timetravel"
@@ -33,12 +43,7 @@ def test_example_notebook_tells_the_truth(start_kernel, tmp_path):
         seen[cell["id"]] = k.execute(code, cell_id=cell["id"])
         if cell["id"] != "restore":
             assert seen[cell["id"]][0]["status"] == "ok", (cell["id"], seen[cell["id"]])
-    assert shown(seen["mistake"][1]) == "2"
-    assert shown(seen["undo"][1]).endswith("6")
-    assert shown(seen["redo"][1]).endswith("2")
-    assert "price_eur" in shown(seen["branch"][1])
-    assert "restored" in stderr(seen["after-crash"][1])
-    assert "(6, 3)" in shown(seen["after-crash"][1])
+    _tells_its_story(seen)
 
 
 def test_example_notebook_tells_the_truth_under_run_all(start_kernel, tmp_path):
@@ -66,9 +71,4 @@ def test_example_notebook_tells_the_truth_under_run_all(start_kernel, tmp_path):
     k = start_kernel(notebook=path)
     for cell in cells[crash + 1:]:
         seen[cell["id"]] = k.execute("".join(cell["source"]), cell_id=cell["id"])
-    assert shown(seen["mistake"][1]) == "2"
-    assert shown(seen["undo"][1]).endswith("6")
-    assert shown(seen["redo"][1]).endswith("2")
-    assert "price_eur" in shown(seen["branch"][1])
-    assert "restored" in stderr(seen["after-crash"][1])
-    assert "(6, 3)" in shown(seen["after-crash"][1])
+    _tells_its_story(seen)
