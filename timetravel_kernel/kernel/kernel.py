@@ -129,6 +129,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         self._notices: list[str] = []
         self._startup_events: list[Mapping[str, object]] = []
         self._warned_failure = False
+        self._burst_read = False  # the requests of the burst in progress were all read
         self._magic_requests: weakref.WeakKeyDictionary[asyncio.Task[Any], bool] = (
             weakref.WeakKeyDictionary())  # whether a waiting request uses %tt (bursts)
         self._last_cell_finished = 0.0
@@ -525,8 +526,12 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         The loop reads one request per iteration (the first iteration runs before it polls its
         sockets); reading them all now lets the checkpoint see a Run All whole: that more
         requests wait (a burst) and whether one uses a ``%tt`` magic (no folding before it).
-        Reading is work the kernel does anyway, just earlier.
+        Reading is work the kernel does anyway, just earlier. Within a burst already read
+        (requests still wait) there is nothing new to read: each iteration would cost the
+        Run All ~0.3 ms a cell.
         """
+        if self._burst_read and self._requests_waiting():
+            return
         seen, quiet = -1, 0
         for _ in range(_MAX_READ_ITERATIONS):
             await asyncio.sleep(0)
@@ -536,8 +541,9 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
                 count = seen
             quiet = quiet + 1 if count == seen else 0
             if quiet >= _QUIET_ITERATIONS:
-                return
+                break
             seen = count
+        self._burst_read = self._requests_waiting()
 
     @override
     async def do_execute(self, code: str, silent: bool, store_history: bool = True,
