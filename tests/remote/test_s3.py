@@ -42,14 +42,41 @@ def options(server: SeaweedServer, **overrides: object) -> S3Options:
     return S3Options(**fields)  # type: ignore[arg-type]
 
 
-def fresh_url(bucket: str = BUCKET) -> str:
-    return f"s3://{bucket}/run-{time.time_ns()}-{next(_prefixes)}"
+# A prefix that quotes what S3 errors say: errors are read from the server's answer, never
+# from the path the message also quotes (a run id holding "403" was once taken for a refusal).
+MISLEADING = "403-401-416-NoSuchBucket-AccessDenied-InvalidAccessKeyId-SignatureDoesNotMatch"
+
+
+def fresh_url(bucket: str = BUCKET, tag: str = "") -> str:
+    return f"s3://{bucket}/run-{time.time_ns()}-{next(_prefixes)}{tag}"
 
 
 class TestS3Transport(TransportContract):
     @pytest.fixture
     def transport(self, seaweed):
         return open_transport(fresh_url(), options(seaweed))
+
+
+class TestS3TransportUnderAMisleadingPrefix(TransportContract):
+    @pytest.fixture
+    def transport(self, seaweed):
+        return open_transport(fresh_url(tag=MISLEADING), options(seaweed))
+
+
+@pytest.mark.parametrize("tag", ["", MISLEADING])
+def test_errors_are_told_by_the_servers_answer_not_the_path(seaweed, tmp_path, tag):
+    timeline = open_timeline(tmp_path / "a")
+    timeline.start(fresh_namespace())
+    missing = open_transport(fresh_url("no-such-bucket", tag), options(seaweed))
+    with pytest.raises(RemoteNotFoundError, match="bucket does not exist"):
+        Remote(missing, "nb", signer=KEY).push(timeline.object_store)
+    refused = open_transport(fresh_url(tag=tag), options(seaweed, secret_access_key="wrong"))
+    with pytest.raises(RemoteAccessError, match="refused the credentials"):
+        Remote(refused, "nb", signer=KEY).push(timeline.object_store)
+    fine = Remote(open_transport(fresh_url(tag=tag), options(seaweed)), "nb", signer=KEY)
+    fine.push(timeline.object_store)
+    assert fine.read_ref()[0] is not None
+    timeline.close()
 
 
 @pytest.mark.parametrize("workload", WORKLOADS)

@@ -11,6 +11,7 @@ text is included only after removing the credentials the transport was given.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -33,6 +34,20 @@ if TYPE_CHECKING:
 __all__ = ["S3Options", "S3Transport", "check_endpoint"]
 
 _MAX_REASON = 300
+# What an S3 error says, read from obstore's message: the HTTP status it quotes and the error
+# code of the XML body. Matched as such, never as loose text: the message also quotes the
+# object's path and a request id, which may hold "403" or "NoSuchBucket" by chance.
+_STATUS = re.compile(r"status code: (\d{3})\b")
+_CODE = re.compile(r"<Code>([^<]*)</Code>")
+_REFUSED_STATUSES = {"401", "403"}
+_REFUSED_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+
+
+def _s3_answer(exc: BaseException) -> tuple[str | None, str | None]:
+    """Return the HTTP status and the S3 error code an obstore error quotes (None if none)."""
+    text = str(exc)
+    status, code = _STATUS.search(text), _CODE.search(text)
+    return (status.group(1) if status else None), (code.group(1) if code else None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,14 +155,14 @@ class S3Transport(Transport):
         errors = self._obstore.exceptions
         reason = self._scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         where = f"{self.url}/{path}"
-        text = str(exc)
+        status, code = _s3_answer(exc)
         if isinstance(exc, (errors.PermissionDeniedError, errors.UnauthenticatedError)) or \
-                "403" in text or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+                status in _REFUSED_STATUSES or code in _REFUSED_CODES:
             return RemoteAccessError(
                 f"cannot {action} {where}: the server refused the credentials or permission; "
                 "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and the "
                 "bucket's policy")
-        if "NoSuchBucket" in text:
+        if code == "NoSuchBucket":
             return RemoteNotFoundError(
                 f"cannot {action} {where}: the bucket does not exist; create it or fix the URL")
         return RemoteUnavailableError(
@@ -163,7 +178,7 @@ class S3Transport(Transport):
         """
         if not isinstance(exc, (self._obstore.exceptions.NotFoundError, FileNotFoundError)):
             return False
-        if "NoSuchBucket" in str(exc):
+        if _s3_answer(exc)[1] == "NoSuchBucket":
             raise self._error("read", path, exc) from None
         self._count()
         return True
@@ -191,7 +206,7 @@ class S3Transport(Transport):
         except BaseException as exc:  # obstore's classes, and panics of its Rust core
             if self._is_missing(path, exc):
                 return None
-            if "status code: 416" in str(exc):  # the object is shorter than a range's start
+            if _s3_answer(exc)[0] == "416":  # the object is shorter than a range's start
                 self._count(requests=len(spans))
                 return [b"" for _ in spans]  # short: the caller refuses it as damaged
             raise self._error("read", path, exc) from None
