@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -102,6 +103,34 @@ def test_small_checkpoints_stay_inline_in_auto_mode(tmp_path: Path) -> None:
                 background=BackgroundOptions()) == "forked"
     timeline.settle()
     assert outcomes.threads[-1] == "timetravel-ingest"
+    timeline.close()
+
+
+def test_a_fork_that_fails_checkpoints_inline_and_leaves_no_thread_or_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timeline = Timeline.open(tmp_path / "store")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    outcomes = Outcomes()
+    fds = len(os.listdir("/proc/self/fd"))
+
+    def no_fork() -> int:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert _run(timeline, ns, "a = list(range(1000))", outcomes, background=ALWAYS) == "inline"
+    assert outcomes.threads == [threading.current_thread().name] and not outcomes.errors
+    monkeypatch.undo()
+    for thread in threading.enumerate():  # the ingest thread started for it has left
+        if thread.name == "timetravel-ingest":
+            thread.join(5)
+    assert not any(t.name == "timetravel-ingest" for t in threading.enumerate())
+    assert len(os.listdir("/proc/self/fd")) == fds
+    assert _run(timeline, ns, "a.append(1)", outcomes, background=ALWAYS) == "forked"
+    timeline.settle()
+    assert [c.code for c in timeline.log()[:2]] == ["a.append(1)", "a = list(range(1000))"]
+    assert not outcomes.errors
     timeline.close()
 
 
