@@ -17,11 +17,12 @@ def check_head_after_kill(path: Path, last_commit: str | None, last_printed: str
                           label: str) -> str | None:
     """Assert the killed writer's store is whole; return its HEAD (the new last commit).
 
-    Checked in a forked process: opening and verifying a store after a kill leaves ~its size
+    Checked in a fresh process: opening and verifying a store after a kill leaves ~its size
     of native memory in the process (not understood yet), and 50 kills grew the test
-    process by 18 GB, enough for the OOM killer to stop the suite on a 24 GB machine.
+    process by 18 GB, enough for the OOM killer to stop the suite on a 24 GB machine. Spawned,
+    not forked: a fork of the test process, which runs threads by then, can hang.
     """
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(_check_head, path, last_commit, last_printed, label).result()
 
 
