@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlparse
 
 from typing_extensions import override
@@ -43,11 +43,17 @@ _REFUSED_STATUSES = {"401", "403"}
 _REFUSED_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
-def _s3_answer(exc: BaseException) -> tuple[str | None, str | None]:
-    """Return the HTTP status and the S3 error code an obstore error quotes (None if none)."""
+class _S3Answer(NamedTuple):
+    """The HTTP status and the S3 error code an obstore error quotes (None if it quotes none)."""
+
+    status: str | None
+    code: str | None
+
+
+def _s3_answer(exc: BaseException) -> _S3Answer:
     text = str(exc)
     status, code = _STATUS.search(text), _CODE.search(text)
-    return (status.group(1) if status else None), (code.group(1) if code else None)
+    return _S3Answer(status.group(1) if status else None, code.group(1) if code else None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,7 +184,7 @@ class S3Transport(Transport):
         """
         if not isinstance(exc, (self._obstore.exceptions.NotFoundError, FileNotFoundError)):
             return False
-        if _s3_answer(exc)[1] == "NoSuchBucket":
+        if _s3_answer(exc).code == "NoSuchBucket":
             raise self._error("read", path, exc) from None
         self._count()
         return True
@@ -206,7 +212,7 @@ class S3Transport(Transport):
         except BaseException as exc:  # obstore's classes, and panics of its Rust core
             if self._is_missing(path, exc):
                 return None
-            if _s3_answer(exc)[0] == "416":  # the object is shorter than a range's start
+            if _s3_answer(exc).status == "416":  # the object is shorter than a range's start
                 self._count(requests=len(spans))
                 return [b"" for _ in spans]  # short: the caller refuses it as damaged
             raise self._error("read", path, exc) from None
