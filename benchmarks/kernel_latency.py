@@ -2,9 +2,9 @@
 
 Runs every workload notebook on the stock python3 kernel and on the time-travel kernel in the
 same run, plus a stream of tiny cells that shows the fixed cost per cell, twice: at a person's
-pace (cells interleaved, stock then time-travel, ``--pace`` seconds between cells) and as "Run
-All" (each kernel alone, every cell sent at once as a frontend does, timed to the last cell's
-idle; the time-travel kernel also to "durable": its last state committed). Prints a table;
+pace (each kernel alone, ``--pace`` seconds after each cell) and as "Run All" (each kernel
+alone, every cell sent at once as a frontend does, timed to the last cell's idle; the
+time-travel kernel also to "durable": its last state committed). Prints a table;
 targets: median added time to execute_reply <= 2 ms, median added time to idle at a person's
 pace <= 20 ms, and Run All total time to idle <= 1.2x the stock kernel's.
 
@@ -95,8 +95,12 @@ class _Kernel:
                                     timeout=600)
 
     def stop(self) -> None:
+        """Shut the kernel down and flush what it wrote, so the next run does not share the
+        disk and a CPU with its writeback (a 400 MB checkpoint's: Run All of array_patch
+        scattered 0.55-1.8 s on the stock kernel run after one)."""
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=False)
+        os.sync()
 
 
 def _cells(name: str) -> list[tuple[str, str]]:
@@ -111,20 +115,24 @@ def measure(name: str, reps: int, stores: Path,
             pace: float = 0.0) -> dict[str, list[tuple[float, float]]]:
     """Return per-cell (to reply, to idle) times of both kernels over ``reps`` fresh runs.
 
-    ``pace``: seconds to wait after each cell (on both kernels), as a person reading would.
+    ``pace``: seconds to wait after each cell, as a person reading would. Each kernel runs its
+    cells alone (the two take turns by run): with both kernels' cells interleaved, the second
+    one's matrix products shared the CPU with the first one's OpenBLAS workers, which spin for a
+    while after a product (measured: +30-40 ms on stream_after_expensive's 50-150 ms cells,
+    charged to whichever kernel ran second).
     """
     times: dict[str, list[tuple[float, float]]] = {"python3": [], "timetravel": []}
     for rep in range(reps):
-        kernels = {"python3": _Kernel("python3", {}),
-                   "timetravel": _Kernel("timetravel", {
-                       "TIMETRAVEL_STORE_DIR": str(stores / f"{name}-{rep}")})}
-        try:
-            for cell_id, code in _cells(name):
-                for kind, kernel in kernels.items():
+        order = ["python3", "timetravel"] if rep % 2 == 0 else ["timetravel", "python3"]
+        for kind in order:
+            env = {} if kind == "python3" else {
+                "TIMETRAVEL_STORE_DIR": str(stores / f"{name}-{rep}")}
+            kernel = _Kernel(kind, env)
+            try:
+                for cell_id, code in _cells(name):
                     times[kind].append(kernel.run(code, cell_id))
-                time.sleep(pace)
-        finally:
-            for kernel in kernels.values():
+                    time.sleep(pace)
+            finally:
                 kernel.stop()
     return times
 
