@@ -186,3 +186,25 @@ def test_cells_before_a_time_travel_magic_in_run_all_keep_a_state_each(start_ker
     outputs = k.collect_iopub(ids[-1])
     assert "2" in [o["content"].get("text", "").strip() for o in outputs]  # one cell undone
     assert k.op("undo")["ok"] and k.value("a") == 1
+
+
+def test_a_snapshot_is_taken_once_the_idle_status_is_out_and_before_the_next_request(
+        start_kernel):
+    k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="background")
+    # Each fork of the kernel takes a second from now on (the real fork, after a sleep).
+    k.execute("import os, time\n_fork = os.fork\n"
+              "def _slow_fork(_fork=_fork):\n    time.sleep(1.0)\n    return _fork()\n"
+              "os.fork = _slow_fork\ndel _slow_fork", silent=True)
+    sent = time.monotonic()
+    first = k.send_execute("a = list(range(10))")
+    k._shell_reply(first)
+    k.collect_iopub(first)
+    assert time.monotonic() - sent < 1.0  # idle came before the fork
+    # Sent the moment the cell shows done: it runs after the snapshot, which saw the state
+    # of the first cell alone.
+    k.execute("a.append(10)")
+    assert time.monotonic() - sent >= 1.0
+    commits = k.op("log")["result"]["commits"]
+    assert [(c["code"], c["cells"]) for c in commits[:2]] == [("a.append(10)", 1),
+                                                             ("a = list(range(10))", 1)]
+    assert k.op("undo")["ok"] and k.value("len(a)") == 10

@@ -200,14 +200,15 @@ def test_a_failed_background_checkpoint_is_told_under_the_next_cell_and_caught_u
         start_kernel):
     k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="background")
     k.execute("import os, signal\nimport numpy as np\nx = 1")
-    # The snapshot of this cell dies (as if the OOM killer chose it).
-    k.execute("_k = get_ipython().kernel\n_orig = _k.timeline.start_checkpoint\n"
+    # The snapshot of this cell dies (as if the OOM killer chose it). It is taken by
+    # catch_up, once the cell's idle status is out.
+    k.execute("_k = get_ipython().kernel\n_orig = _k.timeline.catch_up\n"
               "def _doomed(*args, _tl=_k.timeline, _orig=_orig, **kwargs):\n"
-              "    _tl.start_checkpoint = _orig\n"
+              "    _tl.catch_up = _orig\n"
               "    forked = _orig(*args, **kwargs)\n"
               "    os.kill(_tl.background_pid, signal.SIGKILL)\n"
               "    return forked\n"
-              "_k.timeline.start_checkpoint = _doomed\ndel _k, _doomed, _orig", silent=True)
+              "_k.timeline.catch_up = _doomed\ndel _k, _doomed, _orig", silent=True)
     reply, _ = k.execute("a = np.arange(1_000_000)")
     assert reply["status"] == "ok"
     time.sleep(1.0)  # a person's pace: the failure is known before the next cell

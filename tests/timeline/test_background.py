@@ -58,9 +58,10 @@ def _run(timeline: Timeline, ns: dict, code: str, outcomes: Outcomes, **kw: obje
     return timeline.start_checkpoint(ns, CellInfo(code=code), on_done=outcomes, **kw)
 
 
+@pytest.mark.parametrize("deferred", [False, True], ids=["forked-at-once", "deferred"])
 @pytest.mark.parametrize("workload", ["awkward_objects", "object_graphs"])
 def test_background_commits_equal_inline_ones_and_check_out_exactly(
-    workload: str, tmp_path: Path
+    workload: str, deferred: bool, tmp_path: Path
 ) -> None:
     inline = Timeline.open(tmp_path / "inline")
     forked = Timeline.open(tmp_path / "forked")
@@ -73,12 +74,21 @@ def test_background_commits_equal_inline_ones_and_check_out_exactly(
     for code in cells:
         run_cell(ns_inline, code)
         expected = inline.checkpoint(ns_inline, CellInfo(code=code)).commit
-        assert _run(forked, ns_forked, code, outcomes, background=ALWAYS) == "forked"
+        if deferred:  # held until catch_up forks (the kernel: once its idle status is out)
+            head = forked.head
+            assert _run(forked, ns_forked, code, outcomes, background=ALWAYS,
+                        defer_fork=True) == "deferred"
+            assert forked.head == head and forked.folded_cells == 1
+            assert forked.background_pid is None
+            assert forked.catch_up(ns_forked, on_done=outcomes, background=ALWAYS) == "forked"
+        else:
+            assert _run(forked, ns_forked, code, outcomes, background=ALWAYS) == "forked"
         forked.settle()
         assert not outcomes.errors
         got = outcomes.results[-1].commit
         # (trees differ only in the tokens naming unsaveable live objects, which differ here)
         assert got.changed == expected.changed
+        assert (got.code, got.cells) == (expected.code, expected.cells)
         commits.append(got.id)
         digests.append(state_digest(ns_forked))
     assert set(outcomes.threads) == {"timetravel-ingest"}
@@ -103,6 +113,29 @@ def test_small_checkpoints_stay_inline_in_auto_mode(tmp_path: Path) -> None:
                 background=BackgroundOptions()) == "forked"
     timeline.settle()
     assert outcomes.threads[-1] == "timetravel-ingest"
+    timeline.close()
+
+
+def test_a_deferred_snapshot_holds_its_cell_until_caught_up_or_the_namespace_moves(
+    tmp_path: Path,
+) -> None:
+    timeline = Timeline.open(tmp_path / "store")
+    ns = fresh_namespace()
+    ns["np"] = np
+    timeline.start(ns)
+    outcomes = Outcomes()
+    auto = BackgroundOptions()
+    # inline work is never deferred: its notices belong under its cell
+    assert _run(timeline, ns, "x = 1", outcomes, background=auto, defer_fork=True) == "inline"
+    assert _run(timeline, ns, "a = np.zeros(400_000)", outcomes, background=auto,
+                defer_fork=True) == "deferred"
+    assert timeline.log()[0].code == "x = 1" and timeline.folded_cells == 1
+    timeline.undo(ns)  # records the held cell first, then goes back before it
+    assert [c.code for c in timeline.log()[:2]] == ["a = np.zeros(400_000)", "x = 1"]
+    assert "a" not in ns and ns["x"] == 1 and timeline.folded_cells == 0
+    timeline.redo(ns)
+    assert ns["a"].shape == (400_000,)
+    assert timeline.catch_up(ns, on_done=outcomes) is None  # nothing left
     timeline.close()
 
 

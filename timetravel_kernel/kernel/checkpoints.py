@@ -1,9 +1,10 @@
 """How the kernel runs background checkpoints: bursts, catching up, reporting (kernel layer).
 
 The part of ``TimeTravelKernel`` that decides, after a cell, whether to fold it into the next
-checkpoint (a burst of requests) and that records folded cells once the kernel is free; and
-reports every checkpoint's outcome, inline or from a snapshot's ingest thread. A mixin: the
-kernel holds the state it uses (declared below).
+checkpoint (a burst of requests) or to take its snapshot once the idle status is out, and that
+records folded cells once the kernel is free; and reports every checkpoint's outcome, inline
+or from a snapshot's ingest thread. A mixin: the kernel holds the state it uses (declared
+below).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class BackgroundCheckpoints:
     _warned_failure: bool
     _magic_requests: weakref.WeakKeyDictionary[asyncio.Task[Any], bool]
     session: Any
+    iopub_thread: Any
     # and, from the kernel: is_busy(), _under_running_cell(), _tell(message),
     # _broadcast(event)
 
@@ -98,6 +100,36 @@ class BackgroundCheckpoints:
                 return None  # a later %tt undo must find this cell's own state
             return BURST_RECHECK  # the burst goes on: look again once it may be over
         return 0.0 if timeline.folded_cells else None
+
+    def _snapshot_once_idle(self) -> bool:
+        """Whether a snapshot this cell needs is taken once its idle status is out.
+
+        The fork costs the kernel 4-10 ms (page tables of a kernel with scipy loaded: 1800
+        mappings) and its pages then fault as the kernel writes them. Taken right after the
+        idle status, on the main loop before it reads another request (``_catch_up``), it
+        records the same state while the person sees the cell done sooner. Not in a burst
+        (its requests wait; they are folded anyway) nor in a subshell's thread.
+        """
+        return (self.checkpoint_mode != "sync"
+                and threading.current_thread() is threading.main_thread()
+                and not self._requests_waiting())
+
+    def _let_status_out(self) -> None:
+        """Wait (GIL released, at most 10 ms) until the IOPub thread sent what was published.
+
+        A fork holds the GIL for its whole duration: started before the IOPub thread sent the
+        idle status, it would delay that status by as long. The thread runs its scheduled
+        sends in order, so an event scheduled now is set once the status left.
+        """
+        thread = getattr(self, "iopub_thread", None)
+        try:
+            if thread is None or not thread.thread.is_alive():
+                return
+            sent = threading.Event()
+            thread.schedule(sent.set)
+        except Exception:  # ipykernel internals changed: fork at once, as before
+            return
+        sent.wait(0.01)
 
     def _request_tasks(self) -> list[asyncio.Task[Any]]:
         """Pending tasks of shell requests, but the current one's own (its outer task is in)."""
@@ -173,7 +205,7 @@ class BackgroundCheckpoints:
                               background=replace(self._background_options(), mode="sync"))
 
     def _catch_up(self) -> None:
-        """Checkpoint the cells folded while a snapshot was saving (on the main loop, idle)."""
+        """Checkpoint the cells folded or deferred (on the main loop, once idle)."""
         timeline = self.handler.timeline
         if timeline is None or not timeline.folded_cells:
             return
@@ -182,6 +214,14 @@ class BackgroundCheckpoints:
             # snapshot is still saving (waiting for it here would hold the idle kernel).
             self._schedule_catch_up(BURST_RECHECK)
             return
+        self._record_folded()
+
+    def _record_folded(self) -> None:
+        """Checkpoint the folded or deferred cells now (the kernel is idle, its status out)."""
+        timeline = self.handler.timeline
+        if timeline is None or not timeline.folded_cells:
+            return
+        self._let_status_out()
         try:
             with self._lock:
                 timeline.catch_up(self.shell.user_ns, on_done=self._checkpoint_done,

@@ -133,6 +133,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         self._magic_requests: weakref.WeakKeyDictionary[asyncio.Task[Any], bool] = (
             weakref.WeakKeyDictionary())  # whether a waiting request uses %tt (bursts)
         self._last_cell_finished = 0.0
+        self._snapshot_due = False  # the last main-shell cell's snapshot waits for its idle
         self._main_loop: asyncio.AbstractEventLoop | None = None
         self._thinner: BackgroundThinner | None = None
         self._opened = OpenedTimeline(None, None, "time travel is starting")
@@ -520,6 +521,18 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
                     self._running -= 1
                 _current_run.reset(token)
 
+    @override
+    async def dispatch_shell(self, msg: Any, /, *args: Any, **kwargs: Any) -> None:
+        # The idle status is published at the end of the parent's dispatch; the main shell's
+        # next request waits for this one's task (ipykernel's lock), so a snapshot taken here
+        # records this cell's state alone, after the person saw the cell done.
+        try:
+            await super().dispatch_shell(msg, *args, **kwargs)
+        finally:
+            if self._snapshot_due and threading.current_thread() is threading.main_thread():
+                self._snapshot_due = False
+                self._record_folded()
+
     async def _read_sent_requests(self) -> None:
         """Let the loop read the shell requests sent while the cell ran, until no new one comes.
 
@@ -641,9 +654,12 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
                     self._schedule_catch_up(delay)
                     return
                 self._let_reply_out()
-                timeline.start_checkpoint(self.shell.user_ns, cell, on_done=self._checkpoint_done,
-                                          status=run.status, duration=run.duration,
-                                          background=self._background_options())
+                started = timeline.start_checkpoint(
+                    self.shell.user_ns, cell, on_done=self._checkpoint_done, status=run.status,
+                    duration=run.duration, background=self._background_options(),
+                    defer_fork=self._snapshot_once_idle())
+                if started == "deferred":  # taken once the idle status is out
+                    self._snapshot_due = True
         except (Exception, KeyboardInterrupt) as exc:
             # Checkpoint boundary (STYLE.md): nothing here may fail or hang the user's cell.
             # A Ctrl-C lands here too when it arrives after the cell finished.

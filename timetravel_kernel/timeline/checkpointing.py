@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["MADE_BY", "CheckpointStart", "Checkpointing", "Namespace"]
 
 Namespace = dict[str, object]
-CheckpointStart = Literal["inline", "forked", "folded"]
+CheckpointStart = Literal["inline", "forked", "folded", "deferred"]
 _FLAT_LOOKUP = 256
 """Touched names from which a plan reads the tree through one flat table."""
 
@@ -111,15 +111,19 @@ class Checkpointing:
         status: str = "ok",
         duration: float = 0.0,
         background: BackgroundOptions | None = None,
+        defer_fork: bool = False,
     ) -> CheckpointStart:
         """Commit the namespace after a cell without making the caller wait; say how.
 
         ``inline``: done here (small, or ``sync``); ``forked``: a copy-on-write snapshot does
         the work and ``on_done`` runs on the ingest thread once it is committed; ``folded``:
         a snapshot is still in flight, so this cell is recorded together with the next
-        checkpoint (``catch_up``, or the next cell's) instead of waiting for it.
-        ``on_done(result, error)`` is not called for a folded cell. A snapshot that fails
-        leaves its names for the next checkpoint, which catches up.
+        checkpoint (``catch_up``, or the next cell's) instead of waiting for it;
+        ``deferred`` (only with ``defer_fork``): the checkpoint would fork, and the caller
+        takes that snapshot later with ``catch_up`` (a kernel: once its idle status is out);
+        meanwhile the cell is held as a folded one. ``on_done(result, error)`` is not called
+        for a folded or deferred cell. A snapshot that fails leaves its names for the next
+        checkpoint, which catches up.
 
         Raises:
             StoreError: an inline checkpoint could not write the store (nothing committed).
@@ -129,8 +133,14 @@ class Checkpointing:
             self.fold(namespace, cell or CellInfo(), status=status, duration=duration)
             return "folded"
         self.settle()
-        return self._start(namespace, self._plan_checkpoint(namespace, cell, status, duration),
-                           on_done, background or BackgroundOptions())
+        options = background or BackgroundOptions()
+        held = self._folded, self._folded_names
+        work = self._plan_checkpoint(namespace, cell, status, duration)
+        if defer_fork and self._forks(namespace, work, options):
+            self._folded, self._folded_names = held  # the plan is made again by catch_up
+            self.fold(namespace, cell or CellInfo(), status=status, duration=duration)
+            return "deferred"
+        return self._start(namespace, work, on_done, options)
 
     def catch_up(
         self,
@@ -199,7 +209,7 @@ class Checkpointing:
         on_done: CheckpointCallback,
         options: BackgroundOptions,
     ) -> CheckpointStart:
-        if self._never_fork & work.candidates or not should_fork(namespace, work, options):
+        if not self._forks(namespace, work, options):
             on_done(self._checkpoint_inline(namespace, work), None)
             return "inline"
         try:
@@ -219,6 +229,11 @@ class Checkpointing:
             return "inline"
         self._identities.record(namespace, work.touched)  # the snapshot was taken now
         return "forked"
+
+    def _forks(self, namespace: Namespace, work: CheckpointWork,
+               options: BackgroundOptions) -> bool:
+        """Whether this work runs in a forked snapshot (never for values that stalled one)."""
+        return not self._never_fork & work.candidates and should_fork(namespace, work, options)
 
     def _finish_forked(
         self,
