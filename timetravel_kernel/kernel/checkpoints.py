@@ -106,8 +106,9 @@ class BackgroundCheckpoints:
 
         The fork costs the kernel 4-10 ms (page tables of a kernel with scipy loaded: 1800
         mappings) and its pages then fault as the kernel writes them. Taken right after the
-        idle status, on the main loop before it reads another request (``_catch_up``), it
-        records the same state while the person sees the cell done sooner. Not in a burst
+        idle status, before the main shell runs another request (the kernel's
+        ``dispatch_shell`` calls ``_record_folded``), it records the same state while the
+        person sees the cell done sooner. Not in a burst
         (its requests wait; they are folded anyway) nor in a subshell's thread.
         """
         return (self.checkpoint_mode != "sync"
