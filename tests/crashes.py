@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def check_head_after_kill(path: Path, last_commit: str | None, last_printed: str | None,
-                          label: str) -> str | None:
+                          label: str, *, spooled: bool = False) -> str | None:
     """Assert the killed writer's store is whole; return its HEAD (the new last commit).
 
     Checked in a fresh process: opening and verifying a store after a kill leaves ~its size
@@ -23,25 +23,34 @@ def check_head_after_kill(path: Path, last_commit: str | None, last_printed: str
     not forked: a fork of the test process, which runs threads by then, can hang.
     """
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_check_head, path, last_commit, last_printed, label).result()
+        return pool.submit(_check_head, path, last_commit, last_printed, label,
+                           spooled).result()
 
 
 def _check_head(path: Path, last_commit: str | None, last_printed: str | None,
-                label: str) -> str | None:
+                label: str, spooled: bool) -> str | None:
     """Assert the killed writer's store is whole; return its HEAD (see check_head_after_kill).
 
     HEAD is the last commit the writer reported complete, or one it completed but was killed
-    before reporting (whose parent is the last thing reported); every object of every commit
-    is present and matches its hash.
+    before reporting (whose parent is the last thing reported) - or, ``spooled``, a commit
+    its snapshots saved after it died, descending from the last one reported; every object
+    of every commit is present and matches its hash.
     """
     store = ObjectStore(RocksBackend(path))
     try:
         head = store.read_ref(REF_HEAD)
         commits = {c.id.hex(): c for c in store.iter_commits()}
-        allowed = {last_commit} | {
-            cid for cid, c in commits.items() if c.parent and c.parent.hex() == last_printed
-        }
-        assert (head.hex() if head else None) in allowed, label
+        if spooled and head is not None:
+            ancestors, walk = set(), commits.get(head.hex())
+            while walk is not None:
+                ancestors.add(walk.id.hex())
+                walk = commits.get(walk.parent.hex()) if walk.parent else None
+            assert last_commit is None or last_commit in ancestors, label
+        else:
+            allowed = {last_commit} | {
+                cid for cid, c in commits.items() if c.parent and c.parent.hex() == last_printed
+            }
+            assert (head.hex() if head else None) in allowed, label
         if head is not None:
             assert head.hex() in commits, label
         store.verify()

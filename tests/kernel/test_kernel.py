@@ -8,13 +8,13 @@ from .harness import check_event, check_reply, stderr
 
 SLOW_CHECKPOINT = """
 _k = get_ipython().kernel
-_orig = _k.timeline.start_checkpoint
+_orig = _k.timeline.record
 def _slow(*args, _tl=_k.timeline, _orig=_orig, **kwargs):
     import time
-    _tl.start_checkpoint = _orig  # slow once
+    _tl.record = _orig  # slow once
     time.sleep({seconds})
     return _orig(*args, **kwargs)
-_k.timeline.start_checkpoint = _slow
+_k.timeline.record = _slow
 del _k, _slow, _orig
 """
 
@@ -157,20 +157,20 @@ def test_reply_is_not_held_back_by_the_checkpoint(start_kernel):
     assert k.op("status")["result"]["head"]["code"] == "x = 1"
 
 
-def test_a_failing_checkpoint_never_fails_the_cell_and_warns_once(start_kernel):
+def test_a_failing_checkpoint_never_fails_the_cell_and_says_so_under_each(start_kernel):
     k = start_kernel()
     k.execute("_k = get_ipython().kernel\ndef _boom(*a, **k):\n    raise OSError('disk full')\n"
-              "_k.timeline.start_checkpoint = _boom\ndel _k", silent=True)
+              "_k.timeline.record = _boom\ndel _k", silent=True)
     reply, outputs = k.execute("x = 1\nprint('ran')")
     assert reply["status"] == "ok"
     assert "could not be saved" in stderr(outputs) and "disk full" in stderr(outputs)
     reply, outputs = k.execute("x = 2")
     assert reply["status"] == "ok"
-    assert stderr(outputs) == ""
+    assert "could not be saved either (OSError: disk full)" in stderr(outputs)
 
 
 
-def test_write_errors_warn_once_and_saving_resumes_when_they_stop(start_kernel):
+def test_write_errors_are_told_under_each_cell_and_saving_resumes_when_they_stop(start_kernel):
     # Inline checkpoints, so the warning is under the cell that failed (a background one's
     # outcome arrives after its cell: under the next, tested below).
     k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="sync")
@@ -184,13 +184,14 @@ def test_write_errors_warn_once_and_saving_resumes_when_they_stop(start_kernel):
     assert reply["status"] == "ok"
     assert "could not be saved" in stderr(outputs) and "File too large" in stderr(outputs)
     reply, outputs = k.execute("y = 2")
-    assert reply["status"] == "ok" and stderr(outputs) == ""  # warned once
+    assert reply["status"] == "ok" and "could not be saved either" in stderr(outputs)
     k.execute("resource.setrlimit(resource.RLIMIT_FSIZE, _limits)", silent=True)
     _, outputs = k.execute("z = 3")
-    assert "saving works again" in stderr(outputs)
+    assert "saving works again; this state also holds the 2 cells before it" in stderr(outputs)
     _, outputs = k.execute("z = 4")
     assert stderr(outputs) == ""
     assert k.op("undo")["ok"]
+    assert k.op("status")["result"]["head"]["cells"] == 3
     assert k.value("[x, y, z, bool((a == np.random.default_rng(0).random(500_000)).all())]") == [
         1, 2, 3, True]
     assert k.op("undo")["ok"] and k.value("sorted(n for n in ('a', 'y', 'z') if n in dir())") == []
@@ -199,29 +200,34 @@ def test_write_errors_warn_once_and_saving_resumes_when_they_stop(start_kernel):
 def test_a_failed_background_checkpoint_is_told_under_the_next_cell_and_caught_up(
         start_kernel):
     k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="background")
+    k.open_comm()
     k.execute("import os, signal\nimport numpy as np\nx = 1")
-    # The snapshot of this cell dies (as if the OOM killer chose it). It is taken by
-    # catch_up, once the cell's idle status is out.
-    k.execute("_k = get_ipython().kernel\n_orig = _k.timeline.catch_up\n"
-              "def _doomed(*args, _tl=_k.timeline, _orig=_orig, **kwargs):\n"
-              "    _tl.catch_up = _orig\n"
-              "    forked = _orig(*args, **kwargs)\n"
-              "    os.kill(_tl.background_pid, signal.SIGKILL)\n"
-              "    return forked\n"
-              "_k.timeline.catch_up = _doomed\ndel _k, _doomed, _orig", silent=True)
+    # The snapshot of the next cell dies (as if the OOM killer chose it); it is taken once
+    # the cell's idle status is out.
+    k.execute("_k = get_ipython().kernel\n_orig = _k.timeline.take_due_snapshot\n"
+              "def _doomed(_tl=_k.timeline, _orig=_orig):\n"
+              "    _tl.take_due_snapshot = _orig\n"
+              "    _orig()\n"
+              "    os.kill(_tl.snapshot_pids[-1], signal.SIGKILL)\n"
+              "_k.timeline.take_due_snapshot = _doomed\ndel _k, _doomed, _orig", silent=True)
     reply, _ = k.execute("a = np.arange(1_000_000)")
     assert reply["status"] == "ok"
+    count = reply["execution_count"]
     time.sleep(1.0)  # a person's pace: the failure is known before the next cell
     _, outputs = k.execute("b = 2")
-    assert "an earlier cell could not be saved" in stderr(outputs)
+    assert f"the state after cell [{count}] could not be saved" in stderr(outputs)
+    warnings = [e for e in k.events if e.get("event") == "warning"]
+    assert warnings and warnings[-1]["execution_count"] == count
     time.sleep(1.0)
     _, outputs = k.execute("c = 3")
     assert "saving works again" in stderr(outputs)
     assert k.op("undo")["ok"]
     head = k.op("status")["result"]["head"]
-    # the commit after "b = 2" caught up with what the killed snapshot was to save
-    assert head["code"] == "b = 2" and {"a", "b"} <= set(head["changed"])
+    # the state after "b = 2" holds what the killed snapshot was to save, and says so
+    assert head["code"] == "a = np.arange(1_000_000)\n\nb = 2" and head["cells"] == 2
+    assert {"a", "b"} <= set(head["changed"])
     assert k.value("[int(a.sum()), b]") == [499999500000, 2]
+    assert k.op("undo")["ok"] and k.value("'a' in dir()") is False
 
 
 def test_unsaveable_values_are_named_once(start_kernel):

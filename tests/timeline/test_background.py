@@ -1,4 +1,4 @@
-"""Checkpoints in a forked copy-on-write snapshot: same commits as inline ones, off the path."""
+"""Checkpoints in forked copy-on-write snapshots: same commits as inline ones, one per cell."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from timetravel_kernel.timeline import (
     CheckpointResult,
     Timeline,
 )
-from timetravel_kernel.timeline.background import CheckpointWork, can_fork, should_fork
+from timetravel_kernel.timeline.background import can_fork, should_fork
 
 from ..workloads import (
     close_resources,
@@ -55,14 +55,23 @@ class Outcomes:
 
 def _run(timeline: Timeline, ns: dict, code: str, outcomes: Outcomes, **kw: object) -> str:
     run_cell(ns, code)
-    return timeline.start_checkpoint(ns, CellInfo(code=code), on_done=outcomes, **kw)
+    return timeline.record(ns, CellInfo(code=code), on_done=outcomes, **kw)
 
 
-@pytest.mark.parametrize("deferred", [False, True], ids=["forked-at-once", "deferred"])
-@pytest.mark.parametrize("workload", ["awkward_objects", "object_graphs"])
+def _walk_back(timeline: Timeline, ns: dict, digests: list[str], label: str) -> None:
+    """Undo to the root, checking each state against the digest taken after its cell."""
+    for index in reversed(range(len(digests) - 1)):
+        timeline.undo(ns)
+        assert state_digest(ns) == digests[index], f"{label}: undo to state {index}"
+
+
+@pytest.mark.parametrize("rhythm", ["each-saved-first", "all-pending"])
+@pytest.mark.parametrize("workload", ["awkward_objects", "object_graphs", "frame_edits"])
 def test_background_commits_equal_inline_ones_and_check_out_exactly(
-    workload: str, deferred: bool, tmp_path: Path
+    workload: str, rhythm: str, tmp_path: Path
 ) -> None:
+    # "all-pending": every cell's snapshot is taken before any is saved (as in Run All), so
+    # all but the first learn what to examine when their turn comes.
     inline = Timeline.open(tmp_path / "inline")
     forked = Timeline.open(tmp_path / "forked")
     ns_inline, ns_forked = fresh_namespace(), fresh_namespace()
@@ -71,27 +80,24 @@ def test_background_commits_equal_inline_ones_and_check_out_exactly(
     digests = [state_digest(ns_forked)]
     outcomes = Outcomes()
     cells = load_small_graph_cells() if workload == "object_graphs" else load_cells(workload)
+    expected = []
     for code in cells:
         run_cell(ns_inline, code)
-        expected = inline.checkpoint(ns_inline, CellInfo(code=code)).commit
-        if deferred:  # held until catch_up forks (the kernel: once its idle status is out)
-            head = forked.head
-            assert _run(forked, ns_forked, code, outcomes, background=ALWAYS,
-                        defer_fork=True) == "deferred"
-            assert forked.head == head and forked.folded_cells == 1
-            assert forked.background_pid is None
-            assert forked.catch_up(ns_forked, on_done=outcomes, background=ALWAYS) == "forked"
-        else:
-            assert _run(forked, ns_forked, code, outcomes, background=ALWAYS) == "forked"
-        forked.settle()
-        assert not outcomes.errors
-        got = outcomes.results[-1].commit
-        # (trees differ only in the tokens naming unsaveable live objects, which differ here)
-        assert got.changed == expected.changed
-        assert (got.code, got.cells) == (expected.code, expected.cells)
-        commits.append(got.id)
+        expected.append(inline.checkpoint(ns_inline, CellInfo(code=code)).commit)
+        assert _run(forked, ns_forked, code, outcomes, background=ALWAYS) == "saving"
         digests.append(state_digest(ns_forked))
-    assert set(outcomes.threads) == {"timetravel-ingest"}
+        if rhythm == "each-saved-first":
+            forked.settle()
+    forked.settle()
+    assert not outcomes.errors
+    assert len(outcomes.results) == len(cells)
+    for got, want in zip((r.commit for r in outcomes.results), expected, strict=True):
+        # (trees differ only in the tokens naming unsaveable live objects, which differ here)
+        assert got.changed == want.changed, want.code
+        assert (got.code, got.cells) == (want.code, 1)
+        commits.append(got.id)
+    assert [c.id for c in forked.log()] == list(reversed(commits))
+    assert set(outcomes.threads) == {"timetravel-commit"}
     for index in [*reversed(range(len(commits) - 1)), *range(1, len(commits))]:
         forked.checkout(ns_forked, commits[index])
         assert state_digest(ns_forked) == digests[index], f"{workload}: commit {index}"
@@ -101,22 +107,110 @@ def test_background_commits_equal_inline_ones_and_check_out_exactly(
     forked.close()
 
 
+class SlowToSave:
+    """Takes a second to pickle in a snapshot: the cells after it are taken before it is saved."""
+
+    def __init__(self) -> None:
+        self.parent = os.getpid()
+
+    def __reduce__(self) -> tuple[object, ...]:
+        if os.getpid() != self.parent:
+            time.sleep(1.0)
+        return (SlowToSave, ())
+
+
+def _slow_first(ns: dict) -> str:
+    """A cell whose snapshot takes a while to save, so the next cells' snapshots wait."""
+    ns["SlowToSave"] = SlowToSave
+    return "slow = SlowToSave()"
+
+
+def test_a_plan_made_at_its_turn_sees_what_the_snapshots_before_it_tied_together(
+    tmp_path: Path,
+) -> None:
+    timeline = Timeline.open(tmp_path / "store")
+    ns = fresh_namespace()
+    slow = _slow_first(ns)
+    timeline.start(ns)
+    outcomes = Outcomes()
+    cells = [slow, "y = [1]\nt = [y]", "t[0].append(2)", "z = 5"]
+    digests = [state_digest(ns)]
+    for code in cells:
+        assert _run(timeline, ns, code, outcomes, background=ALWAYS) == "saving"
+        digests.append(state_digest(ns))
+    # "t[0].append(2)" changed y through t: only y's tie to t (made two cells before, not
+    # yet saved when that cell ended) says y must be saved with it.
+    timeline.settle()
+    assert [r.commit.code for r in outcomes.results] == cells
+    assert set(outcomes.results[2].commit.changed) == {"t", "y"}
+    assert set(outcomes.results[3].commit.changed) == {"z"}
+    _walk_back(timeline, ns, digests, "ties")
+    timeline.close()
+
+
+def test_a_class_redefined_while_an_instance_is_saving_keeps_the_old_class_in_its_state(
+    tmp_path: Path,
+) -> None:
+    timeline = Timeline.open(tmp_path / "store")
+    ns = fresh_namespace()
+    slow = _slow_first(ns)
+    timeline.start(ns)
+    outcomes = Outcomes()
+    define = "class Point:\n    def __init__(self, x):\n        self.x = x"
+    for code in [define, slow, "p = Point(3)",
+                 "class Point:\n    def __init__(self, x):\n        self.x = -x"]:
+        assert _run(timeline, ns, code, outcomes, background=ALWAYS) == "saving"
+    timeline.settle()
+    assert not outcomes.errors
+    last = outcomes.results[-1].commit
+    assert set(last.changed) == {"Point", "p"}  # p refers to the class it was made with
+    timeline.close()
+    reopened = Timeline.open(tmp_path / "store")
+    fresh = fresh_namespace()
+    reopened.start(fresh)
+    reopened.restore(fresh)
+    assert fresh["p"].x == 3 and not isinstance(fresh["p"], fresh["Point"])
+    assert fresh["Point"](3).x == -3
+    reopened.close()
+
+
+def test_back_pressure_waits_for_a_free_place_instead_of_merging_cells(tmp_path: Path) -> None:
+    timeline = Timeline.open(tmp_path / "store")
+    ns = fresh_namespace()
+    slow = _slow_first(ns)
+    timeline.start(ns)
+    outcomes = Outcomes()
+    options = BackgroundOptions(mode="background", max_pending=2)
+    cells = [slow, "a = 1", "a += 1", "a += 1", "b = [a]"]
+    digests = [state_digest(ns)]
+    for index, code in enumerate(cells):
+        assert _run(timeline, ns, code, outcomes, background=options) == "saving"
+        assert len(timeline.saving) <= 2
+        if index == 1:
+            assert len(timeline.saving) == 2 and not outcomes.results
+        digests.append(state_digest(ns))
+    timeline.settle()
+    assert [r.commit.code for r in outcomes.results] == cells
+    _walk_back(timeline, ns, digests, "back-pressure")
+    timeline.close()
+
+
 def test_small_checkpoints_stay_inline_in_auto_mode(tmp_path: Path) -> None:
     timeline = Timeline.open(tmp_path / "store")
     ns = fresh_namespace()
     ns["np"] = np
     timeline.start(ns)
     outcomes = Outcomes()
-    assert _run(timeline, ns, "x = 1", outcomes, background=BackgroundOptions()) == "inline"
+    assert _run(timeline, ns, "x = 1", outcomes, background=BackgroundOptions()) == "saved"
     assert outcomes.threads == [threading.current_thread().name]
     assert _run(timeline, ns, "a = np.zeros(400_000)", outcomes,
-                background=BackgroundOptions()) == "forked"
+                background=BackgroundOptions()) == "saving"
     timeline.settle()
-    assert outcomes.threads[-1] == "timetravel-ingest"
+    assert outcomes.threads[-1] == "timetravel-commit"
     timeline.close()
 
 
-def test_a_deferred_snapshot_holds_its_cell_until_caught_up_or_the_namespace_moves(
+def test_a_snapshot_left_due_is_taken_later_or_before_the_namespace_moves(
     tmp_path: Path,
 ) -> None:
     timeline = Timeline.open(tmp_path / "store")
@@ -125,17 +219,22 @@ def test_a_deferred_snapshot_holds_its_cell_until_caught_up_or_the_namespace_mov
     timeline.start(ns)
     outcomes = Outcomes()
     auto = BackgroundOptions()
-    # inline work is never deferred: its notices belong under its cell
-    assert _run(timeline, ns, "x = 1", outcomes, background=auto, defer_fork=True) == "inline"
+    # inline work is never left due: its notices belong under its cell
+    assert _run(timeline, ns, "x = 1", outcomes, background=auto, later=True) == "saved"
     assert _run(timeline, ns, "a = np.zeros(400_000)", outcomes, background=auto,
-                defer_fork=True) == "deferred"
-    assert timeline.log()[0].code == "x = 1" and timeline.folded_cells == 1
-    timeline.undo(ns)  # records the held cell first, then goes back before it
+                later=True) == "due"
+    assert [c.code for c in timeline.saving] == ["a = np.zeros(400_000)"]
+    assert not timeline.snapshot_pids  # not taken yet
+    timeline.undo(ns)  # takes and commits the due snapshot first, then goes back before it
     assert [c.code for c in timeline.log()[:2]] == ["a = np.zeros(400_000)", "x = 1"]
-    assert "a" not in ns and ns["x"] == 1 and timeline.folded_cells == 0
+    assert "a" not in ns and ns["x"] == 1 and not timeline.saving
     timeline.redo(ns)
     assert ns["a"].shape == (400_000,)
-    assert timeline.catch_up(ns, on_done=outcomes) is None  # nothing left
+    assert _run(timeline, ns, "a[0] = 1", outcomes, background=auto, later=True) == "due"
+    timeline.take_due_snapshot()
+    assert timeline.snapshot_pids or not timeline.saving
+    timeline.settle()
+    assert outcomes.results[-1].commit.code == "a[0] = 1"
     timeline.close()
 
 
@@ -152,15 +251,11 @@ def test_a_fork_that_fails_checkpoints_inline_and_leaves_no_thread_or_pipe(
         raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
 
     monkeypatch.setattr(os, "fork", no_fork)
-    assert _run(timeline, ns, "a = list(range(1000))", outcomes, background=ALWAYS) == "inline"
+    assert _run(timeline, ns, "a = list(range(1000))", outcomes, background=ALWAYS) == "saved"
     assert outcomes.threads == [threading.current_thread().name] and not outcomes.errors
     monkeypatch.undo()
-    for thread in threading.enumerate():  # the ingest thread started for it has left
-        if thread.name == "timetravel-ingest":
-            thread.join(5)
-    assert not any(t.name == "timetravel-ingest" for t in threading.enumerate())
-    assert len(os.listdir("/proc/self/fd")) == fds
-    assert _run(timeline, ns, "a.append(1)", outcomes, background=ALWAYS) == "forked"
+    assert len(os.listdir("/proc/self/fd")) == fds  # no pipe left behind
+    assert _run(timeline, ns, "a.append(1)", outcomes, background=ALWAYS) == "saving"
     timeline.settle()
     assert [c.code for c in timeline.log()[:2]] == ["a.append(1)", "a = list(range(1000))"]
     assert not outcomes.errors
@@ -184,12 +279,6 @@ def _cycle() -> list[object]:
     return cycle
 
 
-def _work(names: set[str]) -> CheckpointWork:
-    return CheckpointWork(candidates=names, deleted=set(), touched=names, base=None,
-                          cell=CellInfo(), status="ok", duration=0.0, at=0.0, previous={},
-                          started=0.0)
-
-
 @pytest.mark.parametrize(("value", "forked"), [
     (1, False), ("short text", False), ([1, 2.5, {"a": (3, None)}], False),
     (np.zeros(10), False), (np.float64(2.0), False), (_Point(3), False), (np, False),
@@ -204,16 +293,16 @@ def _work(names: set[str]) -> CheckpointWork:
     (pd.DataFrame({"k": [1, 1, 2]}).groupby("k"), True),
 ])
 def test_auto_mode_forks_unless_the_values_are_few_plain_and_small(value, forked) -> None:
-    assert should_fork({"v": value}, _work({"v"}), BackgroundOptions()) is forked
-    assert should_fork({"v": value}, _work({"v"}), ALWAYS) is True
-    assert should_fork({"v": value}, _work({"v"}), BackgroundOptions(mode="sync")) is False
+    assert should_fork({"v": value}, {"v"}, BackgroundOptions()) is forked
+    assert should_fork({"v": value}, {"v"}, ALWAYS) is True
+    assert should_fork({"v": value}, {"v"}, BackgroundOptions(mode="sync")) is False
 
 
 def test_auto_mode_forks_for_many_names() -> None:
     many = {f"n{i}": i for i in range(100)}
-    assert should_fork(many, _work(set(many)), BackgroundOptions()) is True
+    assert should_fork(many, set(many), BackgroundOptions()) is True
     few = {f"n{i}": i for i in range(10)}
-    assert should_fork(few, _work(set(few)), BackgroundOptions()) is False
+    assert should_fork(few, set(few), BackgroundOptions()) is False
 
 
 def test_sync_mode_never_forks(tmp_path: Path) -> None:
@@ -223,42 +312,13 @@ def test_sync_mode_never_forks(tmp_path: Path) -> None:
     timeline.start(ns)
     outcomes = Outcomes()
     assert _run(timeline, ns, "a = np.zeros(400_000)", outcomes,
-                background=BackgroundOptions(mode="sync")) == "inline"
-    assert outcomes.results and timeline.background_pid is None
+                background=BackgroundOptions(mode="sync")) == "saved"
+    assert outcomes.results and not timeline.saving and not timeline.snapshot_pids
     timeline.close()
 
 
-def test_cells_run_while_a_snapshot_saves_are_folded_into_the_next_checkpoint(
-    tmp_path: Path,
-) -> None:
-    timeline = Timeline.open(tmp_path / "store")
-    ns = fresh_namespace()
-    ns["np"] = np
-    timeline.start(ns)
-    outcomes = Outcomes()
-    assert _run(timeline, ns, "a = np.arange(3_000_000)", outcomes, background=ALWAYS) == "forked"
-    # the user's next cells change it while the snapshot is being saved: nobody waits
-    assert _run(timeline, ns, "a[0] = -1", outcomes, background=ALWAYS) == "folded"
-    assert _run(timeline, ns, "b = a[:10].copy()", outcomes, background=ALWAYS) == "folded"
-    assert timeline.folded_cells == 2
-    first = timeline.log()[0]  # waits for the snapshot only
-    assert [r.commit.id for r in outcomes.results] == [first.id]
-    assert timeline.catch_up(ns, on_done=outcomes, background=ALWAYS) == "forked"
-    timeline.settle()
-    folded = outcomes.results[-1].commit
-    assert folded.parent == first.id and folded.cells == 2
-    assert folded.code == "a[0] = -1\n\nb = a[:10].copy()"
-    assert set(folded.changed) == {"a", "b"}
-    assert timeline.catch_up(ns, on_done=outcomes) is None  # nothing left
-    timeline.undo(ns)  # back to the state the first snapshot saw
-    assert ns["a"][0] == 0 and "b" not in ns
-    timeline.redo(ns)
-    assert ns["a"][0] == -1 and ns["b"][0] == -1
-    timeline.close()
-
-
-@pytest.mark.parametrize("operation", ["undo", "checkout", "close"])
-def test_folded_cells_are_recorded_before_the_namespace_moves(
+@pytest.mark.parametrize("operation", ["undo", "checkout", "close", "log"])
+def test_every_cell_is_committed_before_the_namespace_moves_or_the_history_is_read(
     operation: str, tmp_path: Path
 ) -> None:
     timeline = Timeline.open(tmp_path / "store")
@@ -267,9 +327,10 @@ def test_folded_cells_are_recorded_before_the_namespace_moves(
     root = timeline.start(ns)
     outcomes = Outcomes()
     _run(timeline, ns, "a = np.arange(3_000_000)", outcomes, background=ALWAYS)
-    assert _run(timeline, ns, "a[1] = 7", outcomes, background=ALWAYS) == "folded"
-    if operation == "close":
-        timeline.catch_up(ns, on_done=outcomes, background=BackgroundOptions(mode="sync"))
+    assert _run(timeline, ns, "a[1] = 7", outcomes, background=ALWAYS) == "saving"
+    if operation == "log":
+        assert [c.code for c in timeline.log()[:2]] == ["a[1] = 7", "a = np.arange(3_000_000)"]
+    elif operation == "close":
         timeline.close()
         timeline = Timeline.open(tmp_path / "store")
         ns = fresh_namespace()
@@ -278,7 +339,7 @@ def test_folded_cells_are_recorded_before_the_namespace_moves(
         assert ns["a"][1] == 7
     else:
         if operation == "undo":
-            timeline.undo(ns)  # the folded cell is the state undone
+            timeline.undo(ns)  # the last cell is the state undone
             assert ns["a"][1] == 1
         else:
             timeline.checkout(ns, root.id)
@@ -299,18 +360,19 @@ def test_a_killed_snapshot_is_reported_once_and_the_next_checkpoint_catches_up(
     head = timeline.head
     # a value that takes a while to save, so the kill lands mid-work
     assert _run(timeline, ns, "d = {i: str(i) for i in range(300_000)}", outcomes,
-                background=ALWAYS) == "forked"
-    pid = timeline.background_pid
-    assert pid is not None
+                background=ALWAYS) == "saving"
+    (pid,) = timeline.snapshot_pids
     os.kill(pid, signal.SIGKILL)
     timeline.settle()
     assert len(outcomes.errors) == 1 and not outcomes.results
     assert isinstance(outcomes.errors[0], CheckpointProcessError)
     assert timeline.head == head  # nothing committed
-    assert _run(timeline, ns, "x = 1", outcomes, background=ALWAYS) == "forked"
+    assert _run(timeline, ns, "x = 1", outcomes, background=ALWAYS) == "saving"
     timeline.settle()
     assert len(outcomes.errors) == 1
-    assert set(outcomes.results[-1].commit.changed) == {"d", "x"}
+    caught_up = outcomes.results[-1].commit
+    assert set(caught_up.changed) == {"d", "x"} and caught_up.cells == 2
+    assert caught_up.code == "d = {i: str(i) for i in range(300_000)}\n\nx = 1"
     timeline.close()
     reopened = Timeline.open(tmp_path / "store")
     fresh = fresh_namespace()
@@ -342,14 +404,14 @@ def test_a_hung_snapshot_is_stopped_reported_and_caught_up(tmp_path: Path) -> No
     outcomes = Outcomes()
     ns["slow"] = SlowOnce(str(flag), 30)
     started = time.monotonic()
-    assert timeline.start_checkpoint(ns, CellInfo(code="slow = ..."), on_done=outcomes,
-                                     background=BackgroundOptions(mode="background",
-                                                                  hang_seconds=0.5)) == "forked"
+    assert timeline.record(ns, CellInfo(code="slow = ..."), on_done=outcomes,
+                           background=BackgroundOptions(mode="background",
+                                                        hang_seconds=0.5)) == "saving"
     timeline.settle()
     assert time.monotonic() - started < 10
     assert len(outcomes.errors) == 1 and "sent nothing" in str(outcomes.errors[0])
     flag.unlink()
-    assert _run(timeline, ns, "y = 2", outcomes, background=ALWAYS) == "forked"
+    assert _run(timeline, ns, "y = 2", outcomes, background=ALWAYS) == "saving"
     timeline.settle()
     assert set(outcomes.results[-1].commit.changed) == {"slow", "y"}
     timeline.close()
@@ -381,17 +443,17 @@ def test_a_blocked_snapshot_is_stopped_soon_and_its_names_are_saved_inline_after
     ns["model"] = Blocked(str(flag))
     options = BackgroundOptions(mode="background", stall_seconds=1.0)
     started = time.monotonic()
-    assert timeline.start_checkpoint(ns, CellInfo(code="model = ..."), on_done=outcomes,
-                                     background=options) == "forked"
+    assert timeline.record(ns, CellInfo(code="model = ..."), on_done=outcomes,
+                           background=options) == "saving"
     timeline.settle()
     assert time.monotonic() - started < 10  # not the 300 s of a silent, busy child
     assert len(outcomes.errors) == 1 and "blocked" in str(outcomes.errors[0])
     # The next checkpoint saves what it missed, in the kernel, where pickling it works; and
     # so does every later one that includes the name.
-    assert _run(timeline, ns, "y = 2", outcomes, background=options) == "inline"
+    assert _run(timeline, ns, "y = 2", outcomes, background=options) == "saved"
     assert set(outcomes.results[-1].commit.changed) == {"model", "y"}
-    assert _run(timeline, ns, "model.note = 1", outcomes, background=options) == "inline"
-    assert _run(timeline, ns, "z = 3", outcomes, background=options) == "forked"
+    assert _run(timeline, ns, "model.note = 1", outcomes, background=options) == "saved"
+    assert _run(timeline, ns, "z = 3", outcomes, background=options) == "saving"
     timeline.settle()
     assert len(outcomes.errors) == 1
     timeline.close()

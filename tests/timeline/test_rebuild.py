@@ -80,12 +80,12 @@ def test_a_generator_is_rebuilt_on_its_old_inputs_and_reads_the_live_namespace(
 def test_a_rebuilt_value_keeps_its_lineage_in_the_next_checkpoint(after_crash) -> None:
     timeline, ns = after_crash(["gen = (i for i in range(10))", "next(gen)"])
     timeline.rebuild(ns)
-    version = timeline._tree.get("gen")
+    version = timeline._live.tree.get("gen")
     run_cell(ns, "taken = next(gen)")
     commit = timeline.checkpoint(ns, CellInfo(code="taken = next(gen)")).commit
     assert ns["taken"] == 1
     assert commit.unsaved_used == ("gen",) and commit.unsaved_made == ()
-    assert "gen" not in commit.changed and timeline._tree.get("gen") == version
+    assert "gen" not in commit.changed and timeline._live.tree.get("gen") == version
 
 
 def test_a_file_open_for_writing_is_reopened_without_truncation(after_crash, tmp_path) -> None:

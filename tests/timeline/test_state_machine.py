@@ -94,7 +94,7 @@ class TimelineMachine(RuleBasedStateMachine):
     @precondition(lambda self: not self.dirty)
     @rule()
     def redo(self) -> None:
-        if self.timeline._redo:
+        if self.timeline._live.redo:
             self.timeline.redo(self.ns)
 
     @rule(data=st.data())

@@ -198,7 +198,7 @@ def test_checkout_is_all_or_nothing_when_the_store_is_corrupt(tmp_path: Path) ->
     target = step(timeline, ns, "import numpy as np\na = np.arange(50_000.0)\nb = [1]").commit
     step(timeline, ns, "a = None\nb = [2]\nc = 3")
     corrupt_every_chunk(timeline)
-    timeline._cache = type(timeline._cache)()  # a new process would have no live objects
+    timeline._live.cache = type(timeline._live.cache)()  # a new process would have no live objects
     before = dict(ns)
     with pytest.raises(SerializationError, match="corrupt"):
         timeline.checkout(ns, target.id)
@@ -224,7 +224,7 @@ def test_undo_keeps_a_live_value_whose_stored_version_cannot_load(timeline: Time
     timeline.start(ns)
     step(timeline, ns, FRAGILE + "x = Fragile(1)\ny = [1]")
     step(timeline, ns, "x = Fragile(2)\ny = [2]")
-    timeline._cache = type(timeline._cache)()  # no live object of the first version left
+    timeline._live.cache = type(timeline._live.cache)()  # no live object of the first version left
     live = ns["x"]
     result = timeline.undo(ns)  # answers, moves the rest, names what it could not bring back
     assert ns["y"] == [1]

@@ -7,7 +7,6 @@ next request), the timeline decides *what*, the protocol handler answers the fro
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import datetime
 import os
@@ -15,7 +14,6 @@ import shutil
 import sys
 import threading
 import time
-import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +23,7 @@ from jupyter_core.paths import jupyter_data_dir
 from typing_extensions import override
 
 from timetravel_kernel.errors import RemoteError, RemoteNotFoundError, StoreError
-from timetravel_kernel.kernel.checkpoints import BackgroundCheckpoints
+from timetravel_kernel.kernel.checkpoints import CellCheckpoints
 from timetravel_kernel.kernel.magics import register_magics
 from timetravel_kernel.kernel.rebuilding import after_loss
 from timetravel_kernel.kernel.settings import TimeTravelSettings
@@ -51,6 +49,7 @@ if TYPE_CHECKING:
     from timetravel_kernel.protocol import Response
     from timetravel_kernel.protocol.messages import RemoteStatusJSON
     from timetravel_kernel.timeline import (
+        BackgroundOptions,
         RetentionPolicy,
         Timeline,
     )
@@ -75,10 +74,6 @@ VSCODE_NOTEBOOK_NAME = "__vsc_ipynb_file__"
 # Loop iterations of the shell-channel thread to wait for: its receive handler forwards the
 # reply into a ZMQStream send queue, which a later iteration writes to the socket.
 _REPLY_HOPS = 4
-# Loop iterations without a new request that end the reading of those sent (see
-# _read_sent_requests), and the most iterations it may take.
-_QUIET_ITERATIONS = 2
-_MAX_READ_ITERATIONS = 10_000
 
 
 def _sent_at(msg: object) -> float | None:
@@ -114,7 +109,7 @@ _current_run: contextvars.ContextVar[_CellRun | None] = contextvars.ContextVar(
     "timetravel_current_run", default=None)
 
 
-class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints):
+class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
     """The IPython kernel with a durable, navigable history of the user's namespace."""
 
     # ``implementation`` stays "ipython": tools that enable IPython features by it must treat
@@ -128,13 +123,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         self._comms: dict[str, Any] = {}
         self._notices: list[str] = []
         self._startup_events: list[Mapping[str, object]] = []
-        self._warned_failure = False
-        self._burst_read = False  # the requests of the burst in progress were all read
-        self._magic_requests: weakref.WeakKeyDictionary[asyncio.Task[Any], bool] = (
-            weakref.WeakKeyDictionary())  # whether a waiting request uses %tt (bursts)
         self._last_cell_finished = 0.0
-        self._snapshot_due = False  # the last main-shell cell's snapshot waits for its idle
-        self._main_loop: asyncio.AbstractEventLoop | None = None
         self._thinner: BackgroundThinner | None = None
         self._opened = OpenedTimeline(None, None, "time travel is starting")
         self._sync: RemoteSync | None = None
@@ -143,6 +132,11 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
                                        transform_cell=self._python_source_or_code,
                                        rebuild_budget=self.rebuild_budget,
                                        remote_status=self._remote_status)
+        self.checkpoints = CellCheckpoints(
+            timeline=lambda: self.handler.timeline, namespace=self.shell.user_ns,
+            options=self._background_options, lock=self._lock, tell=self._tell,
+            broadcast=self._broadcast, after_saved=self._after_saved, log=self.log,
+            iopub_thread=lambda: getattr(self, "iopub_thread", None))
         self.comm_manager.register_target(COMM_TARGET, self._on_comm_open)
         register_magics(self.shell, self)
 
@@ -340,12 +334,29 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         if self._sync is None:
             return None
         status = self._sync.status()
-        # A state still being saved (a snapshot in flight, folded cells) is not pushed either.
+        # A state still being saved is not pushed either.
         timeline = self.handler.timeline
-        saving = timeline is not None and bool(
-            timeline.folded_cells or timeline.background_pid is not None)
+        saving = len(timeline.saving) if timeline is not None else 0
         return {"url": status.url, "unpushed": status.unpushed + saving, "error": status.error,
                 "last_push": status.last_push}
+
+    def _background_options(self) -> BackgroundOptions:
+        from timetravel_kernel.timeline import BackgroundOptions
+
+        return BackgroundOptions(mode=self.checkpoint_mode,
+                                 hang_seconds=self.checkpoint_hang_seconds,
+                                 max_pending=self.checkpoint_max_pending)
+
+    def _after_saved(self, timeline: Timeline) -> None:
+        """After each durable commit: the background push and retention may act on it."""
+        if self._sync is not None:
+            self._sync.note_checkpoint()
+        if self._thinner is not None:
+            self._thinner.after_checkpoint(timeline)
+
+    def save_now(self) -> None:
+        """Return once every cell run so far is committed (shutdown; tools before a kill)."""
+        self.checkpoints.save_now()
 
     def remote_command(self, op: str) -> str:
         """Run ``%tt push`` or ``%tt pull`` now; return what happened, in a sentence."""
@@ -501,8 +512,6 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
                        cell_id=cell_id if isinstance(cell_id, str) else None,
                        recorded=bool(recorded))
         token = _current_run.set(run)
-        if threading.current_thread() is threading.main_thread():
-            self._main_loop = asyncio.get_running_loop()  # where folded cells are caught up
         with self._running_lock:
             self._running += 1
         try:
@@ -513,7 +522,6 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
             self._last_cell_finished = time.time()
             try:
                 # Comm requests meanwhile are answered "busy", as during the cell.
-                await self._read_sent_requests()
                 self._follow_vscode_notebook()
                 self._checkpoint(run)
             finally:
@@ -529,34 +537,8 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         try:
             await super().dispatch_shell(msg, *args, **kwargs)
         finally:
-            if self._snapshot_due and threading.current_thread() is threading.main_thread():
-                self._snapshot_due = False
-                self._record_folded()
-
-    async def _read_sent_requests(self) -> None:
-        """Let the loop read the shell requests sent while the cell ran, until no new one comes.
-
-        The loop reads one request per iteration (the first iteration runs before it polls its
-        sockets); reading them all now lets the checkpoint see a Run All whole: that more
-        requests wait (a burst) and whether one uses a ``%tt`` magic (no folding before it).
-        Reading is work the kernel does anyway, just earlier. Within a burst already read
-        (requests still wait) there is nothing new to read: each iteration would cost the
-        Run All ~0.3 ms a cell.
-        """
-        if self._burst_read and self._requests_waiting():
-            return
-        seen, quiet = -1, 0
-        for _ in range(_MAX_READ_ITERATIONS):
-            await asyncio.sleep(0)
-            try:
-                count = len(self._request_tasks())
-            except Exception:  # internals changed: a few iterations, as if nothing came
-                count = seen
-            quiet = quiet + 1 if count == seen else 0
-            if quiet >= _QUIET_ITERATIONS:
-                break
-            seen = count
-        self._burst_read = self._requests_waiting()
+            if threading.current_thread() is threading.main_thread():
+                self.checkpoints.after_idle()
 
     @override
     async def do_execute(self, code: str, silent: bool, store_history: bool = True,
@@ -645,25 +627,8 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
 
         cell = CellInfo(code=run.code, source=self._source_that_ran(run.code),
                         cell_id=run.cell_id, execution_count=run.execution_count)
-        try:
-            with self._lock:
-                delay = self._burst_fold_delay(timeline, run.duration)
-                if delay is not None:
-                    timeline.fold(self.shell.user_ns, cell, status=run.status,
-                                  duration=run.duration)
-                    self._schedule_catch_up(delay)
-                    return
-                self._let_reply_out()
-                started = timeline.start_checkpoint(
-                    self.shell.user_ns, cell, on_done=self._checkpoint_done, status=run.status,
-                    duration=run.duration, background=self._background_options(),
-                    defer_fork=self._snapshot_once_idle())
-                if started == "deferred":  # taken once the idle status is out
-                    self._snapshot_due = True
-        except (Exception, KeyboardInterrupt) as exc:
-            # Checkpoint boundary (STYLE.md): nothing here may fail or hang the user's cell.
-            # A Ctrl-C lands here too when it arrives after the cell finished.
-            self._checkpoint_done(None, exc)
+        self._let_reply_out()
+        self.checkpoints.after_cell(cell, status=run.status, duration=run.duration)
 
     def _under_running_cell(self) -> bool:
         """Whether output printed now appears under a cell (its request is still running)."""
@@ -762,10 +727,6 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         try:
             if timeline is not None:
                 with self._lock:
-                    # Cells folded while the last snapshot was saving are saved before closing.
-                    timeline.catch_up(self.shell.user_ns, on_done=lambda *_: None,
-                                      background=replace(self._background_options(),
-                                                         mode="sync"))
                     timeline.close()
         except Exception:
             # Shutdown boundary: a failing close must not stop the kernel from exiting.

@@ -139,8 +139,8 @@ class TimeTravelSettings(Configurable):
         _CHECKPOINT_MODES, help="Where a checkpoint's work runs: 'auto' in a forked copy-on-write "
         "snapshot unless the changed values are few, plain and small (Linux), so the kernel is "
         "idle at once; 'background' always forked; 'sync' in the kernel, which stays busy until "
-        "the state is saved. Cells that end while a snapshot is still saving are recorded "
-        "together with the next checkpoint (env TIMETRAVEL_CHECKPOINT_MODE)."
+        "the state is saved. Every cell gets a state of its own in every mode "
+        "(env TIMETRAVEL_CHECKPOINT_MODE)."
     ).tag(config=True)
     checkpoint_hang_seconds = Float(
         help="A background checkpoint that makes no progress for this long is stopped and "
@@ -148,11 +148,10 @@ class TimeTravelSettings(Configurable):
         "(env TIMETRAVEL_CHECKPOINT_HANG_SECONDS)."
     ).tag(config=True)
 
-    checkpoint_burst_seconds = Float(
-        help="While more requests wait (Run All), cells that ran for less than this together "
-        "are recorded as one state with the next cell's checkpoint instead of one each: "
-        "checkpoints then cost a bounded share of a burst of quick cells. 0 records every "
-        "cell; so does checkpoint_mode 'sync' (env TIMETRAVEL_CHECKPOINT_BURST_SECONDS)."
+    checkpoint_max_pending = Int(
+        help="Snapshots taken but not yet saved (cells run faster than their states are "
+        "written, as in Run All); past this the next cell's snapshot waits for a free place "
+        "(env TIMETRAVEL_CHECKPOINT_MAX_PENDING, at least 1)."
     ).tag(config=True)
 
 
@@ -203,8 +202,8 @@ class TimeTravelSettings(Configurable):
         "TIMETRAVEL_CHECKPOINT_MODE", _CHECKPOINT_MODES, "auto"))
     _checkpoint_hang_seconds_env = _from_env("checkpoint_hang_seconds", lambda: _seconds(
         "TIMETRAVEL_CHECKPOINT_HANG_SECONDS", 300.0, low=0.1))
-    _checkpoint_burst_seconds_env = _from_env("checkpoint_burst_seconds", lambda: _seconds(
-        "TIMETRAVEL_CHECKPOINT_BURST_SECONDS", 0.5, low=0.0))
+    _checkpoint_max_pending_env = _from_env("checkpoint_max_pending", lambda: max(
+        1, _count("TIMETRAVEL_CHECKPOINT_MAX_PENDING") or 16))
     _remote_env = _from_env("remote", lambda: _text("TIMETRAVEL_REMOTE"))
     _remote_trust_env = _from_env("remote_trust", lambda: _flag("TIMETRAVEL_REMOTE_TRUST", False))
     _remote_key_file_env = _from_env("remote_key_file",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+    from pathlib import Path
 
 __all__ = ["Backend"]
 
@@ -77,6 +78,14 @@ class Backend(ABC):
     def write_note(self, name: str, data: bytes) -> None:
         """Replace a note (see ``read_note``); a backend without a place for notes drops it."""
         del name, data
+
+    @property
+    def spool_dir(self) -> Path | None:
+        """Return the folder beside the database for spools (``store/spool.py``), if any.
+
+        A backend that dies with its process (memory) has none: nothing outlives it.
+        """
+        return None
 
     def size_bytes(self) -> int:
         """Return the bytes the store occupies (on disk, or in memory for memory backends)."""

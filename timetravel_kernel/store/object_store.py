@@ -85,6 +85,10 @@ class ObjectStore:
         self.backend = backend
         self.chunk_batch_bytes = chunk_batch_bytes
         self._known_chunks: set[ChunkId] = set()
+        self._durable_chunks: set[ChunkId] = set()
+        self._durable_order: list[ChunkId] = []
+        self.failures = 0
+        """Writes that failed so far: chunks known before one may have been lost with it."""
         self._trees: dict[TreeId, NamespaceTree] = {}
         self._unflushed = False
         version = read_ref(backend, REF_FORMAT)
@@ -144,8 +148,14 @@ class ObjectStore:
         try:
             yield
         except StoreError:
-            self._known_chunks.clear()
+            self._forget_known()
             raise
+
+    def _forget_known(self) -> None:
+        self._known_chunks.clear()
+        self._durable_chunks.clear()
+        self._durable_order.clear()
+        self.failures += 1
 
     # -- chunks -------------------------------------------------------------------------
     def has_chunk(self, chunk_id: ChunkId) -> bool:
@@ -153,16 +163,37 @@ class ObjectStore:
         if chunk_id in self._known_chunks:
             return True
         if self.backend.has(encode_key("chunk", chunk_id)):
-            self._known_chunks.add(chunk_id)
+            # Present; durable unless unlogged batches are waiting for the next flush.
+            self._note_known([chunk_id], durable=not self._unflushed)
             return True
         return False
 
-    def is_known_chunk(self, chunk_id: ChunkId) -> bool:
-        """Return whether the chunk is known to be stored, without asking the backend.
+    def _note_known(self, chunk_ids: Iterable[ChunkId], *, durable: bool) -> None:
+        self._known_chunks.update(chunk_ids)
+        if durable:
+            new = [c for c in chunk_ids if c not in self._durable_chunks]
+            self._durable_chunks.update(new)
+            self._durable_order += new
 
-        What a forked child may ask: it must not touch the backend's handle.
+    def known_mark(self) -> int:
+        """Return a mark for ``known_since``: how many chunks are known durable now."""
+        return len(self._durable_order)
+
+    def known_since(self, mark: int) -> list[ChunkId]:
+        """Return the chunks known durable since ``mark`` (none if a failure intervened).
+
+        A snapshot taken before its turn learns these, so it does not send again what the
+        snapshots before it saved.
         """
-        return chunk_id in self._known_chunks
+        return self._durable_order[mark:]
+
+    def is_known_chunk(self, chunk_id: ChunkId) -> bool:
+        """Return whether the chunk is known to be durably stored, without asking the backend.
+
+        What a forked snapshot may ask: it must not touch the backend's handle, and what it
+        skips must survive the kernel's death (its spool relies on it).
+        """
+        return chunk_id in self._durable_chunks
 
     def load_chunk(self, chunk_id: ChunkId) -> bytes | memoryview:
         """Return a chunk's bytes, decoded and verified against its id.
@@ -324,7 +355,7 @@ class ObjectStore:
                     freed += len(key) + len(value)
         for start in range(0, len(dead), 10_000):
             self.backend.write_batch((), dead[start : start + 10_000])
-        self._known_chunks.clear()
+        self._forget_known()  # chunks known before may be gone: checked again at commits
         self._trees.clear()
         if compact:
             self.backend.compact()
@@ -379,6 +410,10 @@ class Transaction:
         self._chunk_batch_bytes = 0
         self._pending_chunks: set[ChunkId] = set()
         self.bytes_written = 0
+
+    def has_chunk(self, chunk_id: ChunkId) -> bool:
+        """Return whether the chunk is stored or queued in this transaction."""
+        return chunk_id in self._pending_chunks or self._store.has_chunk(chunk_id)
 
     def add_chunk_if_new(
         self, chunk_id: ChunkId, data: bytes | memoryview, itemsize: int = 1
@@ -453,5 +488,5 @@ class Transaction:
                 puts.append((ref_key(REF_HEAD), final.id))
             self._store.backend.write_batch(puts)
             self._store.note_commit(final.id)
-        self._store._known_chunks.update(self._pending_chunks)
+        self._store._note_known(self._pending_chunks, durable=True)
         return final

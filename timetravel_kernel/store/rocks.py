@@ -47,6 +47,7 @@ OWNER_FILE = "OWNER.json"
 _LOCK_STATUS = re.compile(r"^IO error: (While lock file:|lock hold by current process)")
 _CORRUPTION_STATUS = "Corruption:"
 _NOTE_SUFFIX = ".note"
+_SPOOL_FOLDER = "spool"
 # How often durable writes re-tighten the permissions of files RocksDB created since.
 _PRIVATE_EVERY_SECONDS = 1.0
 # Values this large go to blob files: big chunks are written once instead of being rewritten
@@ -408,6 +409,11 @@ class RocksBackend(Backend):
         except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
             raise self._failed("compact", exc) from exc
         make_private(self.path)
+
+    @property
+    @override
+    def spool_dir(self) -> Path:
+        return self.path / _SPOOL_FOLDER
 
     @override
     def read_note(self, name: str) -> bytes | None:

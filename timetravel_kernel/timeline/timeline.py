@@ -23,13 +23,9 @@ from timetravel_kernel.errors import (
     TimelineError,
     UnknownNameError,
 )
-from timetravel_kernel.state import (
-    NameIdentities,
-    TimelineOptions,
-)
-from timetravel_kernel.store import Commit, Covar, NamespaceTree, ObjectStore, RocksBackend
+from timetravel_kernel.state import TimelineOptions
+from timetravel_kernel.store import Commit, Covar, ObjectStore, RocksBackend
 from timetravel_kernel.store.memory import MemoryBackend
-from timetravel_kernel.store.objects import Status
 from timetravel_kernel.store.refs import (
     REF_HEAD,
     REF_SESSION,
@@ -37,22 +33,20 @@ from timetravel_kernel.store.refs import (
     decode_session,
     encode_session,
 )
-from timetravel_kernel.timeline.background import (
-    CheckpointWork,
-    ForkedJob,
-)
+from timetravel_kernel.store.spool import IngestedSpool, ingest_spools
+from timetravel_kernel.timeline.background import BackgroundOptions
 from timetravel_kernel.timeline.checkpointing import (
     MADE_BY,
-    Checkpointing,
-    CheckpointStart,
+    Checkpointer,
     Namespace,
 )
 from timetravel_kernel.timeline.history import CommitIndex, diff_trees, name_history
 from timetravel_kernel.timeline.lineage import RebuildPlan, plan_rebuild
-from timetravel_kernel.timeline.livecache import LiveCache
+from timetravel_kernel.timeline.livestate import LiveState
 from timetravel_kernel.timeline.loading import CheckoutLoader
 from timetravel_kernel.timeline.plan import plan_checkout
 from timetravel_kernel.timeline.rebuild import RebuildResult, run_rebuild
+from timetravel_kernel.timeline.recorder import Recorder, RecordStart
 from timetravel_kernel.timeline.restoring import load_version, restore_targets, version_at
 from timetravel_kernel.timeline.results import (
     CellInfo,
@@ -68,13 +62,15 @@ from timetravel_kernel.timeline.valuediff import DiffLimits, ValueDiffer
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from timetravel_kernel.ids import CommitId, CovarId, TreeId
+    from timetravel_kernel.ids import CommitId, CovarId
     from timetravel_kernel.store.object_store import GarbageReport
 
     CheckpointCallback = Callable[[CheckpointResult | None, BaseException | None], None]
     """Gets a checkpoint's result, or the reason nothing was committed."""
 
-__all__ = ["CheckpointStart", "Namespace", "Timeline"]
+__all__ = ["Namespace", "RecordStart", "Timeline"]
+
+
 def _without(names: tuple[str, ...], drop: Namespace) -> tuple[str, ...]:
     """Return ``names`` minus the keys of ``drop`` (in C when nothing is dropped)."""
     if drop.keys().isdisjoint(names):
@@ -106,13 +102,18 @@ def _check_manifest(path: Path) -> None:
         )
 
 
-class Timeline(Checkpointing):
+class Timeline:
     """The checkpointed history of one namespace, kept in one store.
+
+    A facade over its parts, each handed what it needs: the live state (``LiveState``), the
+    checkpointer (plan, produce, apply), the recorder (when each cell's checkpoint runs) and
+    the commit index.
 
     Args:
         store: the object store (the timeline closes it).
         options: what to save and how.
         store_path: where the store lives, for display.
+        recovered: what opening the store committed from a dead kernel's snapshots.
     """
 
     def __init__(
@@ -121,31 +122,22 @@ class Timeline(Checkpointing):
         *,
         options: TimelineOptions | None = None,
         store_path: Path | None = None,
+        recovered: list[IngestedSpool] | None = None,
     ) -> None:
         self._store = store
         self.options = options or TimelineOptions()
         self.store_path = store_path
+        self.recovered = recovered or []
         self._history = CommitIndex(store)
-        self._cache = LiveCache()
-        self._identities = NameIdentities()
-        self._tree = NamespaceTree.empty()
-        self._pending_tree: dict[TreeId, bytes] = {}
-        self._members: dict[CovarId, tuple[str, ...]] = {}
-        self._covar_refs: dict[CovarId, tuple[str, ...]] = {}
-        self._unsaved: dict[CovarId, str] = {}
-        self._origins: dict[str, str] = {}
-        self._unrecorded: set[str] = set()
-        self._tracked: dict[str, bool] = {}
+        self._live = LiveState(self.options)
+        self._checkpointer = Checkpointer(self._live, store, self.options,
+                                          on_commit=lambda commit: self._history.add(commit))
+        session = f"{time.time_ns():020d}-{os.getpid()}"
+        self._recorder = Recorder(self._live, self._checkpointer, store, session=session)
         self._lost: dict[str, str] = {}
         self._lost_at: Commit | None = None
-        self._head: Commit | None = None
-        self._redo: list[CommitId] = []
         self._closed = False
         self._session_open = False
-        self._job: ForkedJob | None = None
-        self._folded: list[tuple[CellInfo, Status, float]] = []
-        self._folded_names: set[str] = set()
-        self._never_fork: set[str] = set()
         marker = decode_session(store.read_ref(REF_SESSION))
         self.previous_session_crashed = marker is not None and marker.state == "open"
         self.restorable = self._find_restorable()
@@ -159,8 +151,12 @@ class Timeline(Checkpointing):
         read_only: bool = False,
         purpose: str = "",
         key: str = "",
+        spool_wait: float = 60.0,
     ) -> Timeline:
-        """Open (or create) the store at ``path``.
+        """Open (or create) the store at ``path``, committing what a dead kernel's snapshots saved.
+
+        ``spool_wait``: how long to wait for snapshot processes of a dead kernel that are
+        still writing its last states.
 
         Raises:
             StoreLockedError: another process has it open for writing.
@@ -170,7 +166,11 @@ class Timeline(Checkpointing):
             _check_manifest(Path(path))
         backend = RocksBackend(path, read_only=read_only, purpose=purpose, key=key)
         try:
-            return cls(ObjectStore(backend), options=options, store_path=Path(path))
+            store = ObjectStore(backend)
+            # States whose snapshots outlived a dead kernel come first: the newest of them is
+            # the one to restore.
+            recovered = ingest_spools(store, backend.spool_dir, wait_seconds=spool_wait)
+            return cls(store, options=options, store_path=Path(path), recovered=recovered)
         except BaseException:
             # Closed at once: RocksDB keeps the path locked in this process while it is open,
             # and the caller may move the damaged store aside and create a new one there.
@@ -198,7 +198,7 @@ class Timeline(Checkpointing):
     def head(self) -> Commit | None:
         """Return the commit the live namespace equals (None before ``start``)."""
         self.settle()
-        return self._head
+        return self._live.head
 
     @property
     def is_closed(self) -> bool:
@@ -256,12 +256,79 @@ class Timeline(Checkpointing):
             marker = SessionMarker(state="open", pid=os.getpid(), started=time.time())
             self._store.set_refs({REF_SESSION: encode_session(marker)})
             self._session_open = True
-        names = {n for n in namespace if self._is_tracked(n)}
-        work = CheckpointWork(candidates=names, deleted=set(), touched=set(namespace), base=None,
-                              cell=CellInfo(), status="ok", duration=0.0,
-                              at=time.time() if names else 0.0, previous={},
-                              started=time.perf_counter())
-        return self._checkpoint_inline(namespace, work).commit
+        return self._checkpointer.checkpoint(
+            namespace, self._checkpointer.root_work(namespace)).commit
+
+    # -- checkpoint ---------------------------------------------------------------------
+    def record(self, namespace: Namespace, cell: CellInfo, *, on_done: CheckpointCallback,
+               status: str = "ok", duration: float = 0.0,
+               background: BackgroundOptions | None = None,
+               later: bool = False) -> RecordStart:
+        """Record the state after a cell as its own commit, without making the caller wait.
+
+        ``saved``: committed here (small, or ``sync``); ``saving``: a forked snapshot holds the
+        state and ``on_done`` runs on the commit thread once it is durable; ``due`` (only
+        with ``later``): the snapshot is taken by ``take_due_snapshot`` (a kernel: once its
+        idle status is out); ``failed``: an inline checkpoint failed (told to ``on_done``;
+        the next checkpoint examines its names again and holds this cell too).
+        """
+        return self._recorder.record(namespace, cell, status="error" if status == "error"
+                                     else "ok", duration=duration, options=background,
+                                     on_done=on_done, later=later)
+
+    def take_due_snapshot(self) -> None:
+        """Take the snapshot ``record(..., later=True)`` left due."""
+        self._recorder.take_due_snapshot()
+
+    def checkpoint(
+        self,
+        namespace: Namespace,
+        cell: CellInfo | None = None,
+        *,
+        status: str = "ok",
+        duration: float = 0.0,
+    ) -> CheckpointResult:
+        """Commit the namespace as it is after a cell, here and now (after what is queued).
+
+        Raises:
+            StoreError: the store cannot be written (nothing was committed; the next
+                checkpoint examines the names again).
+        """
+        results: list[CheckpointResult] = []
+        errors: list[BaseException] = []
+
+        def done(result: CheckpointResult | None, error: BaseException | None) -> None:
+            results.extend([result] if result is not None else [])
+            errors.extend([error] if error is not None else [])
+
+        self.record(namespace, cell or CellInfo(), on_done=done, status=status,
+                    duration=duration, background=BackgroundOptions(mode="sync"))
+        if errors:
+            raise errors[0]
+        return results[0]
+
+    def settle(self) -> None:
+        """Wait until every cell recorded so far is committed (or its failure reported)."""
+        self._recorder.settle()
+
+    @property
+    def saving(self) -> tuple[CellInfo, ...]:
+        """The cells whose states are still being saved (not durable yet), oldest first."""
+        return self._recorder.saving
+
+    @property
+    def snapshot_pids(self) -> tuple[int, ...]:
+        """Process ids of the snapshots still saving (for tests and tools)."""
+        return self._recorder.snapshot_pids
+
+    def note_unrecorded(self, namespace: Namespace, source: str | None) -> None:
+        """Remember what code run without a checkpoint (a silent execution) may have changed."""
+        self._recorder.note_unrecorded(namespace, source)
+
+    def _settle_and_record(self) -> None:
+        """Before the namespace is moved: every cell committed, silent code's reads kept."""
+        self.settle()
+        self._live.unrecorded |= self._recorder.take_unrecorded()
 
     def close(self) -> None:
         """Release the store, marking this session (if it started one) cleanly closed.
@@ -271,7 +338,7 @@ class Timeline(Checkpointing):
         """
         if self._closed:
             return
-        self.settle()
+        self._recorder.close()
         self._closed = True
         try:
             if self._session_open:
@@ -292,9 +359,9 @@ class Timeline(Checkpointing):
             SerializationError, StoreError: the store could not be read (a corrupt chunk); the
                 namespace is unchanged.
         """
-        self._settle_and_record(namespace)
+        self._settle_and_record()
         result = self._checkout(namespace, commit_id, strict=True)
-        self._redo.clear()
+        self._live.redo.clear()
         return result
 
     def undo(self, namespace: Namespace) -> CheckoutResult:
@@ -303,13 +370,13 @@ class Timeline(Checkpointing):
         Raises:
             NothingToUndoError: HEAD is a root.
         """
-        self._settle_and_record(namespace)
+        self._settle_and_record()
         head = self._require_head()
         parent = self._history.kept_ancestor(head.parent)
         if parent is None:
             raise NothingToUndoError("nothing to undo: this is the first state of the session")
         result = self._checkout(namespace, parent, strict=True)
-        self._redo.append(head.id)
+        self._live.redo.append(head.id)
         return result
 
     def redo(self, namespace: Namespace) -> CheckoutResult:
@@ -318,11 +385,11 @@ class Timeline(Checkpointing):
         Raises:
             NothingToRedoError: no undo since the last checkpoint or jump.
         """
-        self._settle_and_record(namespace)
-        if not self._redo:
+        self._settle_and_record()
+        if not self._live.redo:
             raise NothingToRedoError("nothing to redo: no cell has been undone since")
-        result = self._checkout(namespace, self._redo[-1], strict=True)
-        self._redo.pop()
+        result = self._checkout(namespace, self._live.redo[-1], strict=True)
+        self._live.redo.pop()
         return result
 
     def restore(self, namespace: Namespace) -> CheckoutResult:
@@ -331,11 +398,11 @@ class Timeline(Checkpointing):
         Raises:
             NothingToRestoreError: the store has no earlier state.
         """
-        self._settle_and_record(namespace)
+        self._settle_and_record()
         if self.restorable is None:
             raise NothingToRestoreError("there is no earlier state to restore")
         result = self._checkout(namespace, self.restorable.id, strict=False)
-        self._redo.clear()
+        self._live.redo.clear()
         self.restorable = None
         return result
 
@@ -350,42 +417,42 @@ class Timeline(Checkpointing):
         # that ran without a checkpoint (silent executions), which the kernel does not record.
         dirty = {
             n
-            for n in self._identities.changed(namespace) | self._unrecorded
-            if self._is_tracked(n)
+            for n in self._live.identities.changed(namespace) | self._live.unrecorded
+            if self._live.is_tracked(n)
         }
         plan = plan_checkout(
-            self._tree,
+            self._live.tree,
             target_tree,
             dirty=dirty,
-            is_present=lambda name: name in namespace and self._is_tracked(name),
+            is_present=lambda name: name in namespace and self._live.is_tracked(name),
         )
-        loader = CheckoutLoader(
-            self._store, self.options, self._cache, self._tree, self._members, namespace
-        )
+        live = self._live
+        loader = CheckoutLoader(self._store, self.options, live.cache, live.tree, live.members,
+                                namespace)
         loaded = loader.load(plan, self._load_manifests(plan.load), strict=strict)
         staged, unrestored = loaded.staged, loaded.unrestored
         # Everything is loaded: apply in one go, so a failure above left the namespace as it was.
         for patch in loaded.patches:
             patch.apply()
         for covar_of, covar, values in loaded.fresh:
-            self._cache.put(covar_of, covar, values)
+            self._live.cache.put(covar_of, covar, values)
         for name in (*plan.delete, *unrestored):
             if name not in loaded.kept:
                 dict.pop(namespace, name, None)
         dict.update(namespace, staged)
-        self._tree = target_tree
+        self._live.tree = target_tree
         if unrestored:
-            self._tree, records = target_tree.updated(dict.fromkeys(unrestored))
-            self._pending_tree.update(records)
-        self._identities.record(namespace, {*dirty, *plan.delete, *unrestored, *staged})
+            self._live.tree, records = target_tree.updated(dict.fromkeys(unrestored))
+            self._live.pending_tree.update(records)
+        self._live.identities.record(namespace, {*dirty, *plan.delete, *unrestored, *staged})
         # a live value kept for want of a loadable one is not lost (nothing to rebuild), and
         # the next checkpoint examines it
         lost = {n: r for n, r in unrestored.items() if n not in loaded.kept}
         self._lost, self._lost_at = lost, target
-        self._unrecorded = set(loaded.kept)
+        self._live.unrecorded = set(loaded.kept)
         if not self.read_only:
             self._store.set_refs({REF_HEAD: target.id})
-        self._head = target
+        self._live.head = target
         return CheckoutResult(
             head=target,
             loaded=tuple(sorted(staged)),
@@ -399,11 +466,7 @@ class Timeline(Checkpointing):
         """Read a checkout's manifests, remembering what the live state needs of them."""
         covars = {c: self._store.load_covar(c) for c in covar_ids}
         for covar_of, covar in covars.items():
-            self._members[covar_of] = covar.members
-            if covar.refs:
-                self._covar_refs[covar_of] = covar.refs
-            if covar.reason is not None:
-                self._unsaved[covar_of] = covar.reason
+            self._live.note_covar(covar_of, covar)
         return covars
 
     # -- rebuild ------------------------------------------------------------------------
@@ -440,7 +503,7 @@ class Timeline(Checkpointing):
         Raises:
             TimelineError: nothing was lost.
         """
-        self._settle_and_record(namespace)
+        self._settle_and_record()
         plan = self.rebuild_plan(names)
         present = {n for n in plan.names if n in namespace}
         if present:  # the user has made these again since: theirs win
@@ -462,19 +525,18 @@ class Timeline(Checkpointing):
             covar = self._store.load_covar(covar_of)
             if set(names) != set(covar.members):
                 continue  # a co-variable comes back whole or not at all
-            self._cache.adopt(covar_of, covar, tuple(values[m] for m in covar.members))
-            self._members[covar_of] = covar.members
-            self._unsaved[covar_of] = covar.reason or "not saved"
+            self._live.cache.adopt(covar_of, covar, tuple(values[m] for m in covar.members))
+            self._live.note_covar(covar_of, replace(covar, reason=covar.reason or "not saved"))
             if covar.token is not None and covar.reason:
                 # The same origin as recorded, so the next checkpoint keeps the version's id.
-                self._origins[covar.token] = covar.reason.rpartition(MADE_BY)[2]
+                self._live.origins[covar.token] = covar.reason.rpartition(MADE_BY)[2]
             changes.update(dict.fromkeys(covar.members, covar_of))
         if not changes:
             return
         dict.update(namespace, {n: values[n] for n in changes})
-        self._tree, records = self._tree.updated(changes)
-        self._pending_tree.update(records)
-        self._identities.record(namespace, changes)
+        self._live.tree, records = self._live.tree.updated(changes)
+        self._live.pending_tree.update(records)
+        self._live.identities.record(namespace, changes)
         for name in changes:
             self._lost.pop(name, None)
 
@@ -526,7 +588,7 @@ class Timeline(Checkpointing):
             UnknownNameError: no commit ever recorded the name.
         """
         self.settle()
-        versions = name_history(self._store, self._history.log(), name, self._tree.get(name))
+        versions = name_history(self._store, self._history.log(), name, self._live.tree.get(name))
         if not versions:
             raise UnknownNameError(name, f"{name!r} is not in this history (it was never saved)")
         return versions
@@ -555,13 +617,13 @@ class Timeline(Checkpointing):
             SerializationError, StoreError: the value cannot be loaded or recorded; the
                 namespace is unchanged.
         """
-        self._settle_and_record(namespace)
+        self._settle_and_record()
         started = time.perf_counter()
-        head = self._require_head()
+        self._require_head()
         commit = self._history.get(commit_id)
         covar = version_at(self._store, commit, name)
         targets = restore_targets(covar, name, as_name, together=together)
-        if not all(self._is_tracked(t) for t in targets.values()):
+        if not all(self._live.is_tracked(t) for t in targets.values()):
             raise TimelineError(f"{as_name or name!r} is excluded from the history (skip "
                                 "options); choose another name")
         chosen = load_version(self._store, covar, namespace)
@@ -571,12 +633,9 @@ class Timeline(Checkpointing):
         label = f"%tt get {name}@{commit.id.hex()[:10]}"
         label += f" as {as_name}" if as_name else (" --together" if len(targets) > 1 else "")
         try:
-            touched = set(staged) | self._unrecorded
-            candidates, _ = self._candidates(namespace, touched)
-            work = CheckpointWork(candidates=candidates, deleted=set(), touched=touched,
-                                  base=head, cell=CellInfo(code=label), status="ok",
-                                  duration=0.0, at=time.time(), previous={}, started=started)
-            recorded = self._checkpoint_inline(namespace, work).commit
+            with self._live.lock:
+                work = self._checkpointer.plan(staged, CellInfo(code=label))
+            recorded = self._checkpointer.checkpoint(namespace, work).commit
         except BaseException:
             # Not recorded: the namespace goes back to what HEAD describes.
             for target in staged:
@@ -590,7 +649,7 @@ class Timeline(Checkpointing):
         """Return the saved (and unsaveable) names of a commit, or of the live state."""
         self.settle()
         if commit_id is None:
-            tree = self._tree
+            tree = self._live.tree
         else:
             tree = self._store.load_tree(self._history.get(commit_id).tree)
         infos = []
@@ -652,12 +711,18 @@ class Timeline(Checkpointing):
         self.settle()
         self._store.backend.compact()
 
+    def _require_head(self) -> Commit:
+        head = self._live.head
+        if head is None:
+            raise TimelineError("the timeline has no session: call start(namespace) first")
+        return head
+
     def _head_id(self) -> CommitId | None:
-        if self._head is not None:
-            return self._head.id
+        if self._live.head is not None:
+            return self._live.head.id
         return self._store.read_ref(REF_HEAD)  # type: ignore[return-value]
 
     def _protected(self) -> set[CommitId]:
         """Return the states retention must keep: HEAD's, redo's and the restorable one."""
-        ids = {self._head_id(), *self._redo, self.restorable.id if self.restorable else None}
+        ids = {self._head_id(), *self._live.redo, self.restorable.id if self.restorable else None}
         return {i for i in ids if i is not None}
