@@ -25,7 +25,7 @@ export interface ICommit {
   status: 'ok' | 'error';
   changed: string[];
   bytes_written: number;
-  /** Cells this state records: more than one when they were folded into one checkpoint. */
+  /** Cells this state records: more than one only when earlier cells' states could not be saved. */
   cells: number;
 }
 
@@ -41,6 +41,8 @@ export interface IStatusResult {
   read_only?: boolean;
   /** Added within v1: one sentence about an unusual state (temporary history, off, ...). */
   notice?: string | null;
+  /** Added within v1: cells whose states are still being saved (not durable yet). */
+  saving?: number;
 }
 
 export interface ILogResult {
@@ -125,8 +127,8 @@ export interface IRebuildResult {
 
 /** Params and results of every op, so `request` is typed by op name. */
 export interface IOps {
-  status: { params: Record<string, never>; result: IStatusResult };
-  log: { params: { limit?: number }; result: ILogResult };
+  status: { params: { wait?: boolean }; result: IStatusResult };
+  log: { params: { limit?: number; wait?: boolean }; result: ILogResult };
   checkout: { params: { commit: string }; result: ICheckoutResult };
   undo: { params: Record<string, never>; result: ICheckoutResult };
   redo: { params: Record<string, never>; result: ICheckoutResult };
@@ -143,6 +145,7 @@ export type OpName = keyof IOps;
 
 export type EventName =
   | 'checkpoint'
+  | 'saving'
   | 'checkout'
   | 'restored'
   | 'restore-available'

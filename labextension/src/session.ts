@@ -105,6 +105,11 @@ export class TimeTravelSession {
     return this._status;
   }
 
+  /** Cells whose states are still being saved (not durable yet); 0 when all are saved. */
+  get saving(): number {
+    return this._saving;
+  }
+
   /** Newest first, all branches. */
   get commits(): ICommit[] {
     return this._commits;
@@ -191,14 +196,17 @@ export class TimeTravelSession {
       return;
     }
     try {
+      // `wait: false`: what is durable now, never holding the kernel while states are saved
+      // (a Run All would otherwise wait for every snapshot at each refresh).
       const [status, log] = await Promise.all([
-        client.request('status'),
-        client.request('log', { limit: this._options.historyLimit })
+        client.request('status', { wait: false }),
+        client.request('log', { limit: this._options.historyLimit, wait: false })
       ]);
       if (client !== this._client) {
         return;
       }
       this._status = status;
+      this._saving = status.saving ?? 0;
       this._commits = log.commits;
       this._changed.emit();
     } catch (err) {
@@ -297,6 +305,7 @@ export class TimeTravelSession {
     this._commTargetKernel = null;
     this._kernel = null;
     this._status = null;
+    this._saving = 0;
     this._commits = [];
     clearTimeout(this._restoredTimer);
     clearTimeout(this._retryTimer);
@@ -322,11 +331,12 @@ export class TimeTravelSession {
     };
     try {
       comm.open({});
-      const status = await client.request('status');
+      const status = await client.request('status', { wait: false });
       if (this._client !== client) {
         return;
       }
       this._status = status;
+      this._saving = status.saving ?? 0;
       if (status.enabled === false) {
         this._setState('failed', status.notice || 'Time travel is off for this kernel.');
         return;
@@ -391,14 +401,20 @@ export class TimeTravelSession {
     switch (event.event) {
       case 'checkpoint': {
         const commit = asCommit(event.commit);
+        this._saving = typeof event.saving === 'number' ? event.saving : 0;
         if (commit && this._status) {
           this._status = { ...this._status, head: commit };
           if (!this._commits.some(c => c.id === commit.id)) {
             this._commits = [commit, ...this._commits];
           }
-          this._changed.emit();
         }
+        this._changed.emit();
         this._scheduleRefresh();
+        break;
+      }
+      case 'saving': {
+        this._saving = typeof event.saving === 'number' ? event.saving : this._saving + 1;
+        this._changed.emit();
         break;
       }
       case 'checkout':
@@ -614,6 +630,7 @@ export class TimeTravelSession {
   private _state: SessionState = 'no-kernel';
   private _hint = '';
   private _status: IStatusResult | null = null;
+  private _saving = 0;
   private _commits: ICommit[] = [];
   private _pendingOp: string | null = null;
   private _opening = false;

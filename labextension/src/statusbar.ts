@@ -1,6 +1,7 @@
 /**
  * The status-bar item: where HEAD is, how big the store is, when the last
- * checkpoint was taken. Clicking it opens the History panel.
+ * checkpoint was taken, and "saving" while a cell's state is not durable yet.
+ * Clicking it opens the History panel.
  */
 import { Widget } from '@lumino/widgets';
 
@@ -52,11 +53,19 @@ export class TimeTravelStatus extends Widget {
       `${formatStoreSize(status.store)} stored`,
       last ? `last saved ${formatAgo(last.time)}` : 'no cell saved yet'
     ];
+    if (session.saving > 0) {
+      parts.push(session.saving === 1 ? 'saving…' : `saving ${session.saving} states…`);
+    }
     if (session.pendingOp) {
       parts.push(`${session.pendingOp}…`);
     }
     this.node.textContent = parts.join(' · ');
-    this.node.title = `Time travel: ${status.commits} states in ${status.store.path}. Click to open the history.`;
+    this.toggleClass('jp-mod-saving', session.saving > 0);
+    const saving = session.saving > 0
+      ? ` ${session.saving} more being saved (not durable until saved).`
+      : '';
+    this.node.title =
+      `Time travel: ${status.commits} states in ${status.store.path}.${saving} Click to open the history.`;
   }
 
   private _registry: SessionRegistry;

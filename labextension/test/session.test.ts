@@ -182,6 +182,26 @@ test('a checkpoint event moves HEAD and adds the commit at once', async () => {
   assert.equal(session.commits[0].id, 'c222');
 });
 
+test('saving is counted from events until the last state is durable', async () => {
+  const { session, comm } = await readySession();
+  assert.equal(session.saving, 0);
+  comm.event({ event: 'saving', saving: 1, execution_count: 2 });
+  comm.event({ event: 'saving', saving: 2, execution_count: 3 });
+  assert.equal(session.saving, 2);
+  comm.event({ event: 'checkpoint', commit: commit('c222', 'c111', 2), unsaved: {}, seconds: 0.01, saving: 1 });
+  assert.equal(session.saving, 1);
+  comm.event({ event: 'checkpoint', commit: commit('c333', 'c222', 3), unsaved: {}, seconds: 0.01, saving: 0 });
+  assert.equal(session.saving, 0);
+  assert.equal(session.head?.id, 'c333');
+});
+
+test('the handshake and refreshes never wait for states being saved', async () => {
+  const { comm } = await readySession();
+  const asked = comm.sent.filter(r => r.op === 'status' || r.op === 'log');
+  assert.ok(asked.length >= 2);
+  assert.ok(asked.every(r => r.wait === false), JSON.stringify(asked));
+});
+
 test('undo sends the op and reports the new head', async () => {
   const { session, comm } = await readySession();
   const pending = session.undo();

@@ -104,7 +104,7 @@ def test_malformed_requests_get_error_replies_with_their_id(session):
 
 
 def test_a_failing_timeline_becomes_an_internal_error_reply(session):
-    def explode(limit=None):
+    def explode(limit=None, settle=True):
         raise RuntimeError("disk on fire")
 
     session.timeline.log = explode  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from timetravel_kernel.timeline import describe_cell
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from timetravel_kernel.protocol.messages import SavingEvent
     from timetravel_kernel.timeline import (
         BackgroundOptions,
         CellInfo,
@@ -114,8 +115,9 @@ class CellCheckpoints:
         """Tell frontends that states are being saved (the status bar shows it until durable)."""
         saving = timeline.saving
         if saving:
-            self._broadcast({"event": "saving", "saving": len(saving),
-                             "execution_count": saving[-1].execution_count})
+            event: SavingEvent = {"event": "saving", "saving": len(saving),
+                                  "execution_count": saving[-1].execution_count}
+            self._broadcast(event)
 
     def _let_status_out(self) -> None:
         """Wait (GIL released, at most 10 ms) until the IOPub thread sent what was published.
@@ -179,8 +181,7 @@ class CellCheckpoints:
                              "message": "some values could not be saved: after a crash or "
                              "restart only running their recorded cells again (a rebuild) "
                              "brings them back"})
-        event = dict(format_checkpoint_event(result))
-        event["saving"] = len(timeline.saving) if timeline is not None else 0
-        self._broadcast(event)
+        saving = len(timeline.saving) if timeline is not None else 0
+        self._broadcast(format_checkpoint_event(result, saving=saving))
         if timeline is not None:
             self._after_saved(timeline)

@@ -249,6 +249,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
                 f"time travel: the last {count} saved state{'s' if lost > 1 else ''} could not "
                 "be recovered (the store's log was damaged); the newest intact state is the "
                 f"one after {cell}")
+        self._announce_recovered(timeline)
         head = timeline.head
         if restorable is None or (head is not None and head.id == restorable.id):
             return
@@ -266,6 +267,22 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
                 "event": "restore-available", "restorable": format_commit(restorable),
                 "crashed": crashed, "message": message})
             self._notices.append(message)
+
+    def _announce_recovered(self, timeline: Timeline) -> None:
+        """Say which states the previous kernel's snapshots saved after it died, if any."""
+        from timetravel_kernel.timeline import describe_cell
+
+        saved = [r.commit for r in timeline.recovered if r.commit is not None]
+        dropped = [r for r in timeline.recovered if r.commit is None
+                   and r.problem != "already committed by its kernel"]
+        if saved:
+            cells = ", ".join(describe_cell(c) for c in saved)
+            self.log.info("time travel: states saved by snapshots of the dead kernel: %s", cells)
+        for spool in dropped:
+            count = spool.header.execution_count if spool.header is not None else None
+            cell = f"cell [{count}]" if count is not None else "a cell"
+            self._announce(f"time travel: the state after {cell}, which the previous kernel's "
+                           f"snapshot saved after it died, could not be used ({spool.problem})")
 
     def _connect_remote(self, timeline: Timeline, path: Path) -> bool:
         """Open the remote, pull what it has before the first cell, start background pushes.

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from timetravel_kernel.ids import CommitId
     from timetravel_kernel.protocol.messages import RemoteStatusJSON
+    from timetravel_kernel.store import Commit
     from timetravel_kernel.timeline import Timeline
     from timetravel_kernel.timeline.results import CheckoutResult
 
@@ -140,7 +141,8 @@ class ProtocolHandler:
 
     def _dispatch(self, request: Request, *, from_cell: bool) -> Response:
         if request.op == "status":
-            return Response(make_ok_reply(request.id, self.status()))
+            wait = request.params.get("wait") is not False
+            return Response(make_ok_reply(request.id, self.status(wait=wait)))
         timeline = self._require_timeline()
         if request.op in CHECKOUT_OPS:
             return self._checkout(timeline, request, from_cell=from_cell)
@@ -156,7 +158,8 @@ class ProtocolHandler:
         params = request.params
         if request.op == "log":
             limit = params.get("limit")
-            commits = timeline.log(limit if isinstance(limit, int) else None)
+            commits = timeline.log(limit if isinstance(limit, int) else None,
+                                   settle=params.get("wait") is not False)
             return {"commits": [format_commit(c) for c in commits]}
         if request.op == "diff":
             a = self._resolve(timeline, params["a"])
@@ -180,7 +183,7 @@ class ProtocolHandler:
             return Response(make_error_reply(
                 request.id, "read-only",
                 "this kernel's history is read-only (another kernel owns the store)"))
-        if request.op == "restore" and self._restorable_id(timeline) is None:
+        if request.op == "restore" and self._restorable_id(timeline, timeline.head) is None:
             return Response(make_error_reply(
                 request.id, "nothing-to-restore",
                 "there is no earlier session state to restore"))
@@ -223,28 +226,35 @@ class ProtocolHandler:
                 together=request.params.get("together") is True)
         return timeline.checkout(ns, self._resolve(timeline, request.params["commit"]))
 
-    def status(self) -> StatusReply:
-        """Return the ``status`` result (also what the magics print)."""
+    def status(self, *, wait: bool = True) -> StatusReply:
+        """Return the ``status`` result (also what the magics print).
+
+        ``wait``: first wait until every finished cell's state is durable; without it the
+        answer describes what is durable now, and ``saving`` counts the rest.
+        """
         timeline = self.timeline
         if timeline is None:
             return {"protocol": PROTOCOL_VERSION, "head": None, "commits": 0,
                     "store": {"path": "", "bytes": 0, "budget": None}, "restorable": None,
                     "enabled": False,
-                    "read_only": True, "notice": self.notice}
-        head = timeline.head
-        restorable_id = self._restorable_id(timeline)
+                    "read_only": True, "notice": self.notice, "saving": 0}
+        if wait:
+            timeline.settle()
+        head = timeline.durable_head
+        restorable_id = self._restorable_id(timeline, head)
         restorable = timeline.restorable if restorable_id is not None else None
         path = timeline.store_path
         reply: StatusReply = {
             "protocol": PROTOCOL_VERSION,
             "head": format_commit(head) if head is not None else None,
-            "commits": timeline.commit_count(),
+            "commits": timeline.commit_count(settle=False),
             "store": {"path": str(path) if path is not None else "",
-                      "bytes": timeline.store_bytes(), "budget": self.budget},
+                      "bytes": timeline.store_bytes(settle=False), "budget": self.budget},
             "restorable": format_commit(restorable) if restorable is not None else None,
             "enabled": True,
             "read_only": self.read_only or timeline.read_only,
             "notice": self.notice,
+            "saving": len(timeline.saving),
         }
         remote = self._remote_status()
         if remote is not None:
@@ -252,10 +262,9 @@ class ProtocolHandler:
         return reply
 
     @staticmethod
-    def _restorable_id(timeline: Timeline) -> CommitId | None:
+    def _restorable_id(timeline: Timeline, head: Commit | None) -> CommitId | None:
         # Restoring what the namespace already is would be a no-op: not offered.
         restorable = timeline.restorable
-        head = timeline.head
         if restorable is None or (head is not None and head.id == restorable.id):
             return None
         return restorable.id

@@ -52,6 +52,7 @@ __all__ = [
     "Request",
     "RestoreAvailableEvent",
     "RestoredEvent",
+    "SavingEvent",
     "StatusReply",
     "StoreInfo",
     "VarJSON",
@@ -74,8 +75,8 @@ COMM_TARGET = "timetravel"
 
 Op = Literal["status", "log", "checkout", "undo", "redo", "diff", "vars", "restore",
              "history", "get", "rebuild-preview", "rebuild"]
-EventName = Literal["checkpoint", "checkout", "restored", "restore-available", "warning",
-                    "rebuild-available", "rebuilt"]
+EventName = Literal["checkpoint", "saving", "checkout", "restored", "restore-available",
+                    "warning", "rebuild-available", "rebuilt"]
 ErrorCode = Literal[
     "bad-request",
     "unknown-op",
@@ -107,8 +108,8 @@ CHECKOUT_OPS: frozenset[str] = frozenset({"checkout", "undo", "redo", "restore",
 # Ops' parameters: name -> (accepted type, required). Unknown extra fields are ignored so a
 # newer frontend can talk to an older kernel.
 _PARAMS: dict[str, dict[str, tuple[type, bool]]] = {
-    "status": {},
-    "log": {"limit": (int, False)},
+    "status": {"wait": (bool, False)},
+    "log": {"limit": (int, False), "wait": (bool, False)},
     "checkout": {"commit": (str, True)},
     "undo": {},
     "redo": {},
@@ -173,6 +174,7 @@ class StatusReply(TypedDict):
     enabled: bool
     read_only: bool
     notice: str | None
+    saving: int
     remote: NotRequired[RemoteStatusJSON]
 
 
@@ -266,12 +268,21 @@ Reply = OkReply | ErrorReply
 
 
 class CheckpointEvent(TypedDict):
-    """Sent after every checkpoint."""
+    """Sent once a cell's state is durable; ``saving``: the cells still being saved after it."""
 
     event: Literal["checkpoint"]
     commit: CommitJSON
     unsaved: dict[str, str]
     seconds: float
+    saving: int
+
+
+class SavingEvent(TypedDict):
+    """Sent when a cell's state is being saved in the background (not durable yet)."""
+
+    event: Literal["saving"]
+    saving: int
+    execution_count: int | None
 
 
 class CheckoutEvent(TypedDict):
@@ -312,6 +323,7 @@ class WarningEvent(TypedDict):
     event: Literal["warning"]
     message: str
     names: dict[str, str]
+    execution_count: NotRequired[int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,11 +463,12 @@ def format_var(info: VarInfo) -> VarJSON:
     return var
 
 
-def format_checkpoint_event(result: CheckpointResult) -> CheckpointEvent:
-    """Return the event announcing a checkpoint."""
+def format_checkpoint_event(result: CheckpointResult, *, saving: int = 0) -> CheckpointEvent:
+    """Return the event announcing a durable checkpoint (``saving``: cells still saving)."""
     return {
         "event": "checkpoint",
         "commit": format_commit(result.commit),
         "unsaved": dict(result.unsaved),
         "seconds": _finite(result.seconds),
+        "saving": saving,
     }

@@ -249,17 +249,18 @@ def _check_sum(path: Path) -> None:
         StoreCorruptError: it is truncated or damaged.
     """
     digest = xxhash.xxh3_128()
-    with open(path, "rb") as spool:
-        for kind, payload in read_frames(spool.read):
-            if kind == DONE:
-                if bytes(payload) != digest.digest():
-                    raise StoreCorruptError(f"the spool {path.name} is damaged (checksum)")
-                if spool.read(1):
-                    raise StoreCorruptError(f"the spool {path.name} has bytes after its end")
-                return
-            digest.update(FRAME.pack(kind, len(payload)))
-            digest.update(payload)
-    raise StoreCorruptError(f"the spool {path.name} is truncated")
+    try:
+        with open(path, "rb") as spool:
+            for kind, payload in read_frames(spool.read):
+                if kind == DONE:
+                    if bytes(payload) != digest.digest() or spool.read(1):
+                        break
+                    return
+                digest.update(FRAME.pack(kind, len(payload)))
+                digest.update(payload)
+    except StoreCorruptError as exc:
+        raise StoreCorruptError(f"the spool {path.name} is damaged ({exc})") from None
+    raise StoreCorruptError(f"the spool {path.name} is damaged (its checksum does not match)")
 
 
 def _commit_spool(store: ObjectStore, path: Path, times: set[float]) -> IngestedSpool:

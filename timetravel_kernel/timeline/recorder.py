@@ -298,14 +298,16 @@ class Recorder:
                     return
                 item = self._queue[0]
             try:
-                self._commit(item)
-            finally:
-                with self._changed:
-                    self._queue.popleft()
-                    self._changed.notify_all()
+                outcome = self._commit(item)
+            except BaseException as exc:  # a bug: reported, and the thread goes on
+                outcome = None, exc
+            with self._changed:
+                self._queue.popleft()
+                self._changed.notify_all()
+            _report(item, *outcome)  # once out of the queue: ``saving`` counts the others
 
-    def _commit(self, item: _Cell) -> None:
-        """Plan (if its turn decides it), receive, apply and report one snapshot."""
+    def _commit(self, item: _Cell) -> tuple[CheckpointResult | None, BaseException | None]:
+        """Plan (if its turn decides it), receive and apply one snapshot; return the outcome."""
         snapshot = item.snapshot
         assert snapshot is not None
         live = self._live
@@ -338,15 +340,14 @@ class Recorder:
                 self._failed.clear()
         except BaseException as exc:  # reported through the callback, never raised here
             snapshot.stop()
-            self._fail(item, exc)
-            return
+            return None, self._fail(item, exc)
         finally:
             item.values = {}
         snapshot.acknowledge()
-        _report(item, result, None)
+        return result, None
 
-    def _fail(self, item: _Cell, error: BaseException) -> None:
-        """Leave a failed snapshot's names and cell to the next checkpoint; report it."""
+    def _fail(self, item: _Cell, error: BaseException) -> BaseException:
+        """Leave a failed snapshot's names and cell to the next checkpoint; return the error."""
         live = self._live
         with live.lock:
             if item.work is not None:
@@ -358,8 +359,8 @@ class Recorder:
                 live.unrecorded |= item.touched
             self._failed.append((item.cell, item.status, item.duration))
         if isinstance(error, KeyError):
-            error = CheckpointProcessError(f"the snapshot saved an unexpected name {error}")
-        _report(item, None, error)
+            return CheckpointProcessError(f"the snapshot saved an unexpected name {error}")
+        return error
 
 
 def _check_chunks(covars: list[Covar], has_chunk: Callable[[ChunkId], bool]) -> None:

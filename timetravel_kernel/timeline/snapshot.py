@@ -270,7 +270,9 @@ def take_snapshot(
             os.close(fd)
         raise
     if pid == 0:  # pragma: no cover - runs in the child, checked by the tests' results
-        child.run({data_read, control_write, *inherited})
+        # An inherited number may already name one of our own pipes: the commit thread may
+        # have closed a saved snapshot's pipes since the list was made, and os.pipe reused them.
+        child.run({data_read, control_write, *inherited} - {data_write, control_read})
     gc.unfreeze()
     os.close(data_write)
     os.close(control_read)

@@ -196,9 +196,18 @@ class Timeline:
     # -- properties ---------------------------------------------------------------------
     @property
     def head(self) -> Commit | None:
-        """Return the commit the live namespace equals (None before ``start``)."""
+        """Return the commit the live namespace equals (None before ``start``).
+
+        Waits until every cell recorded so far is committed.
+        """
         self.settle()
         return self._live.head
+
+    @property
+    def durable_head(self) -> Commit | None:
+        """Return the newest durable commit now, without waiting for states being saved."""
+        with self._live.lock:
+            return self._live.head
 
     @property
     def is_closed(self) -> bool:
@@ -235,14 +244,17 @@ class Timeline:
         """Whether more states than ``lost_commits`` may be lost (all it could check were)."""
         return self._store.lost_more_than_noted
 
-    def commit_count(self) -> int:
-        """Return the number of commits in the store."""
-        self.settle()
-        return len(self._history)
+    def commit_count(self, *, settle: bool = True) -> int:
+        """Return the number of commits in the store (``settle``: once all cells are)."""
+        if settle:
+            self.settle()
+        with self._live.lock:
+            return len(self._history)
 
-    def store_bytes(self) -> int:
-        """Return the size of the store."""
-        self.settle()
+    def store_bytes(self, *, settle: bool = True) -> int:
+        """Return the size of the store (``settle``: once all cells are committed)."""
+        if settle:
+            self.settle()
         return self._store.size_bytes()
 
     # -- session ------------------------------------------------------------------------
@@ -541,10 +553,16 @@ class Timeline:
             self._lost.pop(name, None)
 
     # -- history ------------------------------------------------------------------------
-    def log(self, limit: int | None = None) -> list[Commit]:
-        """Return commits newest first, all branches."""
-        self.settle()
-        return self._history.log(limit)
+    def log(self, limit: int | None = None, *, settle: bool = True) -> list[Commit]:
+        """Return commits newest first, all branches.
+
+        ``settle``: first wait until every cell recorded so far is committed; without it,
+        the durable ones now (the cells in ``saving`` follow).
+        """
+        if settle:
+            self.settle()
+        with self._live.lock:
+            return self._history.log(limit)
 
     def commit(self, commit_id: CommitId) -> Commit:
         """Return a commit.
