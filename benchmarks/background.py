@@ -52,8 +52,7 @@ class SnapshotMemory:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            pid = self.timeline._job.pid if self.timeline._job is not None else None
-            child = private_bytes(pid) if pid is not None else 0
+            child = sum(private_bytes(pid) for pid in self.timeline.snapshot_pids)
             self.peak = max(self.peak, child + max(0, rss_bytes() - self.base))
             time.sleep(0.002)
 
@@ -91,9 +90,8 @@ def run_workload(name: str, root: Path) -> list[Row]:
         outcome: list[object] = []
         memory = SnapshotMemory(forked)
         started = time.perf_counter()
-        forked.start_checkpoint(ns, CellInfo(code=code), background=ALWAYS,
-                                on_done=lambda result, error, out=outcome: out.append(
-                                    result or error))
+        forked.record(ns, CellInfo(code=code), background=ALWAYS,
+                      on_done=lambda result, error, out=outcome: out.append(result or error))
         held_ms = (time.perf_counter() - started) * 1e3
         forked.settle()
         durable_ms = (time.perf_counter() - started) * 1e3

@@ -1,12 +1,17 @@
 """Latency as a client sees it: execute_request -> execute_reply and -> idle, per cell.
 
 Runs every workload notebook on the stock python3 kernel and on the time-travel kernel in the
-same run, plus a stream of tiny cells that shows the fixed cost per cell, twice: at a person's
-pace (each kernel alone, ``--pace`` seconds after each cell) and as "Run All" (each kernel
-alone, every cell sent at once as a frontend does, timed to the last cell's idle; the
-time-travel kernel also to "durable": its last state committed). Prints a table;
-targets: median added time to execute_reply <= 2 ms, median added time to idle at a person's
-pace <= 20 ms, and Run All total time to idle <= 1.2x the stock kernel's.
+same run, plus a stream of tiny cells that shows the fixed cost per cell, three ways: at a
+person's pace (each kernel alone, ``--pace`` seconds after each cell), as "Run All" (every
+cell sent at once as a frontend does, timed to the last cell's idle; the time-travel kernel
+also to "durable": its last state committed) and with the next cell sent the moment the last
+shows idle (nbclient, papermill). The time-travel kernel must keep a state per cell in each
+(checked: its number of states). Also per workload: the time from a cell's idle to its
+``checkpoint`` event (its state durable) at a person's pace, median and max, and the peak
+memory the time-travel kernel and its snapshots held beyond the stock kernel's peak.
+
+Targets: added time to idle at a person's pace <= 20 ms median; Run All <= 1.25x the stock
+kernel's total or <= +3 ms per cell, whichever is larger, with every cell its own state.
 
     python -m benchmarks.kernel_latency [--reps 3] [--pace 1] [--only frame_edits,...]
         [--json out.json]
@@ -20,9 +25,13 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from jupyter_client.manager import KernelManager
 
 from timetravel_kernel.kernel.kernelspec import write_kernel_spec
@@ -43,6 +52,33 @@ def _install_specs(root: Path) -> None:
         "display_name": "Python 3", "language": "python"}))
 
 
+class _Memory:
+    """Samples a kernel's resident memory and its snapshots' private pages every 5 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak = 0
+        self._process = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                total = self._process.memory_info().rss
+                for child in self._process.children():
+                    total += child.memory_full_info().uss  # what the snapshot does not share
+            except psutil.Error:
+                total = 0
+            self.peak = max(self.peak, total)
+            time.sleep(0.005)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 class _Kernel:
     def __init__(self, name: str, env: dict[str, str]) -> None:
         self.km = KernelManager(kernel_name=name)
@@ -50,9 +86,31 @@ class _Kernel:
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=120)
+        self.durable: dict[int, float] = {}  # execution count -> when its checkpoint came
+        self.memory = _Memory(self.km.provisioner.pid)  # type: ignore[union-attr]
+        if name == "timetravel":
+            comm = self.kc.session.msg("comm_open", {"comm_id": uuid.uuid4().hex,
+                                                      "target_name": "timetravel", "data": {}})
+            self.kc.shell_channel.send(comm)
 
-    def run(self, code: str, cell_id: str) -> tuple[float, float]:
-        """Return seconds to execute_reply and to idle for one cell."""
+    def _note(self, msg: dict) -> None:
+        """Remember when a cell's state was announced durable (its checkpoint event)."""
+        if msg["msg_type"] == "comm_msg":
+            event = msg["content"]["data"]
+            if event.get("event") == "checkpoint":
+                count = event["commit"].get("execution_count")
+                if isinstance(count, int):
+                    self.durable[count] = time.perf_counter()
+
+    def states(self) -> int:
+        """Return the number of states in the time-travel kernel's history (all settled)."""
+        reply = self.kc.execute_interactive(
+            "", silent=True, timeout=600,
+            user_expressions={"n": "get_ipython().kernel.timeline.commit_count()"})
+        return int(reply["content"]["user_expressions"]["n"]["data"]["text/plain"])
+
+    def run(self, code: str, cell_id: str) -> tuple[float, float, int | None]:
+        """Return seconds to execute_reply and to idle for one cell, and its count."""
         msg = self.kc.session.msg("execute_request", {
             "code": code, "silent": False, "store_history": True, "user_expressions": {},
             "allow_stdin": False, "stop_on_error": False}, metadata={"cellId": cell_id})
@@ -63,13 +121,34 @@ class _Kernel:
             reply = self.kc.get_shell_msg(timeout=600)
             if reply["parent_header"].get("msg_id") == msg_id:
                 to_reply = time.perf_counter() - start
+                count = reply["content"].get("execution_count")
                 break
         while True:
             status = self.kc.get_iopub_msg(timeout=600)
+            self._note(status)
             if (status["parent_header"].get("msg_id") == msg_id
                     and status["msg_type"] == "status"
                     and status["content"]["execution_state"] == "idle"):
-                return to_reply, time.perf_counter() - start
+                return to_reply, time.perf_counter() - start, count
+
+    def wait_durable(self, count: int | None, timeout: float) -> None:
+        """Read iopub until the cell's checkpoint event came (or ``timeout`` passed)."""
+        deadline = time.perf_counter() + timeout
+        while count is not None and count not in self.durable:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return
+            try:
+                self._note(self.kc.get_iopub_msg(timeout=left))
+            except Exception:
+                return
+
+    def run_sequential(self, cells: list[tuple[str, str]]) -> float:
+        """Send each cell the moment the last one shows idle; return seconds to the last idle."""
+        start = time.perf_counter()
+        for cell_id, code in cells:
+            self.run(code, cell_id)
+        return time.perf_counter() - start
 
     def run_all(self, cells: list[tuple[str, str]]) -> float:
         """Send every cell at once (as "Run All" does); return seconds to the last one's idle."""
@@ -84,6 +163,7 @@ class _Kernel:
         last = ids[-1]
         while True:
             status = self.kc.get_iopub_msg(timeout=600)
+            self._note(status)
             if (status["parent_header"].get("msg_id") == last
                     and status["msg_type"] == "status"
                     and status["content"]["execution_state"] == "idle"):
@@ -94,13 +174,15 @@ class _Kernel:
         self.kc.execute_interactive("get_ipython().kernel.save_now()", silent=True,
                                     timeout=600)
 
-    def stop(self) -> None:
+    def stop(self) -> int:
         """Shut the kernel down and flush what it wrote, so the next run does not share the
         disk and a CPU with its writeback (a 400 MB checkpoint's: Run All of array_patch
-        scattered 0.55-1.8 s on the stock kernel run after one)."""
+        scattered 0.55-1.8 s on the stock kernel run after one). Returns its peak memory."""
+        peak = self.memory.stop()
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=False)
         os.sync()
+        return peak
 
 
 def _cells(name: str) -> list[tuple[str, str]]:
@@ -111,55 +193,73 @@ def _cells(name: str) -> list[tuple[str, str]]:
             if c["cell_type"] == "code"]
 
 
-def measure(name: str, reps: int, stores: Path,
-            pace: float = 0.0) -> dict[str, list[tuple[float, float]]]:
-    """Return per-cell (to reply, to idle) times of both kernels over ``reps`` fresh runs.
+@dataclass
+class Measured:
+    """One workload's figures, over ``reps`` fresh runs of each kernel."""
 
-    ``pace``: seconds to wait after each cell, as a person reading would. Each kernel runs its
-    cells alone (the two take turns by run): with both kernels' cells interleaved, the second
+    paced: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: {"python3": [], "timetravel": []})
+    durable_after_idle: list[float] = field(default_factory=list)
+    run_all: dict[str, list[float]] = field(
+        default_factory=lambda: {"python3": [], "timetravel": [], "durable": []})
+    at_idle: dict[str, list[float]] = field(
+        default_factory=lambda: {"python3": [], "timetravel": []})
+    states: list[int] = field(default_factory=list)  # per time-travel run (+1: the start)
+    peak: dict[str, list[int]] = field(default_factory=lambda: {"python3": [], "timetravel": []})
+
+
+def _kernel(kind: str, stores: Path, label: str) -> _Kernel:
+    env = {} if kind == "python3" else {"TIMETRAVEL_STORE_DIR": str(stores / label)}
+    return _Kernel(kind, env)
+
+
+def measure(name: str, reps: int, stores: Path, pace: float) -> Measured:
+    """Run a workload ``reps`` times per kernel and rhythm; each kernel runs alone.
+
+    The two kernels take turns by run: with both kernels' cells interleaved, the second
     one's matrix products shared the CPU with the first one's OpenBLAS workers, which spin for a
     while after a product (measured: +30-40 ms on stream_after_expensive's 50-150 ms cells,
     charged to whichever kernel ran second).
     """
-    times: dict[str, list[tuple[float, float]]] = {"python3": [], "timetravel": []}
+    cells = _cells(name)
+    out = Measured()
     for rep in range(reps):
         order = ["python3", "timetravel"] if rep % 2 == 0 else ["timetravel", "python3"]
         for kind in order:
-            env = {} if kind == "python3" else {
-                "TIMETRAVEL_STORE_DIR": str(stores / f"{name}-{rep}")}
-            kernel = _Kernel(kind, env)
+            kernel = _kernel(kind, stores, f"{name}-paced-{rep}")
             try:
-                for cell_id, code in _cells(name):
-                    times[kind].append(kernel.run(code, cell_id))
-                    time.sleep(pace)
+                for cell_id, code in cells:
+                    to_reply, to_idle, count = kernel.run(code, cell_id)
+                    idle = time.perf_counter()
+                    out.paced[kind].append((to_reply, to_idle))
+                    if kind == "timetravel":
+                        kernel.wait_durable(count, timeout=600)
+                        if count in kernel.durable:
+                            out.durable_after_idle.append(max(0.0, kernel.durable[count] - idle))
+                    time.sleep(max(0.0, pace - (time.perf_counter() - idle)))
             finally:
-                kernel.stop()
-    return times
-
-
-def run_all(name: str, reps: int, stores: Path) -> dict[str, list[float]]:
-    """Return Run All seconds per fresh run: stock, time-travel to idle, and to durable."""
-    runs: dict[str, list[float]] = {"python3": [], "timetravel": [], "durable": []}
-    for rep in range(reps):
-        order = ["python3", "timetravel"] if rep % 2 == 0 else ["timetravel", "python3"]
+                out.peak[kind].append(kernel.stop())
         for kind in order:
-            env = {} if kind == "python3" else {
-                "TIMETRAVEL_STORE_DIR": str(stores / f"{name}-all-{rep}")}
-            kernel = _Kernel(kind, env)
+            kernel = _kernel(kind, stores, f"{name}-all-{rep}")
             try:
                 start = time.perf_counter()
-                runs[kind].append(kernel.run_all(_cells(name)))
+                out.run_all[kind].append(kernel.run_all(cells))
                 if kind == "timetravel":
                     kernel.settle()
-                    runs["durable"].append(time.perf_counter() - start)
+                    out.run_all["durable"].append(time.perf_counter() - start)
+                    out.states.append(kernel.states() - 1)
             finally:
                 kernel.stop()
-    return runs
-
-
-def _after_reply(times: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Return (to reply, reply to idle) pairs: the kernel's own work after the reply."""
-    return [(reply, idle - reply) for reply, idle in times]
+        for kind in order:
+            kernel = _kernel(kind, stores, f"{name}-idle-{rep}")
+            try:
+                out.at_idle[kind].append(kernel.run_sequential(cells))
+                if kind == "timetravel":
+                    kernel.settle()
+                    out.states.append(kernel.states() - 1)
+            finally:
+                kernel.stop()
+    return out
 
 
 def _added(stock: list[tuple[float, float]], tt: list[tuple[float, float]], reps: int,
@@ -176,20 +276,25 @@ def _added(stock: list[tuple[float, float]], tt: list[tuple[float, float]], reps
         for i in range(cells))
 
 
-def summarize(name: str, reps: int, paced: dict[str, list[tuple[float, float]]],
-              all_runs: dict[str, list[float]]) -> dict:
-    stock, tt = paced["python3"], paced["timetravel"]
+def summarize(name: str, reps: int, m: Measured) -> dict:
+    stock, tt = m.paced["python3"], m.paced["timetravel"]
+    cells = len(stock) // reps
+    all_stock = statistics.median(m.run_all["python3"])
+    all_tt = statistics.median(m.run_all["timetravel"])
     return {
         "workload": name,
-        "cells": len(stock) // reps,
-        "reply_ms_stock": 1000 * statistics.median(s[0] for s in stock),
-        "reply_ms_tt": 1000 * statistics.median(t[0] for t in tt),
-        "added_reply_ms": 1000 * _added(stock, tt, reps, 0),
+        "cells": cells,
         "added_idle_ms_paced": 1000 * _added(stock, tt, reps, 1),
-        "added_after_reply_ms": 1000 * _added(_after_reply(stock), _after_reply(tt), reps, 1),
-        "run_all_s_stock": statistics.median(all_runs["python3"]),
-        "run_all_s_tt": statistics.median(all_runs["timetravel"]),
-        "durable_s_tt": statistics.median(all_runs["durable"]),
+        "durable_after_idle_ms_median": 1000 * statistics.median(m.durable_after_idle or [0]),
+        "durable_after_idle_ms_max": 1000 * max(m.durable_after_idle or [0]),
+        "run_all_s_stock": all_stock,
+        "run_all_s_tt": all_tt,
+        "run_all_added_ms_per_cell": 1000 * (all_tt - all_stock) / cells,
+        "durable_s_tt": statistics.median(m.run_all["durable"]),
+        "at_idle_s_stock": statistics.median(m.at_idle["python3"]),
+        "at_idle_s_tt": statistics.median(m.at_idle["timetravel"]),
+        "states_per_cell_ok": all(n == cells for n in m.states),
+        "peak_extra_mb": (max(m.peak["timetravel"]) - max(m.peak["python3"])) / 1e6,
     }
 
 
@@ -210,30 +315,31 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["JUPYTER_PATH"] = str(Path(tmp) / "jupyter")
         for name in names:
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            stores = Path(tmp) / "stores"
-            rows.append(summarize(name, args.reps, measure(name, args.reps, stores, args.pace),
-                                  run_all(name, args.reps, stores)))
-    header = (f"{'workload':<18}{'cells':>6}{'reply ms stock':>16}{'reply ms tt':>13}"
-              f"{'added ms':>10}{'added idle ms':>15}{'after reply':>13}{'all s stock':>13}"
-              f"{'all s tt':>10}"
-              f"{'ratio':>7}{'durable s':>11}")
+            rows.append(summarize(name, args.reps,
+                                  measure(name, args.reps, Path(tmp) / "stores", args.pace)))
+    header = (f"{'workload':<23}{'cells':>6}{'idle +ms':>9}{'durable ms med/max':>20}"
+              f"{'all s stock':>12}{'all s tt':>9}{'ratio':>7}{'+ms/cell':>9}{'durable s':>10}"
+              f"{'at idle stock':>14}{'tt':>7}{'ratio':>7}{'1 state/cell':>13}{'+peak MB':>9}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        stock = r["run_all_s_stock"]
-        ratio = r["run_all_s_tt"] / stock if stock else float("nan")
-        print(f"{r['workload']:<18}{r['cells']:>6}{r['reply_ms_stock']:>16.2f}"
-              f"{r['reply_ms_tt']:>13.2f}{r['added_reply_ms']:>10.2f}"
-              f"{r['added_idle_ms_paced']:>15.2f}{r['added_after_reply_ms']:>13.2f}"
-              f"{stock:>13.3f}"
-              f"{r['run_all_s_tt']:>10.3f}{ratio:>7.2f}{r['durable_s_tt']:>11.3f}")
-    print(f"(reply and added: {args.reps} fresh runs at a person's pace, {args.pace:g} s between "
-          "cells; reply: median over cells; added: median over cells of the per-cell "
-          "difference of medians, to reply and to idle; after reply: the same for the time "
-          "from reply to idle (the kernel's own work, without the cell's noise); all s: Run "
-          "All (every cell sent at once) to the last idle, median over runs; ratio = "
-          "time-travel / stock; durable s: until the time-travel kernel's last state is "
-          "committed)")
+        ratio = r["run_all_s_tt"] / r["run_all_s_stock"]
+        idle_ratio = r["at_idle_s_tt"] / r["at_idle_s_stock"]
+        durable = f"{r['durable_after_idle_ms_median']:.0f}/{r['durable_after_idle_ms_max']:.0f}"
+        print(f"{r['workload']:<23}{r['cells']:>6}{r['added_idle_ms_paced']:>9.1f}{durable:>20}"
+              f"{r['run_all_s_stock']:>12.3f}{r['run_all_s_tt']:>9.3f}{ratio:>7.2f}"
+              f"{r['run_all_added_ms_per_cell']:>9.1f}{r['durable_s_tt']:>10.3f}"
+              f"{r['at_idle_s_stock']:>14.3f}{r['at_idle_s_tt']:>7.3f}{idle_ratio:>7.2f}"
+              f"{'yes' if r['states_per_cell_ok'] else 'NO':>13}{r['peak_extra_mb']:>9.0f}")
+    print(f"({args.reps} fresh runs of each kernel per rhythm. idle +ms: median over cells of the "
+          f"per-cell difference of medians of the time to idle, {args.pace:g} s between cells; "
+          "durable ms: from a cell's idle to its checkpoint event at that pace, median/max; "
+          "all s: Run All (every cell sent at once) to the last idle, median; ratio = "
+          "time-travel / stock; +ms/cell: the Run All difference per cell; durable s: until "
+          "the last state is committed; at idle: each cell sent the moment the last showed "
+          "idle; 1 state/cell: every time-travel run kept as many states as cells; +peak MB: "
+          "the time-travel kernel's peak resident memory plus its snapshots' own pages, less "
+          "the stock kernel's peak)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

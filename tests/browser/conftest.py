@@ -157,11 +157,15 @@ class LabServer:
                     return int(child.pid)
         raise AssertionError(f"no kernel process for {notebook} (kernel {ids[0]})")
 
-    def put_notebook(self, name: str, kernel_name: str, display_name: str) -> None:
-        """Create an empty notebook `name` bound to a kernelspec, as a saved file would be."""
-        cell = {"cell_type": "code", "source": "", "metadata": {}, "outputs": [],
-                "execution_count": None, "id": uuid.uuid4().hex[:8]}
-        content = {"cells": [cell], "nbformat": 4, "nbformat_minor": 5, "metadata": {
+    def put_notebook(self, name: str, kernel_name: str, display_name: str,
+                     sources: tuple[str, ...] = ("",)) -> None:
+        """Create a notebook `name` bound to a kernelspec, as a saved file would be.
+
+        ``sources``: its code cells (one empty cell by default).
+        """
+        cells = [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [],
+                  "execution_count": None, "id": uuid.uuid4().hex[:8]} for source in sources]
+        content = {"cells": cells, "nbformat": 4, "nbformat_minor": 5, "metadata": {
             "kernelspec": {"name": kernel_name, "display_name": display_name,
                            "language": "python"}}}
         self.api(f"/api/contents/{name}", "PUT", {"type": "notebook", "content": content})

@@ -90,6 +90,32 @@ def test_undo_redo_shortcuts_and_history_panel(page: Page, lab: LabServer,
     pages.wait_head(page, 2)
 
 
+RUN_ALL_CELLS = (
+    "import numpy as np\nbig = np.zeros(20_000_000)",  # 160 MB: each state is a snapshot
+    "x = 1\nbig[1] = 1", "x = 2\nbig[2] = 2", "x = 3\nbig[3] = 3", "x = 4\nbig[4] = 4")
+
+
+def test_run_all_then_one_undo_takes_back_exactly_the_last_cell(page: Page,
+                                                                 lab: LabServer) -> None:
+    lab.put_notebook("run-all.ipynb", "timetravel", pages.KERNEL_DISPLAY_NAME, RUN_ALL_CELLS)
+    page.goto(lab.url("/lab/tree/run-all.ipynb?reset"))
+    pages.cells(page).nth(4).wait_for(timeout=pages.RUN_TIMEOUT)
+    pages.wait_time_travel_ready(page)
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+c")
+    page.keyboard.type("Run All Cells")
+    page.keyboard.press("Enter")
+    pages.cells(page).nth(4).locator(".jp-InputPrompt").filter(
+        has_text="[5]").wait_for(timeout=pages.RUN_TIMEOUT)
+    pages.wait_kernel_idle(page)
+    pages.wait_head(page, 5)  # every state saved; the status bar no longer says "saving"
+    pages.press(page, pages.UNDO_KEYS)
+    pages.toast(page, "Now at [4] x = 3").wait_for()
+    assert pages.run_in_new_cell(page, "print(x, big[1:5].tolist())") == "3 [1.0, 2.0, 3.0, 0.0]"
+    panel = pages.open_history(page)
+    assert panel.locator(".jp-TimeTravel-commit").count() == 7  # start, [1]-[5], [6]
+
+
 def test_crash_restores_state_with_a_notification(page: Page, lab: LabServer,
                                                    artifacts: Path) -> None:
     name = _new_time_travel_notebook(page, lab)

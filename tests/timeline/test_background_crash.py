@@ -8,6 +8,7 @@ own state, exact. Killing snapshots too must leave the store whole, HEAD on a co
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import random
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -57,6 +59,23 @@ CHILD = textwrap.dedent("""
         timeline.record(ns, CellInfo(code=f"step {number}"), on_done=report, background=always)
         os.write(1, f"S {number}\\n".encode())  # its snapshot is taken
 """)
+
+
+@contextlib.contextmanager
+def _running(script: str, path: Path, seed: int) -> Iterator[subprocess.Popen[str]]:
+    """Run a kernel-like process; whatever the test finds, it and its snapshots end with it."""
+    child = subprocess.Popen([sys.executable, "-c", script, str(path), str(seed)],
+                             stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+    try:
+        yield child
+    finally:
+        if child.returncode is None:  # the test failed before it killed the process itself
+            with contextlib.suppress(psutil.Error):
+                for process in psutil.Process(child.pid).children():
+                    process.kill()
+            child.kill()
+            child.communicate()
 
 
 def step(ns: dict, seed: int, number: int) -> None:
@@ -108,14 +127,12 @@ def test_a_killed_process_loses_no_step_whose_snapshot_was_taken(tmp_path: Path)
     spooled = 0
     for round_number in range(ROUNDS):
         path = tmp_path / f"store-{round_number}"
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(path), str(round_number)],
-            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
-        assert child.stdout is not None
-        assert child.stdout.readline().startswith("R ")
-        time.sleep(rng.uniform(0.3, 1.5))
-        os.kill(child.pid, signal.SIGKILL)  # the snapshots are not touched: they finish
-        output, _ = child.communicate(timeout=60)
+        with _running(CHILD, path, round_number) as child:
+            assert child.stdout is not None
+            assert child.stdout.readline().startswith("R ")
+            time.sleep(rng.uniform(0.3, 1.5))
+            os.kill(child.pid, signal.SIGKILL)  # the snapshots are not touched: they finish
+            output, _ = child.communicate(timeout=60)
         taken = [int(line.split()[1]) for line in output.splitlines() if line.startswith("S ")]
         committed = sum(line.startswith("C ") for line in output.splitlines())
         assert taken, f"round {round_number}: no snapshot taken"
@@ -182,21 +199,19 @@ def test_kills_of_process_and_snapshots_leave_only_complete_commits(tmp_path: Pa
     last_commit: str | None = None
     commits_seen = snapshots_killed = 0
     for round_number in range(ROUNDS):
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHURN, str(path), str(round_number)],
-            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
-        assert child.stdout is not None
-        first = child.stdout.readline()
-        assert first.startswith("R "), first
-        time.sleep(rng.uniform(0.2, 1.0))
-        snapshots = psutil.Process(child.pid).children()
-        for snapshot in snapshots[: rng.randint(1, 3)]:
-            snapshot.send_signal(signal.SIGKILL)
-            snapshots_killed += 1
-        time.sleep(rng.uniform(0.0, 0.4))
-        survivors = psutil.Process(child.pid).children()
-        os.kill(child.pid, signal.SIGKILL)
-        output, _ = child.communicate(timeout=60)
+        with _running(CHURN, path, round_number) as child:
+            assert child.stdout is not None
+            first = child.stdout.readline()
+            assert first.startswith("R "), first
+            time.sleep(rng.uniform(0.2, 1.0))
+            snapshots = psutil.Process(child.pid).children()
+            for snapshot in snapshots[: rng.randint(1, 3)]:
+                snapshot.send_signal(signal.SIGKILL)
+                snapshots_killed += 1
+            time.sleep(rng.uniform(0.0, 0.4))
+            survivors = psutil.Process(child.pid).children()
+            os.kill(child.pid, signal.SIGKILL)
+            output, _ = child.communicate(timeout=60)
         # the snapshots left finish (a spool each) or give up; none lingers
         _, alive = psutil.wait_procs(survivors, timeout=120)
         assert not alive

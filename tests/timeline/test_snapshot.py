@@ -30,6 +30,7 @@ def _produce(names, sink):
 def _take(tmp_path: Path, **kw):
     spool = SnapshotSpool(tmp_path / "spool", "0001-test", 1, HEADER)
     options = {"produce": _produce, "everything": lambda: ["x"], "names": ["x"],
+               "current": lambda names: {},
                "is_known_chunk": lambda _: False, "spool": spool, "inherited": (),
                "orphan_seconds": 30.0}
     options.update(kw)
@@ -56,7 +57,7 @@ def test_a_snapshot_planned_at_its_turn_waits_for_the_names(tmp_path: Path) -> N
     snapshot = _take(tmp_path, names=None)
     time.sleep(0.3)
     assert os.waitpid(snapshot.pid, os.WNOHANG) == (0, 0)  # alive, waiting
-    snapshot.send_plan(["b", "a"], [])
+    snapshot.send_plan(["b", "a"], {}, [])
     assert _received(snapshot) == ["a", "b"]
     snapshot.acknowledge()
 

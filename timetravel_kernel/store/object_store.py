@@ -456,11 +456,15 @@ class Transaction:
         """Queue a covariable manifest; return its id."""
         data = encode_covar(covar)
         new_id = CovarId(hash_bytes(data))
-        key = encode_key("covar", new_id)
+        self.add_encoded_covar(new_id, data)
+        return new_id
+
+    def add_encoded_covar(self, covar_id: CovarId, data: bytes) -> None:
+        """Queue a manifest already encoded (``encode_covar``) under its id, unless stored."""
+        key = encode_key("covar", covar_id)
         if key not in self._records and not self._store.backend.has(key):
             self._records[key] = data
             self.bytes_written += len(data)
-        return new_id
 
     def add_tree_records(self, records: Mapping[TreeId, bytes]) -> None:
         """Queue the bucket and root records of an updated tree."""

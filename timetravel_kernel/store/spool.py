@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from timetravel_kernel.store.object_store import ObjectStore
 
 __all__ = [
+    "ABSENT",
     "CHUNK",
     "COVAR",
     "DONE",
@@ -60,6 +61,8 @@ COVAR = 2
 """Frame kind: an encoded co-variable manifest."""
 HEADER = 3
 """Frame kind: a spool's header (JSON: the cell, when it ran, the state it builds on)."""
+ABSENT = 4
+"""Frame kind: the names a snapshot was to examine that do not exist (JSON list)."""
 FAILED = 255
 """Frame kind: the writer failed; the payload says why (UTF-8)."""
 _READ_SIZE = 1 << 20

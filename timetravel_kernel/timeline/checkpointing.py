@@ -16,14 +16,15 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import TimelineError
+from timetravel_kernel.ids import CovarId, hash_bytes
 from timetravel_kernel.state import build_covar, capture
 from timetravel_kernel.store import Commit, Covar, NamespaceTree
+from timetravel_kernel.store.objects import encode_covar
 from timetravel_kernel.timeline.results import CellInfo, CheckpointResult, describe_cell
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
-    from timetravel_kernel.ids import CovarId
     from timetravel_kernel.state import TimelineOptions
     from timetravel_kernel.state.chunking import ChunkSink
     from timetravel_kernel.store import ObjectStore
@@ -163,12 +164,14 @@ class Checkpointer:
             produced.append((covar, captured.values))
         return produced
 
-    def apply(self, work: CheckpointWork, transaction: Transaction,
-              produced: Produced) -> CheckpointResult:
+    def apply(self, work: CheckpointWork, transaction: Transaction, produced: Produced, *,
+              present: Collection[str] | None = None) -> CheckpointResult:
         """Write the produced manifests and the commit; then update the live state.
 
-        Call with ``live.lock`` held. The commit follows the live HEAD as it is now (every
-        earlier checkpoint applied).
+        ``present``: the examined names that exist, when ``produced`` leaves out unchanged
+        co-variables (a snapshot sends only what changed); by default its members. Call with
+        ``live.lock`` held. The commit follows the live HEAD as it is now (every earlier
+        checkpoint applied).
         """
         live = self._live
         tree = NamespaceTree.empty() if work.root else live.tree
@@ -177,18 +180,23 @@ class Checkpointer:
         changes: dict[str, CovarId | None] = {}
         made: set[str] = set()
         unsaved: dict[str, str] = {}
-        present: set[str] = set()
+        found: set[str] = set()
         for covar, values in produced:
             covar = self._with_origin(covar, work.cell, made)
-            new_id = transaction.add_covar(covar)
+            data = encode_covar(covar)
+            new_id = CovarId(hash_bytes(data))
             live.cache.put(new_id, covar, values)
+            found.update(covar.members)
+            if all(tree.get(m) == new_id for m in covar.members):
+                continue  # unchanged: stored already, and its bookkeeping known
+            transaction.add_encoded_covar(new_id, data)
             live.note_covar(new_id, covar)
-            present.update(covar.members)
             for member in covar.members:
                 if tree.get(member) != new_id:
                     changes[member] = new_id
                     if covar.reason is not None:
                         unsaved[member] = covar.reason
+        present = found if present is None else set(present)
         changes.update(dict.fromkeys(
             n for n in work.touched
             if n not in present and live.is_tracked(n) and tree.get(n) is not None))

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal
 
 from timetravel_kernel.errors import CheckpointProcessError, CheckpointStalledError
 from timetravel_kernel.state import names_read, touched_names
-from timetravel_kernel.store.spool import COVAR, SpoolHeader
+from timetravel_kernel.store.spool import ABSENT, CHUNK, COVAR, SpoolHeader
 from timetravel_kernel.timeline.background import (
     BackgroundOptions,
     can_fork,
@@ -41,9 +41,9 @@ from timetravel_kernel.timeline.checkpointing import joined_cells
 from timetravel_kernel.timeline.snapshot import SnapshotSpool, decode_frame, take_snapshot
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
-    from timetravel_kernel.ids import ChunkId
+    from timetravel_kernel.ids import ChunkId, CovarId
     from timetravel_kernel.store import Covar, ObjectStore
     from timetravel_kernel.store.objects import Status
     from timetravel_kernel.timeline.checkpointing import Checkpointer, CheckpointWork, Namespace
@@ -245,6 +245,7 @@ class Recorder:
                 produce=lambda chosen, sink: self._checkpointer.produce(namespace, chosen, sink),
                 everything=lambda: [n for n in namespace if live.is_tracked(n)],
                 names=names,
+                current=self._current_ids,
                 is_known_chunk=self._store.is_known_chunk,
                 spool=self._spool(item, seq, base),
                 inherited=inherited,
@@ -263,6 +264,11 @@ class Recorder:
             self._changed.notify_all()
             self._start_thread()
         return "saving"
+
+    def _current_ids(self, names: Collection[str]) -> dict[str, CovarId]:
+        """The version each name has in the live tree (what a snapshot's plan builds on)."""
+        tree = self._live.tree
+        return {n: covar_of for n in names if (covar_of := tree.get(n)) is not None}
 
     def _spool(self, item: _Cell, seq: int, base: str | None) -> SnapshotSpool | None:
         folder = self._store.backend.spool_dir
@@ -316,19 +322,23 @@ class Recorder:
                 late = item.work is None
                 if late:
                     item.work = self._plan(item)
+                    current = self._current_ids(item.work.names)
             work = item.work
             assert work is not None
             if late:
-                snapshot.send_plan(work.names, self._store.known_since(item.known_mark))
+                snapshot.send_plan(work.names, current, self._store.known_since(item.known_mark))
             transaction = self._store.transaction()
             covars: list[Covar] = []
+            absent: list[str] = []
 
             def consume(kind: int, payload: memoryview) -> None:
                 decoded = decode_frame(kind, payload)
                 if kind == COVAR:
                     covars.append(decoded)  # type: ignore[arg-type]
-                else:
+                elif kind == CHUNK:
                     transaction.add_encoded_chunk_if_new(*decoded)  # type: ignore[misc]
+                elif kind == ABSENT:
+                    absent.extend(decoded)  # type: ignore[arg-type]
 
             snapshot.receive(consume, hang_seconds=item.options.hang_seconds,
                              stall_seconds=item.options.stall_seconds)
@@ -336,7 +346,8 @@ class Recorder:
                 _check_chunks(covars, transaction.has_chunk)
             produced = [(c, tuple(item.values[m] for m in c.members)) for c in covars]
             with live.lock:
-                result = self._checkpointer.apply(work, transaction, produced)
+                result = self._checkpointer.apply(work, transaction, produced,
+                                                  present=work.names.difference(absent))
                 self._failed.clear()
         except BaseException as exc:  # reported through the callback, never raised here
             snapshot.stop()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 import pickle
 import select
@@ -34,8 +35,9 @@ from typing import TYPE_CHECKING
 from timetravel_kernel.errors import CheckpointProcessError, CheckpointStalledError
 from timetravel_kernel.ids import ID_SIZE, ChunkId
 from timetravel_kernel.store.codec import encode_chunk, set_compression_threads
-from timetravel_kernel.store.objects import decode_covar, encode_covar
+from timetravel_kernel.store.objects import covar_id, decode_covar, encode_covar
 from timetravel_kernel.store.spool import (
+    ABSENT,
     CHUNK,
     COVAR,
     DONE,
@@ -48,11 +50,15 @@ from timetravel_kernel.store.spool import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable, Collection, Mapping
     from pathlib import Path
 
+    from timetravel_kernel.ids import CovarId
     from timetravel_kernel.state.chunking import ChunkSink
     from timetravel_kernel.store import Covar
+
+    CurrentIds = Callable[[Collection[str]], Mapping[str, CovarId]]
+    """The co-variable version each name has in the state the snapshot builds on."""
 
     Produce = Callable[[Collection[str], ChunkSink], list[tuple[Covar, tuple[object, ...]]]]
     """Serializes the named names of the snapshot's namespace, new chunks to the sink."""
@@ -60,7 +66,7 @@ if TYPE_CHECKING:
 __all__ = ["Snapshot", "SnapshotSpool", "decode_frame", "take_snapshot"]
 
 _PLAN = 1
-"""Control frame: the names to examine and the chunks saved since the fork (pickled)."""
+"""Control frame: the names to examine, their versions now, the chunks saved since (pickled)."""
 _ACK = 2
 """Control frame: the commit is durable; the child may leave."""
 _STALL_POLL = 0.25
@@ -113,13 +119,18 @@ class Snapshot:
         """The kernel's ends of the pipes (a later snapshot closes its copies of them)."""
         return tuple(fd for fd in (self._data_fd, self._control_fd) if fd >= 0)
 
-    def send_plan(self, names: Collection[str], known: list[ChunkId]) -> None:
-        """Tell a snapshot taken before its turn what to examine, and the chunks saved since.
+    def send_plan(self, names: Collection[str], current: Mapping[str, CovarId],
+                  known: list[ChunkId]) -> None:
+        """Tell a snapshot taken before its turn what to examine, and what it builds on.
+
+        ``current``: the version each of those names has now (the snapshot sends only the
+        co-variables that differ); ``known``: the chunks saved since it was taken.
 
         Raises:
             CheckpointProcessError: the snapshot process is gone.
         """
-        payload = pickle.dumps((sorted(names), known), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps((sorted(names), dict(current), known),
+                               protocol=pickle.HIGHEST_PROTOCOL)
         self._control(_PLAN, payload)
 
     def acknowledge(self) -> None:
@@ -148,7 +159,11 @@ class Snapshot:
 
     def receive(self, consume: Callable[[int, memoryview], None], *, hang_seconds: float,
                 stall_seconds: float) -> None:
-        """Hand each chunk and manifest frame to ``consume`` until the snapshot is done.
+        """Hand each chunk, manifest and absent-names frame to ``consume`` until it is done.
+
+        Manifests come only for co-variables that differ from the versions the snapshot was
+        told of: the names examined that exist, absent ones aside, and are not sent are
+        unchanged.
 
         Raises:
             CheckpointProcessError: the snapshot failed, died, or sent nothing for
@@ -233,6 +248,7 @@ def take_snapshot(
     produce: Produce,
     everything: Callable[[], Collection[str]],
     names: Collection[str] | None,
+    current: CurrentIds,
     is_known_chunk: Callable[[ChunkId], bool],
     spool: SnapshotSpool | None,
     inherited: Collection[int],
@@ -240,8 +256,10 @@ def take_snapshot(
 ) -> Snapshot:
     """Fork a snapshot of the process as it is now; return the kernel's handle on it.
 
-    ``names``: what to examine, when known now (otherwise ``send_plan`` says it later).
-    ``everything``: every saved name, what an orphaned snapshot writes to ``spool``.
+    ``names``: what to examine, when known now (otherwise ``send_plan`` says it later), and
+    ``current`` gives their versions, read in the child (the state it builds on is the
+    kernel's now). ``everything``: every saved name, what an orphaned snapshot writes to
+    ``spool``.
     ``inherited``: the kernel's ends of other snapshots' pipes, which the child closes.
 
     Raises:
@@ -258,7 +276,7 @@ def take_snapshot(
         import fcntl
 
         fcntl.fcntl(data_write, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-    child = _Child(produce=produce, everything=everything, names=names,
+    child = _Child(produce=produce, everything=everything, names=names, current=current,
                    is_known_chunk=is_known_chunk, spool=spool, orphan_seconds=orphan_seconds,
                    data_fd=data_write, control_fd=control_read, parent=os.getpid())
     gc.freeze()  # the parent's collector must not write into every shared page meanwhile
@@ -283,12 +301,14 @@ class _Child:
     """What runs in the forked process (see the module docstring)."""
 
     def __init__(self, *, produce: Produce, everything: Callable[[], Collection[str]],
-                 names: Collection[str] | None, is_known_chunk: Callable[[ChunkId], bool],
+                 names: Collection[str] | None, current: CurrentIds,
+                 is_known_chunk: Callable[[ChunkId], bool],
                  spool: SnapshotSpool | None, orphan_seconds: float, data_fd: int,
                  control_fd: int, parent: int) -> None:
         self._produce = produce
         self._everything = everything
         self._names = names
+        self._current = current
         self._is_known_chunk = is_known_chunk
         self._known: set[ChunkId] = set()
         self._spool = spool
@@ -303,8 +323,8 @@ class _Child:
         code = 1
         try:
             self._enter(close)
-            names = self._names if self._names is not None else self._wait_for_plan()
-            if names is None or not self._send(names) or not self._wait_for(_ACK):
+            plan = self._plan()
+            if plan is None or not self._send(*plan) or not self._wait_for(_ACK):
                 self._write_spool()
             elif self._writer is not None:
                 self._writer.abort()  # committed by the kernel: nothing to spool
@@ -329,8 +349,12 @@ class _Child:
         gc.unfreeze()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)  # bounds an orphan's spooling
-        with contextlib.suppress(OSError):
-            os.setpgid(0, 0)
+        # Closed before anything is opened here: a stale number in ``close`` could otherwise
+        # name a file this process just opened.
+        for fd in close:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        _close_sockets()
         os.set_blocking(self._data_fd, False)
         if self._spool is not None:
             with contextlib.suppress(OSError):
@@ -339,23 +363,23 @@ class _Child:
                                            spool_name(self._spool.session, self._spool.seq,
                                                       os.getpid()),
                                            self._spool.header)
-        for fd in close:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        _close_sockets()
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)  # last: whoever sees it knows the rest is done
         set_compression_threads(1)
 
     def _parent_alive(self) -> bool:
         return os.getppid() == self._parent
 
-    def _wait_for_plan(self) -> list[str] | None:  # pragma: no cover - forked child
-        """Wait for the names to examine; None when the kernel died first."""
+    def _plan(self) -> tuple[Collection[str], Mapping[str, CovarId]] | None:  # pragma: no cover
+        """Return the names to examine and their versions; None when the kernel died first."""
+        if self._names is not None:
+            return self._names, self._current(self._names)
         message = self._read_control()
         if message is None or message[0] != _PLAN:
             return None
-        names, known = pickle.loads(message[1])
+        names, current, known = pickle.loads(message[1])
         self._known.update(known)
-        return list(names)
+        return names, current
 
     def _wait_for(self, kind: int) -> bool:  # pragma: no cover - forked child
         message = self._read_control()
@@ -398,8 +422,14 @@ class _Child:
                     continue
                 view = view[written:]
 
-    def _send(self, names: Collection[str]) -> bool:  # pragma: no cover - forked child
-        """Send the state to the kernel; False when it died meanwhile."""
+    def _send(self, names: Collection[str],
+              current: Mapping[str, CovarId]) -> bool:  # pragma: no cover - forked child
+        """Send what changed of the state to the kernel; False when it died meanwhile.
+
+        A co-variable whose version the kernel already has (the same manifest, no live
+        token) is not sent: a cell that reads every name (``globals()``) costs the kernel
+        only what it changed.
+        """
         sent: set[ChunkId] = set()
 
         def send_chunk(chunk_id: ChunkId, data: memoryview, itemsize: int) -> int:
@@ -410,8 +440,16 @@ class _Child:
             return 0
 
         try:
+            present: set[str] = set()
             for covar, _ in self._produce(names, send_chunk):
+                present.update(covar.members)
+                version = covar_id(covar)
+                if covar.token is None and all(current.get(m) == version for m in covar.members):
+                    continue
                 self._frame(COVAR, encode_covar(covar))
+            absent = sorted(set(names) - present)
+            if absent:
+                self._frame(ABSENT, json.dumps(absent).encode())
             self._frame(DONE, b"")
         except BrokenPipeError:
             return False
@@ -462,10 +500,12 @@ def _close_sockets() -> None:  # pragma: no cover - forked child
                 os.close(fd)
 
 
-def decode_frame(kind: int, payload: memoryview) -> tuple[ChunkId, bytes] | Covar:
-    """Return what a chunk or manifest frame carries."""
+def decode_frame(kind: int, payload: memoryview) -> tuple[ChunkId, bytes] | Covar | list[str]:
+    """Return what a chunk, manifest or absent-names frame carries."""
     if kind == CHUNK:
         return ChunkId(bytes(payload[:ID_SIZE])), bytes(payload[ID_SIZE:])
     if kind == COVAR:
         return decode_covar(bytes(payload))
+    if kind == ABSENT:
+        return [str(name) for name in json.loads(bytes(payload))]
     raise CheckpointProcessError(f"the checkpoint process sent a frame of unknown kind {kind}")
