@@ -278,7 +278,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
 
         Returns whether the local HEAD moved to the remote's (the store was missing or behind).
         """
-        from timetravel_kernel.kernel.remotes import open_remote, resolve_remote
+        from timetravel_kernel.kernel.remotes import open_remote
         from timetravel_kernel.kernel.sync import RemoteSync
         from timetravel_kernel.remote import notebook_remote_name
 
@@ -287,12 +287,9 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
                            "notebook's path (set TimeTravelKernel.notebook_path)")
             return False
         try:
-            settings = resolve_remote(self.remote, jupyter_data_dir())
-            if self.remote_key_file:
-                settings = replace(settings, key_file=self.remote_key_file)
             name = notebook_remote_name(self.notebook_path, os.path.expanduser("~"))
-            remote = open_remote(settings, name, data_dir=jupyter_data_dir(), env=os.environ,
-                                 trust=self.remote_trust)
+            remote = open_remote(self.remote, name, data_dir=jupyter_data_dir(), env=os.environ,
+                                 key_file=self.remote_key_file or None, trust=self.remote_trust)
         except RemoteError as exc:
             self._announce(f"time travel: the remote is not used: {exc}")
             return False
