@@ -56,3 +56,74 @@ def test_widget_is_saved_as_its_traits_children_included() -> None:
     assert box.children[0] is slider
     assert box.children[1].value == "b" and list(box.children[1].options) == ["a", "b"]
     assert slider.model_id != ns["slider"].model_id  # a new frontend model
+
+
+PATSY_CELL = """
+import numpy as np, pandas as pd, patsy
+rng = np.random.default_rng(3)
+data = pd.DataFrame({'x': rng.normal(size=12), 'w': rng.uniform(1, 2, size=12),
+                     'g': list('abc') * 4})
+data['y'] = 2 * data.x - np.log(data.w) + rng.normal(size=12)
+y, X = patsy.dmatrices('y ~ x + center(w) + np.log(w) + C(g)', data)
+coef, resid, _, _ = np.linalg.lstsq(X, y, rcond=None)
+coef = pd.Series(coef.squeeze(), index=X.design_info.column_names)
+new = pd.DataFrame({'x': [0.5, -1.0], 'w': [1.5, 1.2], 'g': ['b', 'c']})
+new_X = patsy.build_design_matrices([X.design_info], new)
+parts = [X[:, 1], np.asarray(X), X[2:5]]
+owned = X.copy()
+owned_view = np.asarray(owned)[:, :2]
+"""
+PATSY_NAMES = ("y", "X", "coef", "new_X", "parts", "owned", "owned_view")
+
+
+def test_patsy_design_matrices_are_saved_by_value_and_build_the_same_matrices_again() -> None:
+    """patsy refuses pickling; its objects are plain state, saved by value: the matrices come
+    back as DesignMatrix with their DesignInfo (terms, stateful transforms, contrasts), views
+    stay views, and the restored DesignInfo builds the same matrix for new data."""
+    import numpy as np
+    import pandas as pd
+    import patsy
+
+    ns = fresh_namespace()
+    run_cell(ns, PATSY_CELL)
+    serialized = dump_values(tuple(ns[n] for n in PATSY_NAMES), ns, PATSY_NAMES)
+    assert serialized.serializer == "pickle"
+    fresh = fresh_namespace()
+    run_cell(fresh, "import numpy as np, pandas as pd, patsy")
+    values = load_values(serialized.serializer, serialized.stream,
+                         [bytearray(b) for b in serialized.buffers], Resolver(fresh))
+    got = dict(zip(PATSY_NAMES, values, strict=True))
+    X = got["X"]
+    assert type(X) is patsy.DesignMatrix and np.array_equal(X, ns["X"])
+    assert X.design_info.column_names == ns["X"].design_info.column_names
+    assert list(X.design_info.term_name_slices) == list(ns["X"].design_info.term_name_slices)
+    assert got["new_X"][0].design_info is X.design_info  # one DesignInfo, as before
+    pd.testing.assert_series_equal(got["coef"], ns["coef"])
+    # The stateful transform (center) and the contrasts were restored with their state.
+    again = patsy.build_design_matrices([X.design_info], ns["new"])[0]
+    assert np.array_equal(again, ns["new_X"][0])
+    # What a factor's code looks up (patsy copies those names at fit time) is the very
+    # module or function again, not a copy: np.log, the center transform.
+    envs = {factor.name(): info.state["eval_env"]._namespaces[0]
+            for factor, info in X.design_info.factor_infos.items()}
+    assert envs["np.log(w)"]["np"] is np and envs["center(w)"]["center"] is patsy.center
+    # Views stay views of the restored matrices, owned memory included.
+    parts = got["parts"]
+    for view in (*parts, X):
+        assert np.shares_memory(view, parts[1])
+    assert np.shares_memory(got["owned_view"], got["owned"])
+    assert type(got["owned"]) is patsy.DesignMatrix
+    X[0, 1] = 99.0
+    assert parts[0][0] == 99.0 and parts[1][0, 1] == 99.0
+    assert np.array_equal(got["y"], ns["y"]) and got["y"].design_info.column_names == ["y"]
+
+
+def test_statsmodels_fits_on_design_matrices_are_saved_and_predict_the_same() -> None:
+    ns = fresh_namespace()
+    run_cell(ns, PATSY_CELL + "import statsmodels.api as sm\nfit = sm.OLS(y, X).fit()\n"
+                              "formula = __import__('statsmodels.formula.api').formula.api"
+                              ".ols('y ~ x + np.log(w) + C(g)', data).fit()\n")
+    fit, formula = round_trip(ns, "fit", "formula")
+    assert fit.params.tolist() == ns["fit"].params.tolist()
+    assert fit.predict(ns["new_X"][0]).tolist() == ns["fit"].predict(ns["new_X"][0]).tolist()
+    assert formula.predict(ns["new"]).tolist() == ns["formula"].predict(ns["new"]).tolist()

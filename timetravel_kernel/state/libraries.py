@@ -9,7 +9,14 @@ imported here), and is exact where the library's own ``__reduce__`` is not:
   of band, chunked and compared like a numpy array's;
 * a PyTorch optimizer keeps its hooks and flags (its ``__getstate__`` keeps three attributes),
   restored through its own ``__setstate__``;
-* an ipywidgets widget is saved as its traits, not refused for the lock its comm holds.
+* an ipywidgets widget is saved as its traits, not refused for the lock its comm holds;
+* patsy's objects (a ``DesignMatrix``, the ``DesignInfo`` it carries, its terms, factors,
+  contrasts, stateful transforms and evaluation environment) by value: patsy refuses pickling
+  only because it does not promise a format across its versions ("Sorry, pickling not yet
+  supported"), while each object is plain Python state in its ``__dict__``, saved here for
+  the same session's restore. A ``DesignMatrix`` keeps its memory out of band and shared with
+  the other arrays viewing it; the environment's namespace is the notebook's (by reference),
+  so formulas evaluate against the restored names as they did against the live ones.
 
 The rebuild functions here are named in stored streams: their names and signatures are part of
 the store format.
@@ -19,10 +26,14 @@ from __future__ import annotations
 
 import copyreg
 import sys
+import types
 from typing import Any
+
+from timetravel_kernel.state.reductions import array_buffer, import_attribute
 
 __all__ = [
     "LibraryReducer",
+    "make_array_subclass",
     "make_storage",
     "make_tensor",
     "make_widget",
@@ -57,6 +68,32 @@ def make_tensor(storage: object, offset: int, size: tuple[int, ...], stride: tup
     return tensor.requires_grad_(requires_grad)
 
 
+def make_array_subclass(cls: type, source: object, offset: int, shape: tuple[int, ...],
+                        strides: tuple[int, ...], dtype: object,
+                        state: dict[str, object]) -> object:
+    """Rebuild an array subclass (a patsy ``DesignMatrix``) with its attributes.
+
+    ``source`` is the array whose memory it views (restored first, so views stay views), or
+    the out-of-band buffer of the memory it owned.
+    """
+    import numpy as np
+
+    buffer = source
+    if isinstance(source, np.ndarray) and not source.flags.c_contiguous:
+        buffer = source.ravel(order="K").view(np.uint8)  # the same memory, byte-addressed
+    array = np.ndarray(shape, dtype=dtype, buffer=buffer, offset=offset,  # type: ignore[call-overload]
+                       strides=strides).view(cls)
+    vars(array).update(state)
+    return array
+
+
+# Per class: whether patsy refuses to pickle it; asked once per class, not once per object.
+# patsy's refusal is ``patsy.util.no_pickling`` as ``__getstate__`` (``__reduce__`` for the
+# ndarray subclass), or a ``__getstate__`` of its own that raises (``Origin``, which cannot
+# import ``no_pickling``): no patsy class defines a ``__getstate__`` that works.
+_PATSY_REFUSES: dict[type, bool] = {}
+
+
 class LibraryReducer:
     """The library reductions of one pickling: which classes, and the storages met so far."""
 
@@ -69,7 +106,13 @@ class LibraryReducer:
         self._optimizer = getattr(getattr(torch, "optim", None), "Optimizer", None)
         self._strided = getattr(torch, "strided", None)
         self._widget = getattr(widgets, "Widget", None)
-        self.active = self._tensor is not None or self._widget is not None
+        patsy = sys.modules.get("patsy")
+        self._no_pickling = getattr(getattr(patsy, "util", None), "no_pickling", None)
+        # the names formulas see besides the notebook's (I, C, center, ...): patsy's own dict
+        self._patsy_builtins = getattr(getattr(patsy, "eval", None), "_builtins_dict", None)
+        self._ndarray = getattr(sys.modules.get("numpy"), "ndarray", None)
+        self.active = (self._tensor is not None or self._widget is not None
+                       or self._no_pickling is not None)
 
     def reduce(self, obj: object) -> tuple[object, ...] | None:
         """Return the library reduction of ``obj``, or None when none applies."""
@@ -92,7 +135,35 @@ class LibraryReducer:
                 and name not in _WIDGET_MACHINERY
             }
             return (make_widget, (cls, state))
+        if self._patsy_builtins is not None:
+            if obj is self._patsy_builtins:
+                return (import_attribute, ("patsy.eval", "_builtins_dict"))
+            if cls is types.FunctionType and obj in self._patsy_builtins.values():
+                # a stateful transform (center, standardize, bs) is a wrapper named after
+                # its class, which pickle's reference would find instead: by its formula name
+                name = next(n for n, v in self._patsy_builtins.items() if v is obj)
+                return (import_attribute, ("patsy.builtins", name))
+        if self._no_pickling is not None and self._refused_by_patsy(cls):
+            if self._ndarray is not None and isinstance(obj, self._ndarray):
+                return _reduce_array_subclass(obj, self._ndarray)
+            return (copyreg.__newobj__, (cls,), dict(vars(obj)))  # restored into __dict__
         return None
+
+    def reduces_arrays_of(self, cls: type) -> bool:
+        """Return whether arrays of ``cls`` (a subclass) are saved here with their memory.
+
+        Views of such an array can then be saved as views of it, as views of a plain array are.
+        """
+        return self._no_pickling is not None and self._refused_by_patsy(cls)
+
+    def _refused_by_patsy(self, cls: type) -> bool:
+        refused = _PATSY_REFUSES.get(cls)
+        if refused is None:
+            getstate = getattr(cls, "__getstate__", None)
+            refused = _PATSY_REFUSES[cls] = _is_patsy(cls) and (
+                getattr(cls, "__reduce__", None) is self._no_pickling
+                or (_is_patsy(getstate) and hasattr(cls, "__dict__")))
+        return refused
 
     def _reduce_tensor(self, tensor: Any) -> tuple[object, ...] | None:
         if (tensor.layout is not self._strided or tensor.device.type != "cpu"
@@ -110,3 +181,26 @@ class LibraryReducer:
         nbytes = storage.nbytes()
         whole = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (nbytes,), (1,))
         return (make_storage, (whole.numpy(),))
+
+
+def _is_patsy(thing: object) -> bool:
+    return str(getattr(thing, "__module__", None)).startswith("patsy.")
+
+
+def _reduce_array_subclass(array: Any, ndarray: type) -> tuple[object, ...]:
+    """Reduce an array subclass to its memory and attributes (``make_array_subclass``).
+
+    Its memory is a view of its root array when it has one, else its own buffer, out of band.
+    """
+    root = array
+    while isinstance(root.base, ndarray):
+        root = root.base
+    state = dict(vars(array))
+    layout = (array.shape, array.strides, array.dtype, state)
+    if root is not array:
+        offset = array.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+        return (make_array_subclass, (type(array), root, offset, *layout))
+    buffer = array_buffer(array)
+    if buffer is None or not (array.flags.c_contiguous or array.flags.f_contiguous):
+        raise TypeError(f"cannot save a {type(array).__name__} of objects or strided memory")
+    return (make_array_subclass, (type(array), buffer, 0, *layout))

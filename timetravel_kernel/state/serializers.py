@@ -164,8 +164,14 @@ def _make_function(
     return types.FunctionType(code, namespace, name, defaults, closure)
 
 
-def _reduce_array(arr: object) -> tuple[object, ...] | None:
-    """Return a reduction that keeps views as views and the root's bytes out of band."""
+def _reduce_array(
+    arr: object, subclass_root: Callable[[type], bool] = lambda cls: False
+) -> tuple[object, ...] | None:
+    """Return a reduction that keeps views as views and the root's bytes out of band.
+
+    ``subclass_root`` says whether a view's root may be an array subclass (one saved with its
+    memory by a library reduction, which the view is then saved as a view of).
+    """
     import numpy as np
 
     assert isinstance(arr, np.ndarray)
@@ -182,7 +188,9 @@ def _reduce_array(arr: object) -> tuple[object, ...] | None:
             return None
         order = "C" if root.flags.c_contiguous else "F"
         return (_rebuild_array, (buffer, root.dtype, root.shape, order))
-    if type(root) is not np.ndarray or root.dtype.hasobject or array_buffer(root) is None:
+    if type(root) is not np.ndarray and not subclass_root(type(root)):
+        return None
+    if root.dtype.hasobject or array_buffer(root) is None:
         return None
     offset = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
     return (_rebuild_view, (root, offset, arr.shape, arr.strides, arr.dtype))
@@ -334,7 +342,7 @@ class _ReducerMixin:
             grouped = _reduce_grouped_dict(obj.target)  # type: ignore[attr-defined]
             return grouped or (_same, (obj.target,))  # type: ignore[attr-defined]
         if cls is self._ndarray:
-            return _reduce_array(obj) or NotImplemented
+            return _reduce_array(obj, self._libraries.reduces_arrays_of) or NotImplemented
         if self._dtype is not None and isinstance(obj, self._dtype) and obj.isbuiltin == 1:
             # numpy's own reduction copies the dtype; by name, a restored array shares the
             # interned singleton as the original did.
