@@ -88,13 +88,12 @@ def test_a_rebuilt_value_keeps_its_lineage_in_the_next_checkpoint(after_crash) -
     assert "gen" not in commit.changed and timeline._tree.get("gen") == version
 
 
-def test_a_file_open_for_writing_is_reopened_without_truncation(after_crash, tmp_path) -> None:
+def test_a_file_open_for_writing_is_reopened_by_the_restore_without_truncation(
+    after_crash, tmp_path
+) -> None:
     path = tmp_path / "log.txt"
     timeline, ns = after_crash([f"log = open({str(path)!r}, 'w')", "log.write('hello\\n')"])
-    plan = timeline.rebuild_plan()
-    assert [s.commit for s in plan.steps] == [None]  # reconnected, no cell runs again
-    result = timeline.rebuild(ns)
-    assert set(result.values) == {"log"} and result.cells_run == 0
+    assert timeline.lost == {}  # reconnected: nothing for a rebuild to run
     ns["log"].write("more\n")
     ns["log"].close()
     assert path.read_text() == "hello\nmore\n"
@@ -106,8 +105,7 @@ def test_a_sqlite_file_connection_reconnects_and_sees_its_rows(after_crash, tmp_
         f"import sqlite3\ndb = sqlite3.connect({str(path)!r})",
         "db.execute('create table t(x)'); db.execute('insert into t values (7)'); db.commit()",
     ])
-    result = timeline.rebuild(ns)
-    assert result.cells_run == 0
+    assert timeline.lost == {}
     assert ns["db"].execute("select x from t").fetchall() == [(7,)]
 
 
@@ -129,10 +127,31 @@ def test_locks_and_events_come_back_in_their_recorded_state(after_crash) -> None
         "import threading\nheld = threading.Lock(); held.acquire()\nfree = threading.Lock()",
         "flag = threading.Event(); flag.set()\nquiet = threading.Event()",
     ])
-    result = timeline.rebuild(ns)
-    assert result.cells_run == 0 and result.failed == {}
+    assert timeline.lost == {}
     assert ns["held"].locked() and not ns["free"].locked()
     assert ns["flag"].is_set() and not ns["quiet"].is_set()
+
+
+def test_a_reconnect_that_fails_at_restore_is_named_and_not_offered_again(
+    after_crash, tmp_path
+) -> None:
+    path = tmp_path / "gone.sqlite"
+    record_cells = [f"import sqlite3\ndb = sqlite3.connect({str(path)!r})",
+                    "db.execute('create table t(x)'); db.commit()", "gen = (i for i in 'ab')"]
+    record(tmp_path, record_cells)
+    path.unlink()
+    timeline, ns = restored(tmp_path)
+    try:
+        assert "db" not in ns and not path.exists()  # connecting would create an empty one
+        assert "could not be reconnected" in timeline.lost["db"] and "gone" in timeline.lost["db"]
+        plan = timeline.rebuild_plan()
+        assert plan.names == ("gen",) and plan.impossible == {"db": timeline.lost["db"]}
+        result = timeline.rebuild(ns)
+        assert set(result.values) == {"gen"} and "could not be reconnected" in result.failed["db"]
+        assert not path.exists()
+    finally:
+        close_resources(ns)
+        timeline.close()
 
 
 def test_an_unsaveable_input_is_rebuilt_first(after_crash) -> None:

@@ -244,7 +244,8 @@ def test_restore_after_reopen_brings_back_the_last_state(tmp_path: Path) -> None
     timeline.start(ns)
     step(timeline, ns, "class Point:\n    def __init__(self, x):\n        self.x = x\n"
                        "p = Point(3)\nimport numpy as np\na = np.arange(10.0)\nv = a[2:]\n"
-                       "import threading\nlock = threading.Lock()")
+                       "import threading\nlock = threading.Lock()\n"
+                       "gen = (i for i in range(3))")
     timeline.close()
 
     again = open_timeline(tmp_path / "store")
@@ -255,8 +256,8 @@ def test_restore_after_reopen_brings_back_the_last_state(tmp_path: Path) -> None
     result = again.restore(fresh)
     assert isinstance(fresh["p"], fresh["Point"]) and fresh["p"].x == 3
     assert fresh["v"].base is fresh["a"] and fresh["v"][0] == 2.0
-    assert set(result.unrestored) == {"lock"}
-    assert "lock" not in fresh
+    assert set(result.unrestored) == {"gen"} and "gen" not in fresh
+    assert result.reconnected == ("lock",) and not fresh["lock"].locked()
     with pytest.raises(NothingToRestoreError):
         again.restore(fresh)
     again.close()

@@ -392,10 +392,13 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         if result.unrestored:
             missing = "; could not restore: " + ", ".join(
                 f"{name} ({why})" for name, why in sorted(result.unrestored.items()))
-        message = f"time travel: {what} ({len(result.loaded)} names){missing}"
+        reconnected = f"; reconnected {', '.join(result.reconnected)}" if result.reconnected \
+            else ""
+        message = f"time travel: {what} ({len(result.loaded)} names){reconnected}{missing}"
         self._startup_events.append({
             "event": "restored", "head": format_commit(result.head), "crashed": crashed,
-            "unrestored": dict(result.unrestored), "message": message})
+            "unrestored": dict(result.unrestored), "reconnected": list(result.reconnected),
+            "message": message})
         self._notices.append(message)
         if result.unrestored and self._sync is not None and self.rebuild_unsaved != "never":
             # A rebuild re-runs earlier cells: their commits must be here before it is planned,
@@ -690,18 +693,29 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         if run is not None:
             run.uses_magic = True
         response = self.handler.handle(dict(request), from_cell=True)
+        notice = self._after_move(request, response)
+        if notice:
+            self._tell(notice)
+        return response
+
+    def _after_move(self, request: object, response: Response) -> str:
+        """Broadcast what a request did; after a move, apply the rebuild policy.
+
+        The one follow-up of a move, asked from a cell (a magic) or over the comm; returns the
+        policy's notice (the events already say it to comms).
+        """
         for event in response.events:
             self._broadcast(event)
-        if response.events:  # settled: comms opened later need no stale offer
-            self._startup_events = [e for e in self._startup_events
-                                    if e.get("event") == "warning"]
-        if response.events and request.get("op") != "rebuild":
-            events, notice = after_loss(self.handler, self.rebuild_unsaved)
-            for event in events:
-                self._broadcast(event)
-            if notice:
-                self._tell(notice)
-        return response
+        if not response.events:
+            return ""
+        # A move settles what the startup offer was about: comms opened later need none.
+        self._startup_events = [e for e in self._startup_events if e.get("event") == "warning"]
+        if isinstance(request, dict) and request.get("op") == "rebuild":
+            return ""
+        events, notice = after_loss(self.handler, self.rebuild_unsaved)
+        for event in events:
+            self._broadcast(event)
+        return notice
 
     def _on_comm_open(self, comm: Any, msg: dict[str, Any]) -> None:
         self._comms[comm.comm_id] = comm
@@ -718,15 +732,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         response = self.handler.handle(
             data, sent_during_cell=sent is not None and sent < self._last_cell_finished)
         self._send(comm, response.reply)
-        if response.events:
-            # A restore or jump settles what the startup offer was about.
-            self._startup_events = [e for e in self._startup_events
-                                    if e.get("event") == "warning"]
-        for event in response.events:
-            self._broadcast(event)
-        if response.events and isinstance(data, dict) and data.get("op") != "rebuild":
-            for event in after_loss(self.handler, self.rebuild_unsaved)[0]:
-                self._broadcast(event)
+        self._after_move(data, response)
 
     def _broadcast(self, event: Mapping[str, object]) -> None:
         for comm in list(self._comms.values()):

@@ -191,6 +191,7 @@ class CheckoutReply(TypedDict):
     kept: list[str]
     seconds: float
     unrestored: dict[str, str]
+    reconnected: list[str]
 
 
 class DiffReply(TypedDict):
@@ -285,6 +286,7 @@ class CheckoutEvent(TypedDict):
     kept: list[str]
     seconds: float
     unrestored: dict[str, str]
+    reconnected: list[str]
 
 
 class RestoredEvent(TypedDict):
@@ -294,6 +296,7 @@ class RestoredEvent(TypedDict):
     head: CommitJSON
     crashed: bool
     unrestored: dict[str, str]
+    reconnected: list[str]
     message: str
 
 
@@ -403,6 +406,7 @@ def format_checkout(result: CheckoutResult) -> CheckoutReply:
         "kept": list(result.kept),
         "seconds": _finite(result.seconds),
         "unrestored": dict(result.unrestored),
+        "reconnected": list(result.reconnected),
     }
 
 

@@ -2,8 +2,11 @@
 
 Each differing co-variable comes, in order of preference, from the live cache (the very
 objects, if they still exist unchanged), from the live objects patched in place (when only
-buffer chunks differ), or from the store. Nothing touches the namespace here: the timeline
-applies the result all at once, so a failure leaves the namespace as it was.
+buffer chunks differ), or from the store. An unsaveable one that is not in the cache (after a
+restart) is reconnected when it described itself (a file, a sqlite3 database file, a lock, an
+event): that runs none of the notebook's code, so it happens on every route and under every
+rebuild policy, which only governs running cells again. Nothing touches the namespace here:
+the timeline applies the result all at once, so a failure leaves the namespace as it was.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import SerializationError, StoreError
 from timetravel_kernel.state import fingerprint, is_live_memory, load_values
+from timetravel_kernel.state.revival import revive_value
 from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
 from timetravel_kernel.timeline.plan import load_order
 
@@ -37,6 +41,8 @@ class Loaded:
     ``fresh`` are versions read from the store, to cache once applied. ``kept`` are the
     unrestored names whose stored value was read but cannot be rebuilt here: their live value
     stays (a checkout never fails, nor deletes a value, for a class that does not load back).
+    ``reconnected`` are unsaveable versions made again from their descriptions, to adopt as
+    those versions once applied; ``unreconnected`` the names whose reconnection failed.
     """
 
     staged: Namespace = field(default_factory=dict)
@@ -44,6 +50,8 @@ class Loaded:
     kept: set[str] = field(default_factory=set)
     patches: list[BufferPatch] = field(default_factory=list)
     fresh: list[tuple[CovarId, Covar, tuple[object, ...]]] = field(default_factory=list)
+    reconnected: list[tuple[CovarId, Covar, tuple[object, ...]]] = field(default_factory=list)
+    unreconnected: set[str] = field(default_factory=set)
 
 
 class _UnloadableError(SerializationError):
@@ -69,6 +77,21 @@ class _Resolver:
 
     def namespace(self) -> Namespace:
         return self._namespace
+
+
+def _reconnect(covar: Covar, loaded: Loaded) -> tuple[object, ...] | None:
+    """Return an unsaveable version made again from its descriptions, or None (unrestored)."""
+    if covar.revival is None:
+        loaded.unrestored.update(dict.fromkeys(covar.members, covar.reason or "not saved"))
+        return None
+    try:
+        return tuple(revive_value(description) for description in covar.revival)
+    except (SerializationError, OSError) as exc:
+        why = exc.reason if isinstance(exc, SerializationError) else str(exc)
+        loaded.unrestored.update(dict.fromkeys(covar.members,
+                                               f"it could not be reconnected: {why}"))
+        loaded.unreconnected.update(covar.members)
+        return None
 
 
 class CheckoutLoader:
@@ -115,8 +138,10 @@ class CheckoutLoader:
             covar = covars[covar_of]
             values = self._cached(covar_of, covar)
             if values is None and covar.serializer == "unsaved":
-                loaded.unrestored.update(dict.fromkeys(covar.members, covar.reason or "not saved"))
-                continue
+                values = _reconnect(covar, loaded)
+                if values is None:
+                    continue
+                loaded.reconnected.append((covar_of, covar, values))
             if values is None:
                 try:
                     values = self._patch_or_read(covar, resolver, loaded)

@@ -138,6 +138,7 @@ class Timeline(Checkpointing):
         self._tracked: dict[str, bool] = {}
         self._lost: dict[str, str] = {}
         self._lost_at: Commit | None = None
+        self._unreconnected: dict[str, str] = {}
         self._head: Commit | None = None
         self._redo: list[CommitId] = []
         self._closed = False
@@ -369,6 +370,8 @@ class Timeline(Checkpointing):
             patch.apply()
         for covar_of, covar, values in loaded.fresh:
             self._cache.put(covar_of, covar, values)
+        for covar_of, covar, values in loaded.reconnected:
+            self._adopt_version(covar_of, covar, values)
         for name in (*plan.delete, *unrestored):
             if name not in loaded.kept:
                 dict.pop(namespace, name, None)
@@ -382,6 +385,7 @@ class Timeline(Checkpointing):
         # the next checkpoint examines it
         lost = {n: r for n, r in unrestored.items() if n not in loaded.kept}
         self._lost, self._lost_at = lost, target
+        self._unreconnected = {n: lost[n] for n in loaded.unreconnected}
         self._unrecorded = set(loaded.kept)
         if not self.read_only:
             self._store.set_refs({REF_HEAD: target.id})
@@ -393,6 +397,7 @@ class Timeline(Checkpointing):
             kept=_without(plan.keep, staged),
             seconds=time.perf_counter() - started,
             unrestored=unrestored,
+            reconnected=tuple(sorted(n for _, c, _ in loaded.reconnected for n in c.members)),
         )
 
     def _load_manifests(self, covar_ids: Iterable[CovarId]) -> dict[CovarId, Covar]:
@@ -421,8 +426,17 @@ class Timeline(Checkpointing):
         self.settle()
         if self._lost_at is None or not self._lost:
             raise TimelineError("nothing to rebuild: every value of this state is here")
-        wanted = self._lost if names is None else list(names)
-        return plan_rebuild(self._store, self._history.get, self._lost_at, wanted)
+        return self._plan_rebuild(self._lost_at, self._lost if names is None else names)
+
+    def _plan_rebuild(self, at: Commit, names: Iterable[str]) -> RebuildPlan:
+        """Plan the rebuild of ``names``, less the values the checkout failed to reconnect.
+
+        Running their cells again would not find the file or the database either.
+        """
+        wanted = set(names)
+        failed = {n: why for n, why in self._unreconnected.items() if n in wanted}
+        plan = plan_rebuild(self._store, self._history.get, at, wanted - failed.keys())
+        return replace(plan, impossible={**plan.impossible, **failed}) if failed else plan
 
     def rebuild(
         self,
@@ -444,8 +458,7 @@ class Timeline(Checkpointing):
         plan = self.rebuild_plan(names)
         present = {n for n in plan.names if n in namespace}
         if present:  # the user has made these again since: theirs win
-            plan = plan_rebuild(self._store, self._history.get, plan.at,
-                                [n for n in plan.names if n not in present])
+            plan = self._plan_rebuild(plan.at, [n for n in plan.names if n not in present])
         result = run_rebuild(plan, namespace, store=self._store, get_commit=self._history.get,
                              transform=transform, budget=budget)
         self._adopt(namespace, plan, result.values)
@@ -462,12 +475,7 @@ class Timeline(Checkpointing):
             covar = self._store.load_covar(covar_of)
             if set(names) != set(covar.members):
                 continue  # a co-variable comes back whole or not at all
-            self._cache.adopt(covar_of, covar, tuple(values[m] for m in covar.members))
-            self._members[covar_of] = covar.members
-            self._unsaved[covar_of] = covar.reason or "not saved"
-            if covar.token is not None and covar.reason:
-                # The same origin as recorded, so the next checkpoint keeps the version's id.
-                self._origins[covar.token] = covar.reason.rpartition(MADE_BY)[2]
+            self._adopt_version(covar_of, covar, tuple(values[m] for m in covar.members))
             changes.update(dict.fromkeys(covar.members, covar_of))
         if not changes:
             return
@@ -477,6 +485,18 @@ class Timeline(Checkpointing):
         self._identities.record(namespace, changes)
         for name in changes:
             self._lost.pop(name, None)
+
+    def _adopt_version(self, covar_of: CovarId, covar: Covar,
+                       values: tuple[object, ...]) -> None:
+        """Hold values made again (rebuilt, reconnected) as the unsaveable version they are.
+
+        With the version's recorded origin, so the next checkpoint keeps the version's id.
+        """
+        self._cache.adopt(covar_of, covar, values)
+        self._members[covar_of] = covar.members
+        self._unsaved[covar_of] = covar.reason or "not saved"
+        if covar.token is not None and covar.reason:
+            self._origins[covar.token] = covar.reason.rpartition(MADE_BY)[2]
 
     # -- history ------------------------------------------------------------------------
     def log(self, limit: int | None = None) -> list[Commit]:
