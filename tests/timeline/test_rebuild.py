@@ -248,3 +248,57 @@ def test_a_value_used_through_a_notebook_function_is_advanced_by_the_rebuild(aft
     ])
     timeline.rebuild(ns)
     assert next(ns["gen"]) == 2
+
+
+def test_a_saved_value_holding_a_reconnected_one_comes_back_holding_it(
+    after_crash, tmp_path
+) -> None:
+    """cache shares rows and holds the connection: after the crash rows and cache are one
+    stream again and cache['conn'] is the reconnected connection, with nothing rebuilt."""
+    timeline, ns = after_crash([
+        f"import sqlite3\nconn = sqlite3.connect({str(tmp_path / 'db.sqlite')!r})",
+        "rows = [1, 2]\ncache = {'conn': conn, 'rows': rows}",
+    ])
+    assert timeline.lost == {}
+    assert ns["cache"]["conn"] is ns["conn"] and ns["cache"]["rows"] is ns["rows"]
+
+
+def test_a_placeholder_for_a_rebuilt_value_is_swapped_for_it_by_the_rebuild(
+    after_crash,
+) -> None:
+    """jobs holds the generator and shares done: restored at once with a placeholder where
+    the generator was; the rebuild brings the generator back into jobs too, and the next
+    checkpoint finds every version as recorded."""
+    from timetravel_kernel.state import UnrestoredValue
+
+    timeline, ns = after_crash([
+        "gen = (i for i in range(5))\nnext(gen)",
+        "done = [0]\njobs = {'gen': gen, 'done': done}",
+    ])
+    assert set(timeline.lost) == {"gen"}
+    assert isinstance(ns["jobs"]["gen"], UnrestoredValue) and ns["jobs"]["done"] is ns["done"]
+    versions = dict(timeline._tree.items())
+    timeline.rebuild(ns)
+    assert ns["jobs"]["gen"] is ns["gen"] and ns["jobs"]["done"] is ns["done"]
+    assert next(ns["jobs"]["gen"]) == 1
+    run_cell(ns, "n = len(jobs)")
+    commit = timeline.checkpoint(ns, CellInfo(code="n = len(jobs)")).commit
+    assert commit.changed == ("n",)
+    assert {n: timeline._tree.get(n) for n in versions} == versions
+
+
+def test_undo_puts_back_the_holder_with_the_object_its_name_had(tmp_path: Path) -> None:
+    timeline = open_timeline(tmp_path / "store")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    cells = ["import threading\nlock = threading.Lock()\nheld = {'lock': lock}",
+             "old = lock\nlock = threading.Lock()\nheld = {'lock': lock}"]
+    for code in cells:
+        run_cell(ns, code)
+        timeline.checkpoint(ns, CellInfo(code=code))
+    first, second = ns["old"], ns["lock"]
+    timeline.undo(ns)
+    assert ns["lock"] is first and ns["held"]["lock"] is first and "old" not in ns
+    timeline.redo(ns)
+    assert ns["lock"] is second and ns["held"]["lock"] is second and ns["old"] is first
+    timeline.close()

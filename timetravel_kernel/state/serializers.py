@@ -21,6 +21,10 @@ The fast path is the C pickler at protocol 5; dill is the fallback for what it c
   names the length of its ~64 KiB frame, so an insert or delete would change all later ones);
 * saves the namespace dict itself (a notebook function's globals) as a reference to the
   namespace being restored, so restored functions stay bound to the live namespace;
+* saves an object that cannot be saved but is the value of another top-level name (a
+  connection kept in a dict, a generator in a list) as a reference to that name, so the rest
+  of the value is saved; on load the reference is that name's restored value, or an
+  ``UnrestoredValue`` placeholder until a rebuild brings the value back;
 * refuses objects that cannot be saved, or would be harmful to restore (an open file would be
   reopened for writing and truncated), with a reason the user can act on.
 """
@@ -41,7 +45,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import dill
@@ -64,6 +68,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NameResolver",
     "Serialized",
+    "UnrestoredValue",
     "dump_values",
     "load_values",
     "type_name",
@@ -136,6 +141,32 @@ def _namespace_value(name: str) -> object:  # pragma: no cover - replaced on loa
 
 def _namespace_dict() -> object:  # pragma: no cover - replaced on load
     raise SerializationError("globals", "dict", "a namespace reference was loaded without one")
+
+
+def _unsaved_value(name: str) -> object:  # pragma: no cover - replaced on load
+    raise SerializationError(name, "reference", "a name reference was loaded without a namespace")
+
+
+class UnrestoredValue:
+    """Stands, inside a restored value, for another name's value that could not come back.
+
+    A saved value that held an unsaveable object of another top-level name (``cache['conn']
+    is conn``) refers to that name. Restored before the name's value is (a rebuild brings it
+    back later, or never), it holds this placeholder; the rebuild swaps it for the value. It
+    is saved as the same reference, so a value holding it is still its recorded version.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return (f"<{self.name}, not restored: it cannot be saved; %tt rebuild, or running the "
+                "cell that made it, brings it back>")
+
+    def __getattr__(self, attribute: str) -> object:
+        raise AttributeError(f"{attribute!r}: {self!r}")
 
 
 def _rebuild_array(buffer: object, dtype: object, shape: tuple[int, ...], order: str) -> object:
@@ -318,12 +349,20 @@ class _ReducerMixin:
         namespace: Mapping[str, object],
         members: Iterable[str],
         is_tracked: Callable[[str], bool] = _every_name,
+        values: tuple[object, ...] = (),
+        *,
+        probe: bool = False,
     ) -> None:
         self._namespace = namespace
         self._is_tracked = is_tracked
         self._module_name = dict.get(namespace, "__name__", "__main__")  # type: ignore[arg-type]
         self._members = frozenset(members)
         self.refs: set[str] = set()
+        self.holes: dict[str, object] = {}
+        self._values = frozenset(map(id, values))
+        self._holders: dict[int, str] | None = None
+        self._probe = probe
+        self._probed: dict[str, bool] = {}
         numpy = sys.modules.get("numpy")
         self._ndarray = numpy.ndarray if numpy is not None else None
         self._dtype = numpy.dtype if numpy is not None else None
@@ -333,6 +372,10 @@ class _ReducerMixin:
     def reducer_override(self, obj: object) -> object:
         if obj is self._namespace:
             return (_namespace_dict, ())
+        if self._probe:
+            name = self._holder(obj)
+            if name is not None and self._refuses(name, obj):
+                return self._refer_unsaved(name, obj)
         if self._libraries.active:
             reduced = self._libraries.reduce(obj)
             if reduced is not None:
@@ -341,6 +384,8 @@ class _ReducerMixin:
         if cls is _GroupedDict:
             grouped = _reduce_grouped_dict(obj.target)  # type: ignore[attr-defined]
             return grouped or (_same, (obj.target,))  # type: ignore[attr-defined]
+        if cls is UnrestoredValue:
+            return self._refer_unsaved(obj.name, obj)  # type: ignore[attr-defined]
         if cls is self._ndarray:
             return _reduce_array(obj, self._libraries.reduces_arrays_of) or NotImplemented
         if self._dtype is not None and isinstance(obj, self._dtype) and obj.isbuiltin == 1:
@@ -364,8 +409,48 @@ class _ReducerMixin:
             return reduce_container(obj) or NotImplemented
         reason = _unsaveable_reason(obj)
         if reason is not None:
+            name = self._holder(obj)
+            if name is not None:
+                return self._refer_unsaved(name, obj)
             raise SerializationError("", type_name(obj), reason)
         return NotImplemented
+
+    def _holder(self, obj: object) -> str | None:
+        """Return the other top-level name whose value ``obj`` is, if any.
+
+        None as well for a value being saved here. The table is made on first need: only
+        unsaveable objects ask (and every object while probing).
+        """
+        if id(obj) in self._values:
+            return None
+        if self._holders is None:
+            namespace: dict[str, object] = self._namespace  # type: ignore[assignment]
+            self._holders = {}
+            for name in sorted(namespace, key=str):
+                if name not in self._members and isinstance(name, str) and self._is_tracked(name):
+                    self._holders.setdefault(id(dict.__getitem__(namespace, name)), name)
+        return self._holders.get(id(obj))
+
+    def _refuses(self, name: str, obj: object) -> bool:
+        """Return whether another name's value cannot be saved (asked once per name)."""
+        refused = self._probed.get(name)
+        if refused is None:
+            try:
+                _dump((obj,), self._namespace, (name,), track_sharing=False,
+                      is_tracked=self._is_tracked, probe=False)
+                refused = False
+            except SerializationError:
+                refused = True
+            self._probed[name] = refused
+        return refused
+
+    def _refer_unsaved(self, name: str, obj: object) -> tuple[object, ...]:
+        self.refs.add(name)
+        self.holes[name] = obj
+        # A str of its own: pickle memoizes strings by identity, and the name's object is, by
+        # chance, a dict key of the value in one process (an interned constant) and not in
+        # the next (a loaded key): the same version must give the same stream in both.
+        return (_unsaved_value, (name.encode().decode(),))
 
     def _reduce_named(self, obj: object) -> object:
         """Reduce what pickle would save as ``module.name``: by name, reference or value."""
@@ -437,7 +522,8 @@ class Serialized:
     """A co-variable's pickle stream and its out-of-band buffers (views, not copies).
 
     ``shared`` maps ids of identity-carrying objects the stream contains to those objects (held
-    so the ids stay unique while partitioning); ``refs`` are names referred to by name.
+    so the ids stay unique while partitioning); ``refs`` are names referred to by name;
+    ``holes`` maps the names whose unsaveable values it refers to, to those objects.
     """
 
     serializer: SerializerName
@@ -446,6 +532,7 @@ class Serialized:
     itemsizes: tuple[int, ...]  # of each buffer's items: the width compression shuffles by
     refs: tuple[str, ...]
     shared: Mapping[int, object]
+    holes: Mapping[str, object] = field(default_factory=dict)
 
 
 _GLUE_BY_CLASS: dict[type, bool] = {}
@@ -471,21 +558,24 @@ def _dump_with(
     *,
     track_sharing: bool,
     is_tracked: Callable[[str], bool],
+    probe: bool = False,
 ) -> Serialized:
     out = io.BytesIO()
     buffers: list[pickle.PickleBuffer] = []
     pickler = pickler_class(out, protocol=5, buffer_callback=buffers.append)
-    pickler._setup(namespace, members, is_tracked)
+    pickler._setup(namespace, members, is_tracked, values, probe=probe)
     pickler.dump(_with_grouped_dicts(values, namespace))
     shared: dict[int, object] = {}
     if track_sharing:
         # The memo holds every object the stream contains, keeping their ids unique until
-        # the partition is done. Copying it costs ~0.5 us per object.
+        # the partition is done. Copying it costs ~0.5 us per object. Another name's value
+        # saved by reference does not join the names: the reference keeps the identity.
         memo = pickler.memo.copy() if pickler_class is _FastPickler else dict(pickler.memo)
+        referred = {id(obj) for obj in pickler.holes.values()}
         shared = {
             ident: obj
             for ident, (_, obj) in memo.items()
-            if _glues(type(obj)) and obj is not namespace
+            if _glues(type(obj)) and obj is not namespace and ident not in referred
         }
     return Serialized(
         serializer="pickle" if pickler_class is _FastPickler else "dill",
@@ -494,6 +584,7 @@ def _dump_with(
         itemsizes=tuple(memoryview(b).itemsize for b in buffers),
         refs=tuple(sorted(pickler.refs)),
         shared=shared,
+        holes=dict(pickler.holes),
     )
 
 
@@ -509,13 +600,31 @@ def dump_values(
 
     With ``track_sharing`` the result lists the identity-carrying objects it contains, for
     partitioning names into co-variables. Notebook objects bound to a name ``is_tracked``
-    accepts are saved as references to that name; others by value.
+    accepts are saved as references to that name; others by value. An object that cannot be
+    saved but is another such name's value is saved as a reference to that name (``holes``).
 
     Raises:
         SerializationError: neither pickle nor dill can save the values, or one of them must
             not be saved; ``reason`` says why in words meant for the user.
     """
-    members = tuple(members)
+    return _dump(values, namespace, tuple(members), track_sharing=track_sharing,
+                 is_tracked=is_tracked, probe=True)
+
+
+def _dump(
+    values: tuple[object, ...],
+    namespace: Mapping[str, object],
+    members: tuple[str, ...],
+    *,
+    track_sharing: bool,
+    is_tracked: Callable[[str], bool],
+    probe: bool,
+) -> Serialized:
+    """Serialize as ``dump_values`` does; ``probe`` retries a refusal the reducer missed.
+
+    A library's own ``__reduce__`` that raises is not foreseen by the reducer: the retry
+    refers to the other names' values that refuse as well, so the rest is saved.
+    """
     options = {"track_sharing": track_sharing, "is_tracked": is_tracked}
     try:
         return _dump_with(_FastPickler, values, namespace, members, **options)
@@ -531,9 +640,16 @@ def dump_values(
         raise SerializationError("", "", "the value is nested too deeply to save") from exc
     except Exception as exc:
         message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise SerializationError("", "", f"cannot be saved: {message}") from exc
-
-
+        refusal = SerializationError("", "", f"cannot be saved: {message}")
+        refusal.__cause__ = exc
+    if probe and len(namespace) > len(members):
+        # Costs a lookup per object, and one trial of each other name's value met: only
+        # after a refusal, which was going to leave the value unsaved.
+        try:
+            return _dump_with(_DillPickler, values, namespace, members, probe=True, **options)
+        except (Exception, RecursionError):
+            pass
+    raise refusal
 class _Loader:
     """Unpickler hooks that resolve name references against a resolver."""
 
@@ -543,6 +659,8 @@ class _Loader:
     def find_class(self, module: str, name: str) -> object:
         if module == __name__ and name == "_namespace_value":
             return self._resolver.value
+        if module == __name__ and name == "_unsaved_value":
+            return self._unsaved_value
         if module == __name__ and name == "_namespace_dict":
             return self._resolver.namespace
         if module == self._refused_module:
@@ -551,6 +669,13 @@ class _Loader:
                 "session has"
             )
         return super().find_class(module, name)  # type: ignore[misc]
+
+    def _unsaved_value(self, name: str) -> object:
+        """Return another name's value the stream refers to, or a placeholder until it is back."""
+        try:
+            return self._resolver.value(name)
+        except (SerializationError, KeyError):
+            return UnrestoredValue(name)
 
 
 class _FastUnpickler(_Loader, pickle.Unpickler):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import SerializationError, StoreError
-from timetravel_kernel.state import fingerprint, is_live_memory, load_values
+from timetravel_kernel.state import UnrestoredValue, fingerprint, is_live_memory, load_values
 from timetravel_kernel.state.revival import revive_value
 from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
 from timetravel_kernel.timeline.plan import load_order
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from timetravel_kernel.ids import CovarId
-    from timetravel_kernel.state import TimelineOptions
+    from timetravel_kernel.state import Serialized, TimelineOptions
     from timetravel_kernel.store import Covar, NamespaceTree, ObjectStore
     from timetravel_kernel.timeline.livecache import LiveCache
     from timetravel_kernel.timeline.plan import CheckoutPlan
@@ -77,6 +77,21 @@ class _Resolver:
 
     def namespace(self) -> Namespace:
         return self._namespace
+
+
+def _holes_match(serialized: Serialized, resolver: _Resolver) -> bool:
+    """Return whether the live objects a stream refers to by name are the target's values.
+
+    The stream names another name's unsaveable value, not the object: live values holding
+    one object stand for the target version only where the target has that very object.
+    """
+    for name, held in serialized.holes.items():
+        try:
+            if resolver.value(name) is not held:
+                return False
+        except SerializationError:
+            return False
+    return True
 
 
 def _reconnect(covar: Covar, loaded: Loaded) -> tuple[object, ...] | None:
@@ -136,7 +151,7 @@ class CheckoutLoader:
         refs = {c: covar.refs for c, covar in covars.items()}
         for covar_of in load_order(plan.load, refs):
             covar = covars[covar_of]
-            values = self._cached(covar_of, covar)
+            values = self._cached(covar_of, covar, resolver)
             if values is None and covar.serializer == "unsaved":
                 values = _reconnect(covar, loaded)
                 if values is None:
@@ -165,7 +180,8 @@ class CheckoutLoader:
             loaded.staged.update(zip(covar.members, values, strict=True))
         return loaded
 
-    def _cached(self, covar_of: CovarId, covar: Covar) -> tuple[object, ...] | None:
+    def _cached(self, covar_of: CovarId, covar: Covar,
+                resolver: _Resolver) -> tuple[object, ...] | None:
         """Return cached live values of a covar if they are still exactly that version."""
         values = self._cache.get(covar_of)
         if values is None or covar.serializer == "unsaved":
@@ -176,7 +192,7 @@ class CheckoutLoader:
                 self._cache.discard(covar_of)
                 return None
         found = fingerprint(values, self._namespace, covar.members, self._options)
-        if found is None or found[0] != covar_of:
+        if found is None or found[0] != covar_of or not _holes_match(found[1], resolver):
             self._cache.discard(covar_of)
             return None
         return values
@@ -185,7 +201,7 @@ class CheckoutLoader:
         self, covar: Covar, resolver: _Resolver, loaded: Loaded
     ) -> tuple[object, ...]:
         """Return the target values: the live objects patched in place when they allow it."""
-        in_place = self._plan_in_place(covar)
+        in_place = self._plan_in_place(covar, resolver)
         if in_place is not None:
             values, patches = in_place
             loaded.patches += patches
@@ -193,7 +209,7 @@ class CheckoutLoader:
         return self._read(covar, resolver)
 
     def _plan_in_place(
-        self, covar: Covar
+        self, covar: Covar, resolver: _Resolver
     ) -> tuple[tuple[object, ...], list[BufferPatch]] | None:
         members = covar.members
         live_ids = {self._tree.get(m) for m in members}
@@ -205,7 +221,7 @@ class CheckoutLoader:
             return None
         values = tuple(dict.__getitem__(self._namespace, m) for m in members)
         found = fingerprint(values, self._namespace, members, self._options)
-        if found is None or found[0] != live_id:
+        if found is None or found[0] != live_id or not _holes_match(found[1], resolver):
             return None  # the live objects are not exactly their recorded version
         live = self._store.load_covar(live_id)
         patches = plan_in_place(self._store, live, covar, found[1])
@@ -215,6 +231,35 @@ class CheckoutLoader:
                                           found[1]):
             return None  # the buffers are copies a __getstate__ made: load the target whole
         return values, patches
+
+    def refill(self, names: set[str],
+               covar_refs: Mapping[CovarId, tuple[str, ...]]) -> list[tuple[CovarId, Covar,
+                                                                          tuple[object, ...]]]:
+        """Return the live saved versions that hold placeholders for ``names``, loaded again.
+
+        A saved value restored while another name's unsaveable value was missing holds an
+        ``UnrestoredValue`` where that value was; once it is back (rebuilt), loading the very
+        same version again puts it there, so ``cache['conn'] is conn`` holds as it did. A
+        version whose live values changed since (its fingerprint differs) is left as it is.
+        """
+        resolver = _Resolver(self._namespace, {}, set(self._namespace))
+        filled = []
+        for covar_of, refs in covar_refs.items():
+            members = self._members.get(covar_of, ())
+            if names.isdisjoint(refs) or not members or any(
+                    self._tree.get(m) != covar_of or m not in self._namespace for m in members):
+                continue
+            values = tuple(dict.__getitem__(self._namespace, m) for m in members)
+            found = fingerprint(values, self._namespace, members, self._options)
+            if found is None or found[0] != covar_of or not any(
+                    isinstance(found[1].holes.get(n), UnrestoredValue) for n in names):
+                continue
+            covar = self._store.load_covar(covar_of)
+            try:
+                filled.append((covar_of, covar, self._read(covar, resolver)))
+            except SerializationError:
+                continue  # it loaded once: keep the placeholder rather than fail the rebuild
+        return filled
 
     def _read(self, covar: Covar, resolver: _Resolver) -> tuple[object, ...]:
         stream = bytes(self._store.read_buffer(covar.buffers[0]))

@@ -51,7 +51,7 @@ from timetravel_kernel.timeline.history import CommitIndex, diff_trees, name_his
 from timetravel_kernel.timeline.lineage import RebuildPlan, plan_rebuild
 from timetravel_kernel.timeline.livecache import LiveCache
 from timetravel_kernel.timeline.loading import CheckoutLoader
-from timetravel_kernel.timeline.plan import plan_checkout
+from timetravel_kernel.timeline.plan import plan_checkout, with_referrers
 from timetravel_kernel.timeline.rebuild import RebuildResult, run_rebuild
 from timetravel_kernel.timeline.restoring import load_version, restore_targets, version_at
 from timetravel_kernel.timeline.results import (
@@ -354,12 +354,12 @@ class Timeline(Checkpointing):
             for n in self._identities.changed(namespace) | self._unrecorded
             if self._is_tracked(n)
         }
-        plan = plan_checkout(
+        plan = with_referrers(plan_checkout(
             self._tree,
             target_tree,
             dirty=dirty,
             is_present=lambda name: name in namespace and self._is_tracked(name),
-        )
+        ), target_tree, self._covar_refs, self._members)
         loader = CheckoutLoader(
             self._store, self.options, self._cache, self._tree, self._members, namespace
         )
@@ -485,6 +485,14 @@ class Timeline(Checkpointing):
         self._identities.record(namespace, changes)
         for name in changes:
             self._lost.pop(name, None)
+        # Saved values restored while these were missing hold placeholders where they were.
+        loader = CheckoutLoader(self._store, self.options, self._cache, self._tree,
+                                self._members, namespace)
+        for covar_of, covar, filled in loader.refill(set(changes), self._covar_refs):
+            self._cache.discard(covar_of)
+            self._cache.put(covar_of, covar, filled)
+            dict.update(namespace, zip(covar.members, filled, strict=True))
+            self._identities.record(namespace, covar.members)
 
     def _adopt_version(self, covar_of: CovarId, covar: Covar,
                        values: tuple[object, ...]) -> None:
