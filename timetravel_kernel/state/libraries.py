@@ -87,11 +87,9 @@ def make_array_subclass(cls: type, source: object, offset: int, shape: tuple[int
     return array
 
 
-# Per class: whether patsy refuses to pickle it; asked once per class, not once per object.
-# patsy's refusal is ``patsy.util.no_pickling`` as ``__getstate__`` (``__reduce__`` for the
-# ndarray subclass), or a ``__getstate__`` of its own that raises (``Origin``, which cannot
-# import ``no_pickling``): no patsy class defines a ``__getstate__`` that works.
-_PATSY_REFUSES: dict[type, bool] = {}
+# The library reduction each class takes ("" for none), decided once per class: a class of a
+# library exists only once that library is imported, so a decision never goes stale.
+_KINDS: dict[type, str] = {}
 
 
 class LibraryReducer:
@@ -108,7 +106,7 @@ class LibraryReducer:
         self._widget = getattr(widgets, "Widget", None)
         patsy = sys.modules.get("patsy")
         self._no_pickling = getattr(getattr(patsy, "util", None), "no_pickling", None)
-        # the names formulas see besides the notebook's (I, C, center, ...): patsy's own dict
+        # what formulas see besides the notebook's names (I, C, center, bs, ...)
         self._patsy_builtins = getattr(getattr(patsy, "eval", None), "_builtins_dict", None)
         self._ndarray = getattr(sys.modules.get("numpy"), "ndarray", None)
         self.active = (self._tensor is not None or self._widget is not None
@@ -117,16 +115,23 @@ class LibraryReducer:
     def reduce(self, obj: object) -> tuple[object, ...] | None:
         """Return the library reduction of ``obj``, or None when none applies."""
         cls = type(obj)
-        if cls is self._tensor or cls is self._parameter:
+        if cls is types.FunctionType:
+            return self._reduce_patsy_function(obj) if self._patsy_builtins else None
+        kind = _KINDS.get(cls)
+        if kind is None:
+            kind = _KINDS[cls] = self._kind(cls)
+        if not kind:
+            return None
+        if kind == "tensor":
             return self._reduce_tensor(obj)
-        if cls is self._storage and obj.device.type == "cpu":  # type: ignore[attr-defined]
-            return self._reduce_storage(obj)
-        if self._optimizer is not None and isinstance(obj, self._optimizer):
+        if kind == "storage":
+            return self._reduce_storage(obj) if obj.device.type == "cpu" else None  # type: ignore[attr-defined]
+        if kind == "optimizer":
             # An LR scheduler wraps the optimizer's ``step`` (holding a weak reference, which
             # cannot be saved); the class's own is put back, as torch's own pickling does.
             state = {k: v for k, v in vars(obj).items() if k != "step"}
             return (copyreg.__newobj__, (cls,), state)  # __setstate__ sets it all
-        if self._widget is not None and isinstance(obj, self._widget):
+        if kind == "widget":
             names = obj.trait_names()  # type: ignore[attr-defined]
             state = {
                 name: getattr(obj, name)
@@ -135,35 +140,55 @@ class LibraryReducer:
                 and name not in _WIDGET_MACHINERY
             }
             return (make_widget, (cls, state))
-        if self._patsy_builtins is not None:
-            if obj is self._patsy_builtins:
-                return (import_attribute, ("patsy.eval", "_builtins_dict"))
-            if cls is types.FunctionType and obj in self._patsy_builtins.values():
-                # a stateful transform (center, standardize, bs) is a wrapper named after
-                # its class, which pickle's reference would find instead: by its formula name
-                name = next(n for n, v in self._patsy_builtins.items() if v is obj)
-                return (import_attribute, ("patsy.builtins", name))
-        if self._no_pickling is not None and self._refused_by_patsy(cls):
-            if self._ndarray is not None and isinstance(obj, self._ndarray):
-                return _reduce_array_subclass(obj, self._ndarray)
-            return (copyreg.__newobj__, (cls,), dict(vars(obj)))  # restored into __dict__
-        return None
+        if kind == "patsy-array":
+            return _reduce_array_subclass(obj, self._ndarray)  # type: ignore[arg-type]
+        return (copyreg.__newobj__, (cls,), dict(vars(obj)))  # patsy: restored into __dict__
 
     def reduces_arrays_of(self, cls: type) -> bool:
         """Return whether arrays of ``cls`` (a subclass) are saved here with their memory.
 
         Views of such an array can then be saved as views of it, as views of a plain array are.
         """
-        return self._no_pickling is not None and self._refused_by_patsy(cls)
+        kind = _KINDS.get(cls)
+        if kind is None:
+            kind = _KINDS[cls] = self._kind(cls)
+        return kind == "patsy-array"
+
+    def _kind(self, cls: type) -> str:
+        if cls is self._tensor or cls is self._parameter:
+            return "tensor"
+        if cls is self._storage:
+            return "storage"
+        if self._optimizer is not None and issubclass(cls, self._optimizer):
+            return "optimizer"
+        if self._widget is not None and issubclass(cls, self._widget):
+            return "widget"
+        if self._no_pickling is not None and self._refused_by_patsy(cls):
+            ndarray = self._ndarray
+            return "patsy-array" if ndarray is not None and issubclass(cls, ndarray) else "patsy"
+        return ""
 
     def _refused_by_patsy(self, cls: type) -> bool:
-        refused = _PATSY_REFUSES.get(cls)
-        if refused is None:
-            getstate = getattr(cls, "__getstate__", None)
-            refused = _PATSY_REFUSES[cls] = _is_patsy(cls) and (
-                getattr(cls, "__reduce__", None) is self._no_pickling
-                or (_is_patsy(getstate) and hasattr(cls, "__dict__")))
-        return refused
+        """Return whether patsy refuses to pickle ``cls``.
+
+        patsy's refusal is ``patsy.util.no_pickling`` as ``__getstate__`` (``__reduce__`` for
+        the ndarray subclass), or a ``__getstate__`` of its own that raises (``Origin``, which
+        cannot import ``no_pickling``): no patsy class defines a ``__getstate__`` that works.
+        """
+        getstate = getattr(cls, "__getstate__", None)
+        return _is_patsy(cls) and (getattr(cls, "__reduce__", None) is self._no_pickling
+                                   or (_is_patsy(getstate) and hasattr(cls, "__dict__")))
+
+    def _reduce_patsy_function(self, function: object) -> tuple[object, ...] | None:
+        """Refer to a formula function (center, standardize, bs) by its name in patsy.
+
+        A stateful transform is a wrapper named after its class, so pickle's own reference
+        would find the class instead.
+        """
+        for name, value in self._patsy_builtins.items():  # type: ignore[union-attr]
+            if value is function:
+                return (import_attribute, ("patsy.builtins", name))
+        return None
 
     def _reduce_tensor(self, tensor: Any) -> tuple[object, ...] | None:
         if (tensor.layout is not self._strided or tensor.device.type != "cpu"
