@@ -127,3 +127,30 @@ def test_statsmodels_fits_on_design_matrices_are_saved_and_predict_the_same() ->
     assert fit.params.tolist() == ns["fit"].params.tolist()
     assert fit.predict(ns["new_X"][0]).tolist() == ns["fit"].predict(ns["new_X"][0]).tolist()
     assert formula.predict(ns["new"]).tolist() == ns["formula"].predict(ns["new"]).tolist()
+
+
+def test_a_load_can_put_the_traits_back_on_the_live_widgets() -> None:
+    """Stored widgets know their place in the stream; a load given the live widgets returns
+    them (same model ids) and sets the stored traits only when applied."""
+    from timetravel_kernel.state.libraries import LiveWidgets
+
+    ns = fresh_namespace()
+    run_cell(ns, "import ipywidgets as w\nslider = w.IntSlider(value=7, max=20)\n"
+                 "box = w.VBox([slider, w.Text(value='a')])")
+    stored = dump_values((ns["box"], ns["slider"]), ns, ("box", "slider"))
+    box, slider = ns["box"], ns["slider"]
+    ids = (box.model_id, slider.model_id, box.children[1].model_id)
+    run_cell(ns, "slider.value = 3\nbox.children[1].value = 'b'\nbox.layout.width = '50%'")
+    live = dump_values((box, slider), ns, ("box", "slider"))
+    assert len(live.widgets) >= 3 and live.widgets[0] is box
+    widgets = LiveWidgets(live.widgets)
+    loaded = load_values(stored.serializer, stored.stream,
+                         [bytearray(b) for b in stored.buffers], Resolver(ns), widgets=widgets)
+    assert loaded == (box, slider) and slider.value == 3  # nothing changed before apply
+    widgets.apply()
+    assert (slider.value, box.children[1].value, box.layout.width) == (7, "a", None)
+    assert (box.model_id, slider.model_id, box.children[1].model_id) == ids
+    assert box.children[0] is slider
+    # Without live widgets, a load makes new ones, as after a restart.
+    (fresh,) = load_values(stored.serializer, stored.stream, [], Resolver(ns))[:1]
+    assert fresh is not box and fresh.model_id != box.model_id

@@ -9,7 +9,9 @@ imported here), and is exact where the library's own ``__reduce__`` is not:
   of band, chunked and compared like a numpy array's;
 * a PyTorch optimizer keeps its hooks and flags (its ``__getstate__`` keeps three attributes),
   restored through its own ``__setstate__``;
-* an ipywidgets widget is saved as its traits, not refused for the lock its comm holds;
+* an ipywidgets widget is saved as its traits, not refused for the lock its comm holds, with
+  its place among the stream's widgets, so a load within the process can put the traits back
+  on the live widget (``LiveWidgets``): its model id, and so the views on screen, stay;
 * patsy's objects (a ``DesignMatrix``, the ``DesignInfo`` it carries, its terms, factors,
   contrasts, stateful transforms and evaluation environment) by value: patsy refuses pickling
   only because it does not promise a format across its versions ("Sorry, pickling not yet
@@ -33,6 +35,7 @@ from timetravel_kernel.state.reductions import array_buffer, import_attribute
 
 __all__ = [
     "LibraryReducer",
+    "LiveWidgets",
     "make_array_subclass",
     "make_storage",
     "make_tensor",
@@ -43,9 +46,51 @@ __all__ = [
 _WIDGET_MACHINERY = frozenset({"comm", "keys", "log"})
 
 
-def make_widget(cls: type, state: dict[str, object]) -> object:
-    """Make a widget again from its traits: a new model, which the frontend shows afresh."""
+def make_widget(cls: type, state: dict[str, object], ordinal: int | None = None) -> object:
+    """Make a widget again from its traits: a new model, which the frontend shows afresh.
+
+    ``ordinal`` is its place among the widgets of its stream (``LiveWidgets`` reads it).
+    """
     return cls(**state)
+
+
+class LiveWidgets:
+    """Live widgets a load hands back, traits updated, instead of making new ones.
+
+    Within one process the widgets of a version usually still exist (on screen): the load
+    matches each stored widget to the live one at the same place among the stream's widgets
+    (of the same class), returns it, and ``apply`` sets the stored traits on it once the whole
+    checkout has loaded (so a failed checkout changes no widget). A widget without a live
+    match is made anew.
+
+    Args:
+        widgets: the live widgets, in the order pickling met them (``Serialized.widgets``).
+    """
+
+    def __init__(self, widgets: tuple[object, ...]) -> None:
+        self._widgets = widgets
+        self._updates: list[tuple[Any, dict[str, object]]] = []
+
+    def make(self, cls: type, state: dict[str, object], ordinal: int | None = None) -> object:
+        """``make_widget`` for a load: the live widget at ``ordinal``, if it is one of ``cls``."""
+        live = self._widgets[ordinal] if ordinal is not None and ordinal < len(
+            self._widgets) else None
+        if type(live) is not cls:
+            return make_widget(cls, state)
+        self._updates.append((live, state))
+        return live
+
+    def apply(self) -> None:
+        """Set the loaded traits on the live widgets (the frontend gets one update each)."""
+        from traitlets import TraitError
+
+        for widget, state in self._updates:
+            with widget.hold_sync(), widget.hold_trait_notifications():
+                for name, value in state.items():
+                    try:
+                        setattr(widget, name, value)
+                    except TraitError:
+                        continue  # read-only here: the widget keeps its own
 
 
 def make_storage(data: object) -> object:
@@ -111,6 +156,7 @@ class LibraryReducer:
         self._ndarray = getattr(sys.modules.get("numpy"), "ndarray", None)
         self.active = (self._tensor is not None or self._widget is not None
                        or self._no_pickling is not None)
+        self.widgets: list[object] = []  # in the order met: a widget's place in the stream
 
     def reduce(self, obj: object) -> tuple[object, ...] | None:
         """Return the library reduction of ``obj``, or None when none applies."""
@@ -139,7 +185,8 @@ class LibraryReducer:
                 if (not name.startswith("_") or name == "_dom_classes")
                 and name not in _WIDGET_MACHINERY
             }
-            return (make_widget, (cls, state))
+            self.widgets.append(obj)
+            return (make_widget, (cls, state, len(self.widgets) - 1))
         if kind == "patsy-array":
             return _reduce_array_subclass(obj, self._ndarray)  # type: ignore[arg-type]
         return (copyreg.__newobj__, (cls,), dict(vars(obj)))  # patsy: restored into __dict__

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import dill
 
 from timetravel_kernel.errors import SerializationError
-from timetravel_kernel.state.libraries import LibraryReducer
+from timetravel_kernel.state.libraries import LibraryReducer, LiveWidgets
 from timetravel_kernel.state.reductions import (
     NOTEBOOK_KINDS,
     array_buffer,
@@ -75,6 +75,7 @@ __all__ = [
 ]
 
 SerializerName = Literal["pickle", "dill"]
+_LIBRARIES = LibraryReducer.__module__
 
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
 _UNSAVEABLE: tuple[tuple[type | tuple[type, ...], str], ...] = (
@@ -523,7 +524,8 @@ class Serialized:
 
     ``shared`` maps ids of identity-carrying objects the stream contains to those objects (held
     so the ids stay unique while partitioning); ``refs`` are names referred to by name;
-    ``holes`` maps the names whose unsaveable values it refers to, to those objects.
+    ``holes`` maps the names whose unsaveable values it refers to, to those objects;
+    ``widgets`` are the ipywidgets widgets it holds, in stream order (see ``LiveWidgets``).
     """
 
     serializer: SerializerName
@@ -533,6 +535,7 @@ class Serialized:
     refs: tuple[str, ...]
     shared: Mapping[int, object]
     holes: Mapping[str, object] = field(default_factory=dict)
+    widgets: tuple[object, ...] = ()
 
 
 _GLUE_BY_CLASS: dict[type, bool] = {}
@@ -585,6 +588,7 @@ def _dump_with(
         refs=tuple(sorted(pickler.refs)),
         shared=shared,
         holes=dict(pickler.holes),
+        widgets=tuple(pickler._libraries.widgets),
     )
 
 
@@ -655,10 +659,13 @@ class _Loader:
 
     _resolver: NameResolver
     _refused_module: str | None = None
+    _widgets: LiveWidgets | None = None
 
     def find_class(self, module: str, name: str) -> object:
         if module == __name__ and name == "_namespace_value":
             return self._resolver.value
+        if self._widgets is not None and (module, name) == (_LIBRARIES, "make_widget"):
+            return self._widgets.make
         if module == __name__ and name == "_unsaved_value":
             return self._unsaved_value
         if module == __name__ and name == "_namespace_dict":
@@ -693,12 +700,13 @@ def load_values(
     resolver: NameResolver,
     *,
     refused_module: str | None = None,
+    widgets: LiveWidgets | None = None,
 ) -> tuple[object, ...]:
     """Load the values of one co-variable.
 
     ``refused_module`` makes a reference to that module's names fail (a trial load refuses
     references to the notebook's module, which dill falls back to when it cannot save a
-    class by value).
+    class by value). ``widgets`` hands back live widgets instead of new ones.
 
     Raises:
         SerializationError: the stream cannot be loaded here (a module is missing, a class
@@ -709,6 +717,7 @@ def load_values(
     unpickler = unpickler_class(io.BytesIO(stream), buffers=buffers)
     unpickler._resolver = resolver
     unpickler._refused_module = refused_module
+    unpickler._widgets = widgets
     try:
         values = unpickler.load()  # type: ignore[attr-defined]
     except SerializationError:

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import SerializationError, StoreError
-from timetravel_kernel.state import UnrestoredValue, fingerprint, is_live_memory, load_values
+from timetravel_kernel.state import (
+    UnrestoredValue,
+    dump_values,
+    fingerprint,
+    is_live_memory,
+    load_values,
+)
+from timetravel_kernel.state.libraries import LiveWidgets
 from timetravel_kernel.state.revival import revive_value
 from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
 from timetravel_kernel.timeline.plan import load_order
@@ -48,7 +55,7 @@ class Loaded:
     staged: Namespace = field(default_factory=dict)
     unrestored: dict[str, str] = field(default_factory=dict)
     kept: set[str] = field(default_factory=set)
-    patches: list[BufferPatch] = field(default_factory=list)
+    patches: list[BufferPatch | LiveWidgets] = field(default_factory=list)
     fresh: list[tuple[CovarId, Covar, tuple[object, ...]]] = field(default_factory=list)
     reconnected: list[tuple[CovarId, Covar, tuple[object, ...]]] = field(default_factory=list)
     unreconnected: set[str] = field(default_factory=set)
@@ -151,6 +158,7 @@ class CheckoutLoader:
         refs = {c: covar.refs for c, covar in covars.items()}
         for covar_of in load_order(plan.load, refs):
             covar = covars[covar_of]
+            earlier = self._cache.get(covar_of)  # objects of this version, maybe changed since
             values = self._cached(covar_of, covar, resolver)
             if values is None and covar.serializer == "unsaved":
                 values = _reconnect(covar, loaded)
@@ -159,7 +167,7 @@ class CheckoutLoader:
                 loaded.reconnected.append((covar_of, covar, values))
             if values is None:
                 try:
-                    values = self._patch_or_read(covar, resolver, loaded)
+                    values = self._patch_or_read(covar, resolver, loaded, earlier)
                 except _UnloadableError as exc:
                     live = {m for m in covar.members if m in self._namespace}
                     loaded.kept |= live
@@ -198,15 +206,35 @@ class CheckoutLoader:
         return values
 
     def _patch_or_read(
-        self, covar: Covar, resolver: _Resolver, loaded: Loaded
+        self, covar: Covar, resolver: _Resolver, loaded: Loaded,
+        earlier: tuple[object, ...] | None,
     ) -> tuple[object, ...]:
-        """Return the target values: the live objects patched in place when they allow it."""
+        """Return the target values: the live objects patched in place when they allow it.
+
+        Widgets read from the store are the live ones (``earlier``: this version's objects,
+        else the members' live values), their traits set back when the checkout applies.
+        """
         in_place = self._plan_in_place(covar, resolver)
         if in_place is not None:
             values, patches = in_place
             loaded.patches += patches
             return values
-        return self._read(covar, resolver)
+        return self._read(covar, resolver, loaded, earlier)
+
+    def _live_widgets(self, covar: Covar,
+                      earlier: tuple[object, ...] | None) -> LiveWidgets | None:
+        """Return the live widgets a load of ``covar`` (which makes widgets) may hand back."""
+        values = earlier
+        if values is None and all(m in self._namespace for m in covar.members):
+            values = tuple(dict.__getitem__(self._namespace, m) for m in covar.members)
+        if values is None:
+            return None
+        try:
+            serialized = dump_values(values, self._namespace, covar.members,
+                                     is_tracked=self._options.is_tracked)
+        except SerializationError:
+            return None
+        return LiveWidgets(serialized.widgets) if serialized.widgets else None
 
     def _plan_in_place(
         self, covar: Covar, resolver: _Resolver
@@ -261,12 +289,22 @@ class CheckoutLoader:
                 continue  # it loaded once: keep the placeholder rather than fail the rebuild
         return filled
 
-    def _read(self, covar: Covar, resolver: _Resolver) -> tuple[object, ...]:
+    def _read(self, covar: Covar, resolver: _Resolver, loaded: Loaded | None = None,
+              earlier: tuple[object, ...] | None = None) -> tuple[object, ...]:
+        """Load a version from the store.
+
+        With ``loaded``, its widgets are the live ones, their traits set back when it applies.
+        """
         stream = bytes(self._store.read_buffer(covar.buffers[0]))
         buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
         assert covar.serializer != "unsaved"
+        widgets = None
+        if loaded is not None and b"make_widget" in stream:
+            widgets = self._live_widgets(covar, earlier)
+            if widgets is not None:
+                loaded.patches.append(widgets)
         try:
-            values = load_values(covar.serializer, stream, buffers, resolver)
+            values = load_values(covar.serializer, stream, buffers, resolver, widgets=widgets)
         except SerializationError as exc:
             raise _UnloadableError(exc.name, exc.type_name, exc.reason) from exc
         if len(values) != len(covar.members):
