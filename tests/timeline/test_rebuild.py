@@ -302,3 +302,50 @@ def test_undo_puts_back_the_holder_with_the_object_its_name_had(tmp_path: Path) 
     timeline.redo(ns)
     assert ns["lock"] is second and ns["held"]["lock"] is second and ns["old"] is first
     timeline.close()
+
+
+# Every kind of value pickle cannot hold, made by one cell; the kinds a restore reconnects
+# come back at once, the others with a rebuild.
+UNSAVEABLE_KINDS = {
+    "file": ("open(PATH, 'a')", True),
+    "sqlite_file": ("sqlite3.connect(DB)", True),
+    "lock": ("threading.Lock()", True),
+    "event": ("threading.Event()", True),
+    "generator": ("(i * i for i in range(5))", False),
+    "sqlite_memory": ("sqlite3.connect(':memory:')", False),
+    "thread": ("threading.Thread(target=print)", False),
+    "socket": ("socket.socket()", False),
+    "csv_reader": ("csv.reader(io.StringIO('a,b'))", False),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNSAVEABLE_KINDS))
+def test_a_holder_of_any_unsaveable_value_is_saved_and_holds_it_again_once_back(
+    tmp_path, kind
+) -> None:
+    """One unsaveable value no longer takes down the values holding it: the holder (which
+    shares rows with another name) is saved and restored with its sharing; it holds the
+    value itself again as soon as the value is back, reconnected or rebuilt."""
+    from timetravel_kernel.state import UnrestoredValue
+
+    make, reconnects = UNSAVEABLE_KINDS[kind]
+    record(tmp_path, [
+        f"import csv, io, socket, sqlite3, threading\nPATH = {str(tmp_path / 'f.txt')!r}\n"
+        f"DB = {str(tmp_path / 'db.sqlite')!r}",
+        f"value = {make}",
+        "rows = [1, 2]\nholder = {'value': value, 'rows': rows}",
+    ])
+    timeline, ns = restored(tmp_path)
+    try:
+        assert ns["holder"]["rows"] is ns["rows"]
+        if reconnects:
+            assert timeline.lost == {} and ns["holder"]["value"] is ns["value"]
+        else:
+            assert set(timeline.lost) == {"value"}
+            assert isinstance(ns["holder"]["value"], UnrestoredValue)
+            result = timeline.rebuild(ns)
+            assert set(result.values) == {"value"}, result.failed
+            assert ns["holder"]["value"] is ns["value"] and ns["holder"]["rows"] is ns["rows"]
+    finally:
+        close_resources(ns)
+        timeline.close()

@@ -624,11 +624,41 @@ def _dump(
     is_tracked: Callable[[str], bool],
     probe: bool,
 ) -> Serialized:
-    """Serialize as ``dump_values`` does; ``probe`` retries a refusal the reducer missed.
+    """Serialize as ``dump_values`` does; ``probe`` retries a refusal around other names.
 
-    A library's own ``__reduce__`` that raises is not foreseen by the reducer: the retry
-    refers to the other names' values that refuse as well, so the rest is saved.
+    The reducer refers to another name's value when that value is itself of a kind it
+    refuses (a generator, a lock); a refusal from inside such a value (an event holds a lock)
+    or from a library's own ``__reduce__`` (csv's reader) is only known once pickling failed.
+    The retry then refers to each other name's value that refuses on its own, so the rest is
+    saved. It costs a lookup per object and one trial per other name's value met, only after
+    a refusal, which was going to leave the value unsaved.
     """
+    options = {"track_sharing": track_sharing, "is_tracked": is_tracked}
+    try:
+        return _dump_plainly(values, namespace, members, **options)
+    except SerializationError:
+        if not probe or len(namespace) <= len(members):
+            raise
+        # The C pickler first, as above: a placeholder restored in the refused value's place
+        # (which the C pickler saves) then gives the very same stream again.
+        for pickler_class in (_FastPickler, _DillPickler):
+            try:
+                return _dump_with(pickler_class, values, namespace, members, probe=True,
+                                  **options)
+            except (Exception, RecursionError):
+                continue
+        raise
+
+
+def _dump_plainly(
+    values: tuple[object, ...],
+    namespace: Mapping[str, object],
+    members: tuple[str, ...],
+    *,
+    track_sharing: bool,
+    is_tracked: Callable[[str], bool],
+) -> Serialized:
+    """Serialize with the C pickler, else dill; raise the reason neither can."""
     options = {"track_sharing": track_sharing, "is_tracked": is_tracked}
     try:
         return _dump_with(_FastPickler, values, namespace, members, **options)
@@ -644,16 +674,9 @@ def _dump(
         raise SerializationError("", "", "the value is nested too deeply to save") from exc
     except Exception as exc:
         message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        refusal = SerializationError("", "", f"cannot be saved: {message}")
-        refusal.__cause__ = exc
-    if probe and len(namespace) > len(members):
-        # Costs a lookup per object, and one trial of each other name's value met: only
-        # after a refusal, which was going to leave the value unsaved.
-        try:
-            return _dump_with(_DillPickler, values, namespace, members, probe=True, **options)
-        except (Exception, RecursionError):
-            pass
-    raise refusal
+        raise SerializationError("", "", f"cannot be saved: {message}") from exc
+
+
 class _Loader:
     """Unpickler hooks that resolve name references against a resolver."""
 
