@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from timetravel_kernel.state import dump_values, load_values
@@ -154,3 +155,39 @@ def test_a_load_can_put_the_traits_back_on_the_live_widgets() -> None:
     # Without live widgets, a load makes new ones, as after a restart.
     (fresh,) = load_values(stored.serializer, stored.stream, [], Resolver(ns))[:1]
     assert fresh is not box and fresh.model_id != box.model_id
+
+
+PATSY_OBJECTS = {
+    # name: (expression, what it does, compared before and after)
+    "desc": ("patsy.ModelDesc.from_formula('y ~ a + b:c - 1')", "desc.describe()"),
+    "factor": ("patsy.EvalFactor('np.log(w)')", "[factor.name(), hash(factor) == hash("
+               "patsy.EvalFactor('np.log(w)'))]"),
+    "constraint": ("patsy.DesignInfo(['a', 'b', 'c']).linear_constraint('a = 2 * b')",
+                   "[constraint.coefs.tolist(), constraint.constants.tolist()]"),
+    "contrast": ("patsy.Poly().code_with_intercept(['lo', 'mid', 'hi'])",
+                 "[contrast.matrix.round(9).tolist(), contrast.column_suffixes]"),
+    "splines": ("patsy.dmatrix('bs(x, df=4) + cr(w, df=3) + standardize(x)', data)",
+                "patsy.build_design_matrices([splines.design_info], new)[0].round(9).tolist()"),
+    "coded": ("patsy.dmatrix('C(g, Sum) + C(g, Helmert):x + C(g, levels=[\"c\", \"b\", \"a\"])',"
+              " data)", "patsy.build_design_matrices([coded.design_info], new)[0].tolist()"),
+    "na": ("patsy.NAAction(NA_types=['None'])", "[na.NA_types, na.on_NA]"),
+    "from_array": ("patsy.DesignInfo.from_array(np.ones((2, 3)), default_column_prefix='v')",
+                   "from_array.column_names"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PATSY_OBJECTS))
+def test_every_patsy_object_is_saved_by_value_and_behaves_the_same(name: str) -> None:
+    ns = fresh_namespace()
+    run_cell(ns, PATSY_CELL)
+    expression, behaviour = PATSY_OBJECTS[name]
+    run_cell(ns, f"{name} = {expression}")
+    before = eval(behaviour, ns)
+    serialized = dump_values((ns[name],), ns, (name,))
+    fresh = fresh_namespace()
+    run_cell(fresh, "import numpy as np, pandas as pd, patsy")
+    fresh.update(data=ns["data"], new=ns["new"])
+    (fresh[name],) = load_values(serialized.serializer, serialized.stream,
+                                 [bytearray(b) for b in serialized.buffers], Resolver(fresh))
+    assert type(fresh[name]) is type(ns[name])
+    assert eval(behaviour, fresh) == before
