@@ -82,15 +82,20 @@ class LiveWidgets:
 
     def apply(self) -> None:
         """Set the loaded traits on the live widgets (the frontend gets one update each)."""
-        from traitlets import TraitError
-
+        # traitlets is there whenever a widget is (looked up, never imported here)
+        refused: type[Exception] = sys.modules["traitlets"].TraitError
         for widget, state in self._updates:
-            with widget.hold_sync(), widget.hold_trait_notifications():
-                for name, value in state.items():
-                    try:
-                        setattr(widget, name, value)
-                    except TraitError:
-                        continue  # read-only here: the widget keeps its own
+            try:
+                with widget.hold_sync(), widget.hold_trait_notifications():
+                    for name, value in state.items():
+                        try:
+                            setattr(widget, name, value)
+                        except refused:
+                            continue  # read-only here: the widget keeps its own
+            except refused:
+                # Cross-validation at the end refused the set (traitlets rolled it back): the
+                # checkout is applied already, so the widget keeps what it shows.
+                continue
 
 
 def make_storage(data: object) -> object:
