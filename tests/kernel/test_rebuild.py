@@ -196,6 +196,7 @@ def test_a_database_file_a_log_file_and_a_lock_are_back_before_the_first_cell_af
         f"log = open({str(log)!r}, 'a')\nlog.write('loaded sales\\n')\nlog.flush()",
         "lock = threading.Lock()\nlock.acquire()\nready = threading.Event()\nready.set()",
         "squares = (i * i for i in range(5))\nnext(squares)",
+        "totals = {'tea': 3}\nregistry = {'conn': conn, 'squares': squares, 'totals': totals}",
     ])
     k.kill()
     k2 = start_kernel(notebook=notebook, TIMETRAVEL_REBUILD_UNSAVED=policy)
@@ -212,6 +213,12 @@ def test_a_database_file_a_log_file_and_a_lock_are_back_before_the_first_cell_af
     assert "reconnected conn, lock, log, ready" in stderr(outputs)
     offers = [e for e in k2.events if e.get("event") == "rebuild-available"]
     assert [o["plan"]["names"] for o in offers] == ([["squares"]] if policy == "ask" else [])
+    # The dict holding the connection and the generator was saved around them: it holds the
+    # reconnected connection, and the generator once a rebuild brings it back.
+    assert k2.value("[registry['conn'] is conn, registry['totals'] is totals, "
+                    "registry['squares'] is globals().get('squares'), "
+                    "'not restored' in repr(registry['squares'])]") == [
+        True, True, policy == "auto", policy != "auto"]
     if policy == "auto":
         assert k2.value("next(squares)") == 1
     k2.execute("log.write('sold tea\\n'); log.flush()")
