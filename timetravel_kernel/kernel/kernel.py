@@ -693,7 +693,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings, BackgroundCheckpoints)
         if run is not None:
             run.uses_magic = True
         response = self.handler.handle(dict(request), from_cell=True)
-        notice = self._after_move(request, response)
+        notice = self._after_move(dict(request), response)
         if notice:
             self._tell(notice)
         return response
