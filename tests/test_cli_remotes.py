@@ -8,6 +8,7 @@ import pytest
 
 from timetravel_kernel.cli import main
 from timetravel_kernel.kernel.storage import store_path_for
+from timetravel_kernel.remote import load_or_create_key
 from timetravel_kernel.timeline import CellInfo, Timeline
 
 from .seaweed import SECRET_KEY
@@ -35,6 +36,7 @@ def set_machine(monkeypatch, home):
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("TIMETRAVEL_STORE_DIR", str(home / "stores"))
     monkeypatch.delenv("TIMETRAVEL_REMOTE", raising=False)
+    monkeypatch.delenv("TIMETRAVEL_REMOTE_KEY_FILE", raising=False)
 
 
 def run(capsys, *argv):
@@ -200,3 +202,50 @@ def test_clone_fetches_the_latest_state_first_then_the_rest(tmp_path, capsys, mo
     assert status == 1 and out.startswith("latest state: fetched")
     assert "the latest state is here" in err and "is missing" in err
     assert restore(damaged, home)["y"] == [1, 1, 1]
+
+
+def own_key(home):
+    return home / "data" / "timetravel" / "remote-signing.key"
+
+
+def test_two_homes_sharing_only_a_key_file_from_the_environment_push_and_clone(
+        machine, capsys, tmp_path, monkeypatch, seaweed):
+    """Through the real S3 server: nothing is shared but the bucket and TIMETRAVEL_REMOTE_KEY_FILE
+    (no named remote, no copied home); the variable signs the push and verifies the clone,
+    as the kernel does, and --key-file does the same for pull, export and import."""
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    team_key = tmp_path / "secrets" / "team.key"
+    load_or_create_key(team_key)
+    url = f"s3://timetravel-tests/key-file-{tmp_path.name}"
+    home_a, home_b = tmp_path / "home-a", tmp_path / "home-b"
+    monkeypatch.setenv("TIMETRAVEL_REMOTE_KEY_FILE", str(team_key))
+    status, _, err = run(capsys, "push", machine, url)
+    assert status == 0, err
+    status, _, err = run(capsys, "export", machine, "-o", tmp_path / "nb.tthist")
+    assert status == 0, err
+    assert not own_key(home_a).exists()  # signed with the team key, never the user's own
+
+    set_machine(monkeypatch, home_b)  # the variable is unset here: home B's own key is refused
+    notebook_b = home_b / "work" / "nb.ipynb"
+    status, _, err = run(capsys, "clone", url, "--notebook", notebook_b)
+    assert status == 1 and "not signed with this machine's key" in err
+    status, _, err = run(capsys, "import", tmp_path / "nb.tthist", "--notebook", notebook_b)
+    assert status == 1 and "--trust" in err
+    monkeypatch.setenv("TIMETRAVEL_REMOTE_KEY_FILE", str(team_key))
+    status, out, err = run(capsys, "clone", url, "--notebook", notebook_b)
+    assert status == 0, err
+    assert restore(notebook_b, home_b)["y"] == [1, 1, 1]
+
+    monkeypatch.delenv("TIMETRAVEL_REMOTE_KEY_FILE")  # the option does what the variable does
+    status, out, err = run(capsys, "pull", notebook_b, url, "--key-file", team_key)
+    assert status == 0 and "fetched 0 records" in out, err
+    imported = home_b / "imported" / "nb.ipynb"
+    status, _, err = run(capsys, "import", tmp_path / "nb.tthist", "--notebook", imported,
+                         "--key-file", team_key)
+    assert status == 0, err
+    assert restore(imported, home_b)["y"] == [1, 1, 1]
+    assert own_key(home_b).exists()  # made by the refused clone above, and not used since
+    status, _, err = run(capsys, "push", notebook_b, url, "--key-file",
+                         tmp_path / "secrets" / "other.key")
+    assert status == 1 and "not signed" in err  # another key cannot read the ref to push

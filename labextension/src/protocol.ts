@@ -56,6 +56,9 @@ export interface ICheckoutResult {
   kept: string[];
   seconds: number;
   unrestored: { [name: string]: string };
+  /** Added within v1: loaded names made again from their descriptions (files, sqlite3 file
+   * connections, locks, events), no cell run. */
+  reconnected?: string[];
 }
 
 export interface IDiffResult {

@@ -269,7 +269,7 @@ NUMERIC = Batch("numpy, pandas, pyarrow, polars", """
          observe="pl_lazy.collect().rows()"),
 ))
 
-SCIENCE = Batch("scipy, scikit-learn, statsmodels", """
+SCIENCE = Batch("scipy, scikit-learn, statsmodels, patsy", """
     import numpy as np
     from scipy import interpolate, optimize, sparse, spatial, stats
     from sklearn.cluster import KMeans
@@ -284,8 +284,10 @@ SCIENCE = Batch("scipy, scikit-learn, statsmodels", """
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
     import pandas as pd
+    import patsy
     X = np.random.default_rng(0).normal(size=(40, 3))
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    table = pd.DataFrame({'a': X[:, 0], 'b': X[:, 1], 'c': X[:, 2] + 3, 'k': ['u', 'v'] * 20})
     """, (
     case("csr", "csr = sparse.csr_matrix(np.eye(4))", "csr[0, 3] = 5.0"),
     case("csc", "csc = sparse.csc_array(np.eye(3))", "csc[1, 1] = -2.0",
@@ -340,6 +342,20 @@ SCIENCE = Batch("scipy, scikit-learn, statsmodels", """
          observe="[formula.params.round(6).to_dict(), getattr(formula, 'note', None)]"),
     case("glm", "glm = sm.GLM(y, sm.add_constant(X), family=sm.families.Binomial())",
          "glm.note = 'unfitted'", observe="[glm.exog.shape, getattr(glm, 'note', None)]"),
+    # patsy refuses pickling; its matrices and their DesignInfo are saved by value, and the
+    # restored DesignInfo builds the same matrix for new data (center keeps its mean).
+    case("design response", "response, design = patsy.dmatrices('a ~ b + center(c) + "
+         "np.log(c) + C(k)', table)", "design[0, 1] = 9.0",
+         observe="[design.design_info.column_names, design[:2].round(6).tolist(), "
+         "patsy.build_design_matrices([design.design_info], table[:2])[0].round(6).tolist()]"),
+    case("terms", "terms = patsy.dmatrix('b + I(b ** 2)', table).design_info",
+         "terms = terms.subset(['b'])", observe="terms.column_names"),
+    case("design_fit", "design_fit = sm.OLS(response, design).fit()",
+         "design_fit.note = 'on a design matrix'",
+         observe="[design_fit.params.round(6).tolist(), getattr(design_fit, 'note', None)]"),
+    case("coefs", "coefs = pd.Series(np.linalg.lstsq(design, response, rcond=None)[0].squeeze(),"
+         " index=design.design_info.column_names)", "coefs['b'] = 0.0",
+         observe="coefs.round(6).to_dict()"),
 ))
 
 PLOTS = Batch("matplotlib, seaborn, plotly, bokeh, altair", """

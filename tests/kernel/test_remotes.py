@@ -13,10 +13,12 @@ from timetravel_kernel.kernel.remotes import (
     RemoteSettings,
     load_remote_settings,
     open_remote,
+    open_signer,
     resolve_remote,
     s3_options_from_env,
     save_remote_settings,
 )
+from timetravel_kernel.remote import Signer, load_or_create_key
 from timetravel_kernel.timeline import CellInfo, Timeline
 
 from ..factories import open_timeline
@@ -130,3 +132,30 @@ def test_a_profile_alone_reaches_a_real_seaweedfs(tmp_path, seaweed):
     finally:
         again.close()
     assert "wrong-secret" not in str(caught.value)
+
+
+def test_the_signing_key_is_the_option_then_the_variable_then_the_remote_then_the_users(
+        tmp_path):
+    keys = {name: load_or_create_key(tmp_path / f"{name}.key")
+            for name in ("option", "variable", "remote")}
+    env = {"TIMETRAVEL_REMOTE_KEY_FILE": str(tmp_path / "variable.key")}
+    named = RemoteSettings(url="file:///srv/share", key_file=str(tmp_path / "remote.key"))
+    data = tmp_path / "data"
+
+    def signs_like(signer: Signer, name: str) -> bool:
+        return signer.sign(b"state") == Signer(keys[name]).sign(b"state")
+
+    assert signs_like(open_signer(named, data_dir=data, env=env,
+                                  key_file=str(tmp_path / "option.key")), "option")
+    assert signs_like(open_signer(named, data_dir=data, env=env), "variable")
+    assert signs_like(open_signer(named, data_dir=data, env={}), "remote")
+    own = open_signer(None, data_dir=data, env={})
+    assert (data / "timetravel" / "remote-signing.key").exists()
+    assert not any(signs_like(own, name) for name in keys)
+    # The kernel and the command line open remotes through the same function: a URL, a
+    # name or settings given whole, signed as above.
+    save_remote_settings(data, {"team": named})
+    remote = open_remote("team", "nb.ipynb", data_dir=data, env=env)
+    assert remote.url == "file:///srv/share/nb.ipynb" and signs_like(remote.signer, "variable")
+    remote = open_remote("team", "nb.ipynb", data_dir=data, env={})
+    assert signs_like(remote.signer, "remote")

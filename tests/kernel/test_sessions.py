@@ -138,3 +138,53 @@ def test_crash_restore_names_what_it_could_not_bring_back(start_kernel, notebook
     text = stderr(outputs)
     assert "restored" in text and "obj" in text, text
     assert k2.value("x") == 7
+
+
+REGRESSION_CELLS = [
+    "import numpy as np, pandas as pd, patsy\n"
+    "import statsmodels.api as sm, statsmodels.formula.api as smf",
+    "rng = np.random.default_rng(7)\n"
+    "data = pd.DataFrame({'x0': rng.normal(size=40), 'x1': rng.uniform(1, 3, size=40),\n"
+    "                     'g': ['a', 'b', 'c', 'd'] * 10})\n"
+    "data['y'] = 1.5 * data.x0 - np.log(data.x1) + rng.normal(scale=0.1, size=40)",
+    # the formula interface fits on patsy design matrices
+    "fit = smf.ols('y ~ x0 + np.log(x1) + C(g)', data=data).fit()\n"
+    "y, X = patsy.dmatrices('y ~ x0 + np.log(x1) + C(g)', data)\n"
+    "ols = sm.OLS(y, X).fit()",
+    # coefficients in a Series by the matrix's column names; a list sharing the matrix
+    "coef, resid, _, _ = np.linalg.lstsq(X, y, rcond=None)\n"
+    "coef = pd.Series(coef.squeeze(), index=X.design_info.column_names)\n"
+    "new_data = pd.DataFrame({'x0': [0.5, -1.0], 'x1': [1.5, 2.5], 'g': ['b', 'd']})\n"
+    "new_X = patsy.build_design_matrices([X.design_info], new_data)\n"
+    "arrays = [X[:, 1], np.asarray(X), new_X[0]]",
+]
+REGRESSION_NAMES = {"coef", "new_X", "arrays", "X", "y", "fit", "ols", "resid", "data"}
+
+
+def test_a_statsmodels_formula_fit_and_its_design_matrices_are_exact_after_sigkill(
+        start_kernel, notebook):
+    from .test_workloads import PROBE_DIR, assert_same_state, describe
+
+    k = start_kernel(notebook=notebook, PYTHONPATH=PROBE_DIR)
+    for code in REGRESSION_CELLS:
+        reply, outputs = k.execute(code)
+        assert reply["status"] == "ok", outputs
+        assert "could not be saved" not in stderr(outputs), stderr(outputs)
+    k.wait_saved()
+    saved = {v["name"]: v["saved"] for v in k.op("vars")["result"]["vars"]}
+    assert all(saved[n] for n in REGRESSION_NAMES), saved
+    before = describe(k)
+    predicted = k.value("fit.predict(new_data).round(12).tolist()")
+    k.kill()
+    k2 = start_kernel(notebook=notebook, PYTHONPATH=PROBE_DIR)
+    assert_same_state(describe(k2), before, REGRESSION_NAMES, "after SIGKILL")
+    assert k2.value(
+        "[type(coef).__name__, list(coef.index) == X.design_info.column_names, "
+        "type(new_X[0]).__name__, new_X[0].design_info is X.design_info, "
+        "np.shares_memory(arrays[0], X), np.shares_memory(arrays[1], X), "
+        "arrays[2] is new_X[0]]") == ["Series", True, "DesignMatrix", True, True, True, True]
+    # What the restored objects do: predict, and build the matrix for new data again.
+    assert k2.value("fit.predict(new_data).round(12).tolist()") == predicted
+    assert k2.value("np.array_equal(patsy.build_design_matrices([X.design_info], new_data)[0], "
+                    "new_X[0]) and np.allclose(ols.predict(new_X[0]), "
+                    "new_X[0] @ coef.to_numpy())") is True

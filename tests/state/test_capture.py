@@ -80,3 +80,35 @@ class Plain:
     reason = groups[("Thing",)].reason or ""
     assert "loads back" in reason and "defined twice" in reason
     assert groups[("Plain",)].serialized is not None
+
+
+def test_a_value_holding_another_names_unsaveable_value_is_saved_around_it() -> None:
+    """The connection and the generator cannot be saved; what holds them next to saveable
+    data is saved, referring to them by name, with its sharing kept (cache and rows are one
+    stream). A generator no other name holds still makes its holder unsaved."""
+    ns = fresh_namespace()
+    run_cell(ns, "import sqlite3\nconn = sqlite3.connect(':memory:')\nrows = [1, 2]\n"
+                 "cache = {'conn': conn, 'rows': rows}\ngen = (i for i in range(3))\n"
+                 "jobs = [gen, gen, rows]\nloose = [(i for i in range(2)), rows]")
+    groups = by_members(capture(ns, ["conn", "rows", "cache", "gen", "jobs", "loose"],
+                                TimelineOptions()))
+    assert set(groups) == {("cache", "jobs", "rows"), ("conn",), ("gen",), ("loose",)}
+    saved = groups[("cache", "jobs", "rows")].serialized
+    assert saved is not None and saved.refs == ("conn", "gen")
+    assert saved.holes == {"conn": ns["conn"], "gen": ns["gen"]}
+    assert groups[("conn",)].serialized is None and groups[("gen",)].serialized is None
+    assert "generator" in (groups[("loose",)].reason or "")
+    ns["conn"].close()
+
+
+def test_a_library_refusal_held_by_another_name_is_referred_to() -> None:
+    """csv's reader refuses pickling in its own __reduce__ (no reason foreseen by the
+    reducer): retried, the holder refers to the name holding the reader."""
+    ns = fresh_namespace()
+    run_cell(ns, "import csv, io\nreader = csv.reader(io.StringIO('a,b'))\n"
+                 "state = {'reader': reader, 'seen': [1]}\nlone = [csv.reader([])]")
+    groups = by_members(capture(ns, ["reader", "state", "lone"], TimelineOptions()))
+    assert groups[("state",)].serialized is not None
+    assert groups[("state",)].serialized.refs == ("reader",)
+    assert "cannot be saved" in (groups[("reader",)].reason or "")
+    assert "cannot be saved" in (groups[("lone",)].reason or "")

@@ -197,3 +197,26 @@ def test_one_key_delete_in_a_big_dict_changes_the_stream_locally() -> None:
     suffix = next(i for i, (x, y) in enumerate(tails) if x != y)
     # pickle's own fixed batches would make every byte after the delete differ
     assert len(before) - prefix - suffix < 64 * 1024
+
+
+def test_a_reference_to_a_missing_unsaveable_value_loads_as_a_placeholder() -> None:
+    """Restored before the value it refers to is back, a value holds a placeholder that says
+    what is missing, and that saves as the very same stream (so it is still its version)."""
+    from timetravel_kernel.state import UnrestoredValue
+
+    ns = fresh_namespace()
+    run_cell(ns, "import threading\nlock = threading.Lock()\nguarded = {'lock': lock, 'n': 1}")
+    serialized = dump_values((ns["guarded"],), ns, ("guarded",))
+    fresh = fresh_namespace()
+    (guarded,) = load_values(serialized.serializer, serialized.stream, [], Resolver(fresh))
+    placeholder = guarded["lock"]
+    assert isinstance(placeholder, UnrestoredValue) and guarded["n"] == 1
+    assert "lock, not restored" in repr(placeholder) and "%tt rebuild" in repr(placeholder)
+    with pytest.raises(AttributeError, match="not restored"):
+        placeholder.acquire()
+    fresh["guarded"] = guarded
+    again = dump_values((guarded,), fresh, ("guarded",))
+    assert again.stream == serialized.stream and again.refs == ("lock",)
+    fresh["lock"] = ns["lock"]
+    (guarded,) = load_values(serialized.serializer, serialized.stream, [], Resolver(fresh))
+    assert guarded["lock"] is ns["lock"]

@@ -88,13 +88,12 @@ def test_a_rebuilt_value_keeps_its_lineage_in_the_next_checkpoint(after_crash) -
     assert "gen" not in commit.changed and timeline._live.tree.get("gen") == version
 
 
-def test_a_file_open_for_writing_is_reopened_without_truncation(after_crash, tmp_path) -> None:
+def test_a_file_open_for_writing_is_reopened_by_the_restore_without_truncation(
+    after_crash, tmp_path
+) -> None:
     path = tmp_path / "log.txt"
     timeline, ns = after_crash([f"log = open({str(path)!r}, 'w')", "log.write('hello\\n')"])
-    plan = timeline.rebuild_plan()
-    assert [s.commit for s in plan.steps] == [None]  # reconnected, no cell runs again
-    result = timeline.rebuild(ns)
-    assert set(result.values) == {"log"} and result.cells_run == 0
+    assert timeline.lost == {}  # reconnected: nothing for a rebuild to run
     ns["log"].write("more\n")
     ns["log"].close()
     assert path.read_text() == "hello\nmore\n"
@@ -106,8 +105,7 @@ def test_a_sqlite_file_connection_reconnects_and_sees_its_rows(after_crash, tmp_
         f"import sqlite3\ndb = sqlite3.connect({str(path)!r})",
         "db.execute('create table t(x)'); db.execute('insert into t values (7)'); db.commit()",
     ])
-    result = timeline.rebuild(ns)
-    assert result.cells_run == 0
+    assert timeline.lost == {}
     assert ns["db"].execute("select x from t").fetchall() == [(7,)]
 
 
@@ -129,10 +127,31 @@ def test_locks_and_events_come_back_in_their_recorded_state(after_crash) -> None
         "import threading\nheld = threading.Lock(); held.acquire()\nfree = threading.Lock()",
         "flag = threading.Event(); flag.set()\nquiet = threading.Event()",
     ])
-    result = timeline.rebuild(ns)
-    assert result.cells_run == 0 and result.failed == {}
+    assert timeline.lost == {}
     assert ns["held"].locked() and not ns["free"].locked()
     assert ns["flag"].is_set() and not ns["quiet"].is_set()
+
+
+def test_a_reconnect_that_fails_at_restore_is_named_and_not_offered_again(
+    after_crash, tmp_path
+) -> None:
+    path = tmp_path / "gone.sqlite"
+    record_cells = [f"import sqlite3\ndb = sqlite3.connect({str(path)!r})",
+                    "db.execute('create table t(x)'); db.commit()", "gen = (i for i in 'ab')"]
+    record(tmp_path, record_cells)
+    path.unlink()
+    timeline, ns = restored(tmp_path)
+    try:
+        assert "db" not in ns and not path.exists()  # connecting would create an empty one
+        assert "could not be reconnected" in timeline.lost["db"] and "gone" in timeline.lost["db"]
+        plan = timeline.rebuild_plan()
+        assert plan.names == ("gen",) and plan.impossible == {"db": timeline.lost["db"]}
+        result = timeline.rebuild(ns)
+        assert set(result.values) == {"gen"} and "could not be reconnected" in result.failed["db"]
+        assert not path.exists()
+    finally:
+        close_resources(ns)
+        timeline.close()
 
 
 def test_an_unsaveable_input_is_rebuilt_first(after_crash) -> None:
@@ -229,3 +248,104 @@ def test_a_value_used_through_a_notebook_function_is_advanced_by_the_rebuild(aft
     ])
     timeline.rebuild(ns)
     assert next(ns["gen"]) == 2
+
+
+def test_a_saved_value_holding_a_reconnected_one_comes_back_holding_it(
+    after_crash, tmp_path
+) -> None:
+    """cache shares rows and holds the connection: after the crash rows and cache are one
+    stream again and cache['conn'] is the reconnected connection, with nothing rebuilt."""
+    timeline, ns = after_crash([
+        f"import sqlite3\nconn = sqlite3.connect({str(tmp_path / 'db.sqlite')!r})",
+        "rows = [1, 2]\ncache = {'conn': conn, 'rows': rows}",
+    ])
+    assert timeline.lost == {}
+    assert ns["cache"]["conn"] is ns["conn"] and ns["cache"]["rows"] is ns["rows"]
+
+
+def test_a_placeholder_for_a_rebuilt_value_is_swapped_for_it_by_the_rebuild(
+    after_crash,
+) -> None:
+    """jobs holds the generator and shares done: restored at once with a placeholder where
+    the generator was; the rebuild brings the generator back into jobs too, and the next
+    checkpoint finds every version as recorded."""
+    from timetravel_kernel.state import UnrestoredValue
+
+    timeline, ns = after_crash([
+        "gen = (i for i in range(5))\nnext(gen)",
+        "done = [0]\njobs = {'gen': gen, 'done': done}",
+    ])
+    assert set(timeline.lost) == {"gen"}
+    assert isinstance(ns["jobs"]["gen"], UnrestoredValue) and ns["jobs"]["done"] is ns["done"]
+    versions = dict(timeline._tree.items())
+    timeline.rebuild(ns)
+    assert ns["jobs"]["gen"] is ns["gen"] and ns["jobs"]["done"] is ns["done"]
+    assert next(ns["jobs"]["gen"]) == 1
+    run_cell(ns, "n = len(jobs)")
+    commit = timeline.checkpoint(ns, CellInfo(code="n = len(jobs)")).commit
+    assert commit.changed == ("n",)
+    assert {n: timeline._tree.get(n) for n in versions} == versions
+
+
+def test_undo_puts_back_the_holder_with_the_object_its_name_had(tmp_path: Path) -> None:
+    timeline = open_timeline(tmp_path / "store")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    cells = ["import threading\nlock = threading.Lock()\nheld = {'lock': lock}",
+             "old = lock\nlock = threading.Lock()\nheld = {'lock': lock}"]
+    for code in cells:
+        run_cell(ns, code)
+        timeline.checkpoint(ns, CellInfo(code=code))
+    first, second = ns["old"], ns["lock"]
+    timeline.undo(ns)
+    assert ns["lock"] is first and ns["held"]["lock"] is first and "old" not in ns
+    timeline.redo(ns)
+    assert ns["lock"] is second and ns["held"]["lock"] is second and ns["old"] is first
+    timeline.close()
+
+
+# Every kind of value pickle cannot hold, made by one cell; the kinds a restore reconnects
+# come back at once, the others with a rebuild.
+UNSAVEABLE_KINDS = {
+    "file": ("open(PATH, 'a')", True),
+    "sqlite_file": ("sqlite3.connect(DB)", True),
+    "lock": ("threading.Lock()", True),
+    "event": ("threading.Event()", True),
+    "generator": ("(i * i for i in range(5))", False),
+    "sqlite_memory": ("sqlite3.connect(':memory:')", False),
+    "thread": ("threading.Thread(target=print)", False),
+    "socket": ("socket.socket()", False),
+    "csv_reader": ("csv.reader(io.StringIO('a,b'))", False),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNSAVEABLE_KINDS))
+def test_a_holder_of_any_unsaveable_value_is_saved_and_holds_it_again_once_back(
+    tmp_path, kind
+) -> None:
+    """One unsaveable value no longer takes down the values holding it: the holder (which
+    shares rows with another name) is saved and restored with its sharing; it holds the
+    value itself again as soon as the value is back, reconnected or rebuilt."""
+    from timetravel_kernel.state import UnrestoredValue
+
+    make, reconnects = UNSAVEABLE_KINDS[kind]
+    record(tmp_path, [
+        f"import csv, io, socket, sqlite3, threading\nPATH = {str(tmp_path / 'f.txt')!r}\n"
+        f"DB = {str(tmp_path / 'db.sqlite')!r}",
+        f"value = {make}",
+        "rows = [1, 2]\nholder = {'value': value, 'rows': rows}",
+    ])
+    timeline, ns = restored(tmp_path)
+    try:
+        assert ns["holder"]["rows"] is ns["rows"]
+        if reconnects:
+            assert timeline.lost == {} and ns["holder"]["value"] is ns["value"]
+        else:
+            assert set(timeline.lost) == {"value"}
+            assert isinstance(ns["holder"]["value"], UnrestoredValue)
+            result = timeline.rebuild(ns)
+            assert set(result.values) == {"value"}, result.failed
+            assert ns["holder"]["value"] is ns["value"] and ns["holder"]["rows"] is ns["rows"]
+    finally:
+        close_resources(ns)
+        timeline.close()

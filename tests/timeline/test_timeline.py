@@ -244,7 +244,8 @@ def test_restore_after_reopen_brings_back_the_last_state(tmp_path: Path) -> None
     timeline.start(ns)
     step(timeline, ns, "class Point:\n    def __init__(self, x):\n        self.x = x\n"
                        "p = Point(3)\nimport numpy as np\na = np.arange(10.0)\nv = a[2:]\n"
-                       "import threading\nlock = threading.Lock()")
+                       "import threading\nlock = threading.Lock()\n"
+                       "gen = (i for i in range(3))")
     timeline.close()
 
     again = open_timeline(tmp_path / "store")
@@ -255,8 +256,8 @@ def test_restore_after_reopen_brings_back_the_last_state(tmp_path: Path) -> None
     result = again.restore(fresh)
     assert isinstance(fresh["p"], fresh["Point"]) and fresh["p"].x == 3
     assert fresh["v"].base is fresh["a"] and fresh["v"][0] == 2.0
-    assert set(result.unrestored) == {"lock"}
-    assert "lock" not in fresh
+    assert set(result.unrestored) == {"gen"} and "gen" not in fresh
+    assert result.reconnected == ("lock",) and not fresh["lock"].locked()
     with pytest.raises(NothingToRestoreError):
         again.restore(fresh)
     again.close()
@@ -477,3 +478,37 @@ def test_in_place_change_by_unrecorded_code_is_undone(timeline: Timeline) -> Non
     timeline.note_unrecorded(ns, "d.append(0)")
     timeline.undo(ns)
     assert ns["d"] == [] and "n" not in ns
+
+
+def test_undo_redo_and_jumps_put_widget_traits_back_on_the_live_widgets(
+        tmp_path: Path) -> None:
+    """The widget on screen keeps driving the state: undo, redo and a jump set the recorded
+    traits on the very widget (its model id stays), inside containers too; undo past the
+    definition and redo bring back that same widget."""
+    timeline = open_timeline(tmp_path / "store")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    step(timeline, ns, "import ipywidgets as w\nslider = w.IntSlider(value=7, max=20)\n"
+                       "panel = {'controls': [slider, w.Text(value='a')]}")
+    slider, text = ns["slider"], ns["panel"]["controls"][1]
+    ids = (slider.model_id, text.model_id)
+    first = timeline.head
+    step(timeline, ns, "slider.value = 9\npanel['controls'][1].value = 'b'")
+    step(timeline, ns, "slider.max = 50")
+    timeline.undo(ns)
+    assert ns["slider"] is slider and (slider.value, slider.max) == (9, 20)
+    timeline.undo(ns)
+    assert ns["slider"] is slider and ns["panel"]["controls"][0] is slider
+    assert (slider.value, text.value) == (7, "a") and ns["panel"]["controls"][1] is text
+    timeline.redo(ns)
+    assert ns["slider"] is slider and (slider.value, text.value) == (9, "b")
+    timeline.redo(ns)
+    assert slider.max == 50
+    timeline.checkout(ns, first.id)
+    assert ns["slider"] is slider and (slider.value, slider.max) == (7, 20)
+    timeline.undo(ns)  # past the cell that made them
+    assert "slider" not in ns
+    timeline.redo(ns)
+    assert ns["slider"] is slider and (slider.model_id, text.model_id) == ids
+    assert ns["panel"]["controls"] == [slider, text]
+    timeline.close()

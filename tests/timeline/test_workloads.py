@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from timetravel_kernel.state.revival import describe_value
 from timetravel_kernel.timeline import CellInfo, Timeline, TimelineOptions
 
 from ..workloads import (
@@ -35,18 +36,28 @@ def test_every_commit_checks_out_exactly(workload: str, tmp_path: Path) -> None:
         assert state_digest(ns) == digests[index], f"{workload}: commit {index}"
     timeline.close()
 
-    # A new process (here: a new timeline on the same store) gets the last state back, except
-    # what cannot be saved, which it names.
+    # A new process (here: a new timeline on the same store) gets the last state back, what
+    # describes itself reconnected, and names what cannot be saved.
     reopened = Timeline.open(tmp_path / "store")
     assert not reopened.previous_session_crashed
     fresh = fresh_namespace()
     reopened.start(fresh)
     result = reopened.restore(fresh)
     unsaveable = {n for n, v in digests[-1][1].items() if isinstance(v, int)}
-    assert set(result.unrestored) == unsaveable
+    described = {n for n in unsaveable if describe_value(ns[n]) is not None}
+    assert set(result.reconnected) == described
+    assert set(result.unrestored) == unsaveable - described
+
+    def described_as(values: dict) -> dict:  # a file open with 'w' is reopened with 'r+'
+        return {n: {k: v for k, v in describe_value(values[n]).items() if k != "mode"}
+                for n in described}
+
+    assert described_as(fresh) == described_as(ns)
     close_resources(ns)
+    close_resources(fresh)
     for name in unsaveable:
         ns.pop(name)
+        fresh.pop(name, None)
     assert state_digest(fresh) == state_digest(ns)
     if "tmpdir" in fresh:  # awkward_objects: the log file open for writing was not truncated
         assert Path(fresh["tmpdir"], "log.txt").read_text() == "hello\n"

@@ -62,11 +62,10 @@ def _default_remote() -> str:
 
 
 def _remote_for(args: argparse.Namespace, notebook: str) -> Remote:
-    from timetravel_kernel.kernel.remotes import open_remote, resolve_remote
+    from timetravel_kernel.kernel.remotes import open_remote
 
-    settings = resolve_remote(args.remote or _default_remote(), _data_dir())
-    return open_remote(settings, notebook, data_dir=_data_dir(), env=os.environ,
-                       trust=getattr(args, "trust", False))
+    return open_remote(args.remote or _default_remote(), notebook, data_dir=_data_dir(),
+                       env=os.environ, key_file=args.key_file, trust=getattr(args, "trust", False))
 
 
 def _remote_name(args: argparse.Namespace, given: str) -> str:
@@ -191,11 +190,10 @@ def _describe_history(report: PullReport) -> str:
             f"{report.bytes_received / 1e6:.1f} MB)")
 
 
-def _signer() -> Signer:
-    from timetravel_kernel.kernel.remotes import KEY_FILE
-    from timetravel_kernel.remote import Signer, load_or_create_key
+def _signer(args: argparse.Namespace) -> Signer:
+    from timetravel_kernel.kernel.remotes import open_signer
 
-    return Signer(load_or_create_key(Path(_data_dir()) / KEY_FILE))
+    return open_signer(None, data_dir=_data_dir(), env=os.environ, key_file=args.key_file)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -205,7 +203,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     timeline = Timeline.open(_resolve_store(args), read_only=True, purpose="timetravel export")
     try:
         report = export_history(timeline.object_store, Path(args.output),
-                                signer=_signer())
+                                signer=_signer(args))
     finally:
         timeline.close()
     return _report(args, report, f"wrote {report.commits} states ({report.bytes_sent / 1e6:.2f}"
@@ -221,7 +219,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     timeline = _open_writable(path, f"kernel for {os.path.abspath(args.notebook)}")
     try:
         report = import_history(Path(args.file), timeline.object_store,
-                                signer=_signer(), trust=args.trust)
+                                signer=_signer(args), trust=args.trust)
     except BaseException:
         timeline.close()
         shutil.rmtree(path, ignore_errors=True)
@@ -289,6 +287,9 @@ def add_remote_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     naming = {"help": "the notebook's name on the remote (default: its path under your home)"}
     trusting = {"action": "store_true", "help": "load a history even if it is not signed with "
                 "your key (loading a state can run code: only for remotes you trust)"}
+    keying = {"help": "the signing key file shared by everyone pushing and pulling (default: "
+              "TIMETRAVEL_REMOTE_KEY_FILE, else the named remote's, else your own key in the "
+              "Jupyter data dir)"}
 
     def command(name: str, helptext: str, run: Callable[[argparse.Namespace], int],
                 *arguments: tuple[tuple[str, ...], dict[str, object]]) -> None:
@@ -297,6 +298,7 @@ def add_remote_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
             parser.add_argument(*flags, **options)  # type: ignore[arg-type]
         parser.add_argument("--dir", **common["dir"])  # type: ignore[arg-type]
         parser.add_argument("--json", **common["json"])  # type: ignore[arg-type]
+        parser.add_argument("--key-file", **keying)  # type: ignore[arg-type]
         parser.set_defaults(run=run)
 
     store_arg = (("store",), {"help": "a notebook path, a store folder or a store name"})
@@ -344,4 +346,5 @@ def add_remote_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     gc.add_argument("--grace-hours", type=float, default=24.0,
                     help="keep unreferenced objects younger than this (default 24)")
     gc.add_argument("--dir", help=common["dir"]["help"])
+    gc.add_argument("--key-file", **keying)  # type: ignore[arg-type]
     gc.set_defaults(run=_cmd_remote_gc)

@@ -14,7 +14,7 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -289,7 +289,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
 
         Returns whether the local HEAD moved to the remote's (the store was missing or behind).
         """
-        from timetravel_kernel.kernel.remotes import open_remote, resolve_remote
+        from timetravel_kernel.kernel.remotes import open_remote
         from timetravel_kernel.kernel.sync import RemoteSync
         from timetravel_kernel.remote import notebook_remote_name
 
@@ -298,12 +298,9 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
                            "notebook's path (set TimeTravelKernel.notebook_path)")
             return False
         try:
-            settings = resolve_remote(self.remote, jupyter_data_dir())
-            if self.remote_key_file:
-                settings = replace(settings, key_file=self.remote_key_file)
             name = notebook_remote_name(self.notebook_path, os.path.expanduser("~"))
-            remote = open_remote(settings, name, data_dir=jupyter_data_dir(), env=os.environ,
-                                 trust=self.remote_trust)
+            remote = open_remote(self.remote, name, data_dir=jupyter_data_dir(), env=os.environ,
+                                 key_file=self.remote_key_file or None, trust=self.remote_trust)
         except RemoteError as exc:
             self._announce(f"time travel: the remote is not used: {exc}")
             return False
@@ -423,10 +420,13 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         if result.unrestored:
             missing = "; could not restore: " + ", ".join(
                 f"{name} ({why})" for name, why in sorted(result.unrestored.items()))
-        message = f"time travel: {what} ({len(result.loaded)} names){missing}"
+        reconnected = f"; reconnected {', '.join(result.reconnected)}" if result.reconnected \
+            else ""
+        message = f"time travel: {what} ({len(result.loaded)} names){reconnected}{missing}"
         self._startup_events.append({
             "event": "restored", "head": format_commit(result.head), "crashed": crashed,
-            "unrestored": dict(result.unrestored), "message": message})
+            "unrestored": dict(result.unrestored), "reconnected": list(result.reconnected),
+            "message": message})
         self._notices.append(message)
         if result.unrestored and self._sync is not None and self.rebuild_unsaved != "never":
             # A rebuild re-runs earlier cells: their commits must be here before it is planned,
@@ -675,18 +675,29 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         if run is not None:
             run.uses_magic = True
         response = self.handler.handle(dict(request), from_cell=True)
+        notice = self._after_move(dict(request), response)
+        if notice:
+            self._tell(notice)
+        return response
+
+    def _after_move(self, request: object, response: Response) -> str:
+        """Broadcast what a request did; after a move, apply the rebuild policy.
+
+        The one follow-up of a move, asked from a cell (a magic) or over the comm; returns the
+        policy's notice (the events already say it to comms).
+        """
         for event in response.events:
             self._broadcast(event)
-        if response.events:  # settled: comms opened later need no stale offer
-            self._startup_events = [e for e in self._startup_events
-                                    if e.get("event") == "warning"]
-        if response.events and request.get("op") != "rebuild":
-            events, notice = after_loss(self.handler, self.rebuild_unsaved)
-            for event in events:
-                self._broadcast(event)
-            if notice:
-                self._tell(notice)
-        return response
+        if not response.events:
+            return ""
+        # A move settles what the startup offer was about: comms opened later need none.
+        self._startup_events = [e for e in self._startup_events if e.get("event") == "warning"]
+        if isinstance(request, dict) and request.get("op") == "rebuild":
+            return ""
+        events, notice = after_loss(self.handler, self.rebuild_unsaved)
+        for event in events:
+            self._broadcast(event)
+        return notice
 
     def _on_comm_open(self, comm: Any, msg: dict[str, Any]) -> None:
         self._comms[comm.comm_id] = comm
@@ -703,15 +714,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         response = self.handler.handle(
             data, sent_during_cell=sent is not None and sent < self._last_cell_finished)
         self._send(comm, response.reply)
-        if response.events:
-            # A restore or jump settles what the startup offer was about.
-            self._startup_events = [e for e in self._startup_events
-                                    if e.get("event") == "warning"]
-        for event in response.events:
-            self._broadcast(event)
-        if response.events and isinstance(data, dict) and data.get("op") != "rebuild":
-            for event in after_loss(self.handler, self.rebuild_unsaved)[0]:
-                self._broadcast(event)
+        self._after_move(data, response)
 
     def _broadcast(self, event: Mapping[str, object]) -> None:
         for comm in list(self._comms.values()):

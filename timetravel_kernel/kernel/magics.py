@@ -268,10 +268,12 @@ def format_result(op: str, result: Mapping[str, object]) -> Report:
     missing = ""
     if isinstance(unrestored, dict) and unrestored:
         missing = " · not restored: " + ", ".join(f"{k} ({v})" for k, v in unrestored.items())
+    reconnected = result.get("reconnected")
+    again = f" · reconnected {_names(reconnected)}" if reconnected else ""
     head = result.get("head")
     return Report(
         f"time travel: {op} → {_short(head)} · loaded {_names(result.get('loaded'))} · "  # type: ignore[arg-type]
-        f"deleted {_names(result.get('deleted'))}{missing}")
+        f"deleted {_names(result.get('deleted'))}{again}{missing}")
 
 
 def _format_diff(result: Mapping[str, object]) -> Report:

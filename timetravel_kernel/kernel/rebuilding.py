@@ -1,8 +1,10 @@
 """What the kernel does about values a restore could not bring back (kernel layer).
 
-The ``rebuild_unsaved`` policy decides: ``never`` leaves them, ``ask`` announces a rebuild
-(the values, the cells, their recorded run time and their code) for the user to start with
-``%tt rebuild`` or the lab extension's Rebuild button, ``auto`` runs it at once.
+What describes itself (a file, a sqlite3 database file, a lock, an event) was reconnected by
+the move itself, whatever the policy. For the rest, which only running recorded cells again
+brings back, the ``rebuild_unsaved`` policy decides: ``never`` leaves them, ``ask`` announces
+a rebuild (the values, the cells, their recorded run time and their code) for the user to
+start with ``%tt rebuild`` or the lab extension's Rebuild button, ``auto`` runs it at once.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Remote settings: named remotes, the signing key and S3 options from the environment.
 
 Shared by the kernel and the ``timetravel`` command, the two places allowed to read the
-environment (STYLE.md). Named remotes live in ``<jupyter data dir>/timetravel/remotes.json``
-with their URL and non-secret options only; credentials come from the standard AWS variables
-or the AWS profile files (``~/.aws/credentials``, ``~/.aws/config``) and are never written
-anywhere (kernel layer).
+environment (STYLE.md): both build their remote with ``open_remote`` and their signer with
+``open_signer``, so a setting read by one is read by the other. Named remotes live in
+``<jupyter data dir>/timetravel/remotes.json`` with their URL and non-secret options only;
+credentials come from the standard AWS variables or the AWS profile files
+(``~/.aws/credentials``, ``~/.aws/config``) and are never written anywhere (kernel layer).
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KEY_FILE",
+    "KEY_FILE_VARIABLE",
     "REMOTES_FILE",
     "RemoteSettings",
     "aws_profile",
     "load_remote_settings",
     "open_remote",
+    "open_signer",
     "resolve_remote",
     "s3_options_from_env",
     "save_remote_settings",
@@ -44,6 +47,7 @@ __all__ = [
 
 REMOTES_FILE = "timetravel/remotes.json"
 KEY_FILE = "timetravel/remote-signing.key"
+KEY_FILE_VARIABLE = "TIMETRAVEL_REMOTE_KEY_FILE"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TRUE = ("1", "true", "yes", "on")
 
@@ -207,15 +211,34 @@ def resolve_remote(name_or_url: str, data_dir: str | os.PathLike[str]) -> Remote
     raise RemoteError(f"no remote named {name_or_url!r} (known: {known})")
 
 
-def open_remote(settings: RemoteSettings, notebook: str, *, data_dir: str | os.PathLike[str],
-                env: Mapping[str, str], trust: bool = False) -> Remote:
-    """Return the remote for one notebook, signing with the remote's key file or the user's.
+def open_signer(settings: RemoteSettings | None, *, data_dir: str | os.PathLike[str],
+                env: Mapping[str, str], key_file: str | None = None) -> Signer:
+    """Return the signer of histories pushed, pulled, exported or imported.
+
+    Its key is the file given (``--key-file``, the kernel's ``remote_key_file``), else
+    ``TIMETRAVEL_REMOTE_KEY_FILE``, else the named remote's own, else the user's key in the
+    Jupyter data dir (made on first use, as a team key file named but not there yet is).
 
     Raises:
-        RemoteError: the URL, the key or the client library is unusable.
+        RemoteError: the key file cannot be read or created (the message says where).
     """
-    key_path = Path(settings.key_file).expanduser() if settings.key_file else \
-        Path(data_dir) / KEY_FILE
-    signer = Signer(load_or_create_key(key_path))
+    chosen = key_file or env.get(KEY_FILE_VARIABLE) or (settings.key_file if settings else None)
+    path = Path(chosen).expanduser() if chosen else Path(data_dir) / KEY_FILE
+    return Signer(load_or_create_key(path))
+
+
+def open_remote(remote: str | RemoteSettings, notebook: str, *,
+                data_dir: str | os.PathLike[str], env: Mapping[str, str],
+                key_file: str | None = None, trust: bool = False) -> Remote:
+    """Return the remote for one notebook: a remote's name, a URL or settings given whole.
+
+    The one place the kernel and the command line make a remote, so both read the same
+    settings (the signing key as ``open_signer`` chooses it, S3 options from the environment).
+
+    Raises:
+        RemoteError: the name, URL, key or client library is unusable.
+    """
+    settings = remote if isinstance(remote, RemoteSettings) else resolve_remote(remote, data_dir)
+    signer = open_signer(settings, data_dir=data_dir, env=env, key_file=key_file)
     transport = open_transport(settings.url, s3_options_from_env(env, settings))
     return Remote(transport, notebook, signer=signer, trust=trust)

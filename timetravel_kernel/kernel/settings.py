@@ -125,10 +125,12 @@ class TimeTravelSettings(Configurable):
     ).tag(config=True)
 
     rebuild_unsaved = Enum(
-        REBUILD_POLICIES, help="Values a restore cannot bring back (generators, connections, "
-        "sockets, locks, open files) can be rebuilt by running again the recorded cells that "
-        "made them, on their recorded inputs: 'ask' shows the cells first (%tt rebuild runs "
-        "them), 'auto' rebuilds at once, 'never' leaves them (env TIMETRAVEL_REBUILD_UNSAVED)."
+        REBUILD_POLICIES, help="Values a restore cannot bring back (generators, sockets, "
+        "threads, in-memory databases) can be rebuilt by running again the recorded cells "
+        "that made them, on their recorded inputs: 'ask' shows the cells first (%tt rebuild "
+        "runs them), 'auto' rebuilds at once, 'never' leaves them. Open files, sqlite3 "
+        "connections to a file, locks and events are reconnected under every policy: that "
+        "runs no cell (env TIMETRAVEL_REBUILD_UNSAVED)."
     ).tag(config=True)
     rebuild_budget = Float(
         help="Seconds a rebuild may run before it stops and reports what it could not make "

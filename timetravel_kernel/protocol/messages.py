@@ -193,6 +193,7 @@ class CheckoutReply(TypedDict):
     kept: list[str]
     seconds: float
     unrestored: dict[str, str]
+    reconnected: list[str]
 
 
 class DiffReply(TypedDict):
@@ -296,6 +297,7 @@ class CheckoutEvent(TypedDict):
     kept: list[str]
     seconds: float
     unrestored: dict[str, str]
+    reconnected: list[str]
 
 
 class RestoredEvent(TypedDict):
@@ -305,6 +307,7 @@ class RestoredEvent(TypedDict):
     head: CommitJSON
     crashed: bool
     unrestored: dict[str, str]
+    reconnected: list[str]
     message: str
 
 
@@ -415,6 +418,7 @@ def format_checkout(result: CheckoutResult) -> CheckoutReply:
         "kept": list(result.kept),
         "seconds": _finite(result.seconds),
         "unrestored": dict(result.unrestored),
+        "reconnected": list(result.reconnected),
     }
 
 

@@ -12,6 +12,7 @@ from timetravel_kernel.state.options import TimelineOptions
 from timetravel_kernel.state.serializers import (
     NameResolver,
     Serialized,
+    UnrestoredValue,
     dump_values,
     load_values,
     type_name,
@@ -24,6 +25,7 @@ __all__ = [
     "NameResolver",
     "Serialized",
     "TimelineOptions",
+    "UnrestoredValue",
     "build_covar",
     "capture",
     "dump_values",

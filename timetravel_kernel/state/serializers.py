@@ -21,6 +21,10 @@ The fast path is the C pickler at protocol 5; dill is the fallback for what it c
   names the length of its ~64 KiB frame, so an insert or delete would change all later ones);
 * saves the namespace dict itself (a notebook function's globals) as a reference to the
   namespace being restored, so restored functions stay bound to the live namespace;
+* saves an object that cannot be saved but is the value of another top-level name (a
+  connection kept in a dict, a generator in a list) as a reference to that name, so the rest
+  of the value is saved; on load the reference is that name's restored value, or an
+  ``UnrestoredValue`` placeholder until a rebuild brings the value back;
 * refuses objects that cannot be saved, or would be harmful to restore (an open file would be
   reopened for writing and truncated), with a reason the user can act on.
 """
@@ -41,13 +45,13 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import dill
 
 from timetravel_kernel.errors import SerializationError
-from timetravel_kernel.state.libraries import LibraryReducer
+from timetravel_kernel.state.libraries import LibraryReducer, LiveWidgets
 from timetravel_kernel.state.reductions import (
     NOTEBOOK_KINDS,
     array_buffer,
@@ -64,12 +68,14 @@ if TYPE_CHECKING:
 __all__ = [
     "NameResolver",
     "Serialized",
+    "UnrestoredValue",
     "dump_values",
     "load_values",
     "type_name",
 ]
 
 SerializerName = Literal["pickle", "dill"]
+_LIBRARIES = LibraryReducer.__module__
 
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
 _UNSAVEABLE: tuple[tuple[type | tuple[type, ...], str], ...] = (
@@ -138,6 +144,32 @@ def _namespace_dict() -> object:  # pragma: no cover - replaced on load
     raise SerializationError("globals", "dict", "a namespace reference was loaded without one")
 
 
+def _unsaved_value(name: str) -> object:  # pragma: no cover - replaced on load
+    raise SerializationError(name, "reference", "a name reference was loaded without a namespace")
+
+
+class UnrestoredValue:
+    """Stands, inside a restored value, for another name's value that could not come back.
+
+    A saved value that held an unsaveable object of another top-level name (``cache['conn']
+    is conn``) refers to that name. Restored before the name's value is (a rebuild brings it
+    back later, or never), it holds this placeholder; the rebuild swaps it for the value. It
+    is saved as the same reference, so a value holding it is still its recorded version.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return (f"<{self.name}, not restored: it cannot be saved; %tt rebuild, or running the "
+                "cell that made it, brings it back>")
+
+    def __getattr__(self, attribute: str) -> object:
+        raise AttributeError(f"{attribute!r}: {self!r}")
+
+
 def _rebuild_array(buffer: object, dtype: object, shape: tuple[int, ...], order: str) -> object:
     import numpy as np
 
@@ -164,8 +196,14 @@ def _make_function(
     return types.FunctionType(code, namespace, name, defaults, closure)
 
 
-def _reduce_array(arr: object) -> tuple[object, ...] | None:
-    """Return a reduction that keeps views as views and the root's bytes out of band."""
+def _reduce_array(
+    arr: object, subclass_root: Callable[[type], bool] = lambda cls: False
+) -> tuple[object, ...] | None:
+    """Return a reduction that keeps views as views and the root's bytes out of band.
+
+    ``subclass_root`` says whether a view's root may be an array subclass (one saved with its
+    memory by a library reduction, which the view is then saved as a view of).
+    """
     import numpy as np
 
     assert isinstance(arr, np.ndarray)
@@ -182,7 +220,9 @@ def _reduce_array(arr: object) -> tuple[object, ...] | None:
             return None
         order = "C" if root.flags.c_contiguous else "F"
         return (_rebuild_array, (buffer, root.dtype, root.shape, order))
-    if type(root) is not np.ndarray or root.dtype.hasobject or array_buffer(root) is None:
+    if type(root) is not np.ndarray and not subclass_root(type(root)):
+        return None
+    if root.dtype.hasobject or array_buffer(root) is None:
         return None
     offset = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
     return (_rebuild_view, (root, offset, arr.shape, arr.strides, arr.dtype))
@@ -310,12 +350,20 @@ class _ReducerMixin:
         namespace: Mapping[str, object],
         members: Iterable[str],
         is_tracked: Callable[[str], bool] = _every_name,
+        values: tuple[object, ...] = (),
+        *,
+        probe: bool = False,
     ) -> None:
         self._namespace = namespace
         self._is_tracked = is_tracked
         self._module_name = dict.get(namespace, "__name__", "__main__")  # type: ignore[arg-type]
         self._members = frozenset(members)
         self.refs: set[str] = set()
+        self.holes: dict[str, object] = {}
+        self._values = frozenset(map(id, values))
+        self._holders: dict[int, str] | None = None
+        self._probe = probe
+        self._probed: dict[str, bool] = {}
         numpy = sys.modules.get("numpy")
         self._ndarray = numpy.ndarray if numpy is not None else None
         self._dtype = numpy.dtype if numpy is not None else None
@@ -325,6 +373,10 @@ class _ReducerMixin:
     def reducer_override(self, obj: object) -> object:
         if obj is self._namespace:
             return (_namespace_dict, ())
+        if self._probe:
+            name = self._holder(obj)
+            if name is not None and self._refuses(name, obj):
+                return self._refer_unsaved(name, obj)
         if self._libraries.active:
             reduced = self._libraries.reduce(obj)
             if reduced is not None:
@@ -333,8 +385,10 @@ class _ReducerMixin:
         if cls is _GroupedDict:
             grouped = _reduce_grouped_dict(obj.target)  # type: ignore[attr-defined]
             return grouped or (_same, (obj.target,))  # type: ignore[attr-defined]
+        if cls is UnrestoredValue:
+            return self._refer_unsaved(obj.name, obj)  # type: ignore[attr-defined]
         if cls is self._ndarray:
-            return _reduce_array(obj) or NotImplemented
+            return _reduce_array(obj, self._libraries.reduces_arrays_of) or NotImplemented
         if self._dtype is not None and isinstance(obj, self._dtype) and obj.isbuiltin == 1:
             # numpy's own reduction copies the dtype; by name, a restored array shares the
             # interned singleton as the original did.
@@ -356,8 +410,48 @@ class _ReducerMixin:
             return reduce_container(obj) or NotImplemented
         reason = _unsaveable_reason(obj)
         if reason is not None:
+            name = self._holder(obj)
+            if name is not None:
+                return self._refer_unsaved(name, obj)
             raise SerializationError("", type_name(obj), reason)
         return NotImplemented
+
+    def _holder(self, obj: object) -> str | None:
+        """Return the other top-level name whose value ``obj`` is, if any.
+
+        None as well for a value being saved here. The table is made on first need: only
+        unsaveable objects ask (and every object while probing).
+        """
+        if id(obj) in self._values:
+            return None
+        if self._holders is None:
+            namespace: dict[str, object] = self._namespace  # type: ignore[assignment]
+            self._holders = {}
+            for name in sorted(namespace, key=str):
+                if name not in self._members and isinstance(name, str) and self._is_tracked(name):
+                    self._holders.setdefault(id(dict.__getitem__(namespace, name)), name)
+        return self._holders.get(id(obj))
+
+    def _refuses(self, name: str, obj: object) -> bool:
+        """Return whether another name's value cannot be saved (asked once per name)."""
+        refused = self._probed.get(name)
+        if refused is None:
+            try:
+                _dump((obj,), self._namespace, (name,), track_sharing=False,
+                      is_tracked=self._is_tracked, probe=False)
+                refused = False
+            except SerializationError:
+                refused = True
+            self._probed[name] = refused
+        return refused
+
+    def _refer_unsaved(self, name: str, obj: object) -> tuple[object, ...]:
+        self.refs.add(name)
+        self.holes[name] = obj
+        # A str of its own: pickle memoizes strings by identity, and the name's object is, by
+        # chance, a dict key of the value in one process (an interned constant) and not in
+        # the next (a loaded key): the same version must give the same stream in both.
+        return (_unsaved_value, (name.encode().decode(),))
 
     def _reduce_named(self, obj: object) -> object:
         """Reduce what pickle would save as ``module.name``: by name, reference or value."""
@@ -429,7 +523,9 @@ class Serialized:
     """A co-variable's pickle stream and its out-of-band buffers (views, not copies).
 
     ``shared`` maps ids of identity-carrying objects the stream contains to those objects (held
-    so the ids stay unique while partitioning); ``refs`` are names referred to by name.
+    so the ids stay unique while partitioning); ``refs`` are names referred to by name;
+    ``holes`` maps the names whose unsaveable values it refers to, to those objects;
+    ``widgets`` are the ipywidgets widgets it holds, in stream order (see ``LiveWidgets``).
     """
 
     serializer: SerializerName
@@ -438,6 +534,8 @@ class Serialized:
     itemsizes: tuple[int, ...]  # of each buffer's items: the width compression shuffles by
     refs: tuple[str, ...]
     shared: Mapping[int, object]
+    holes: Mapping[str, object] = field(default_factory=dict)
+    widgets: tuple[object, ...] = ()
 
 
 _GLUE_BY_CLASS: dict[type, bool] = {}
@@ -463,21 +561,24 @@ def _dump_with(
     *,
     track_sharing: bool,
     is_tracked: Callable[[str], bool],
+    probe: bool = False,
 ) -> Serialized:
     out = io.BytesIO()
     buffers: list[pickle.PickleBuffer] = []
     pickler = pickler_class(out, protocol=5, buffer_callback=buffers.append)
-    pickler._setup(namespace, members, is_tracked)
+    pickler._setup(namespace, members, is_tracked, values, probe=probe)
     pickler.dump(_with_grouped_dicts(values, namespace))
     shared: dict[int, object] = {}
     if track_sharing:
         # The memo holds every object the stream contains, keeping their ids unique until
-        # the partition is done. Copying it costs ~0.5 us per object.
+        # the partition is done. Copying it costs ~0.5 us per object. Another name's value
+        # saved by reference does not join the names: the reference keeps the identity.
         memo = pickler.memo.copy() if pickler_class is _FastPickler else dict(pickler.memo)
+        referred = {id(obj) for obj in pickler.holes.values()}
         shared = {
             ident: obj
             for ident, (_, obj) in memo.items()
-            if _glues(type(obj)) and obj is not namespace
+            if _glues(type(obj)) and obj is not namespace and ident not in referred
         }
     return Serialized(
         serializer="pickle" if pickler_class is _FastPickler else "dill",
@@ -486,6 +587,8 @@ def _dump_with(
         itemsizes=tuple(memoryview(b).itemsize for b in buffers),
         refs=tuple(sorted(pickler.refs)),
         shared=shared,
+        holes=dict(pickler.holes),
+        widgets=tuple(pickler._libraries.widgets),
     )
 
 
@@ -501,13 +604,61 @@ def dump_values(
 
     With ``track_sharing`` the result lists the identity-carrying objects it contains, for
     partitioning names into co-variables. Notebook objects bound to a name ``is_tracked``
-    accepts are saved as references to that name; others by value.
+    accepts are saved as references to that name; others by value. An object that cannot be
+    saved but is another such name's value is saved as a reference to that name (``holes``).
 
     Raises:
         SerializationError: neither pickle nor dill can save the values, or one of them must
             not be saved; ``reason`` says why in words meant for the user.
     """
-    members = tuple(members)
+    return _dump(values, namespace, tuple(members), track_sharing=track_sharing,
+                 is_tracked=is_tracked, probe=True)
+
+
+def _dump(
+    values: tuple[object, ...],
+    namespace: Mapping[str, object],
+    members: tuple[str, ...],
+    *,
+    track_sharing: bool,
+    is_tracked: Callable[[str], bool],
+    probe: bool,
+) -> Serialized:
+    """Serialize as ``dump_values`` does; ``probe`` retries a refusal around other names.
+
+    The reducer refers to another name's value when that value is itself of a kind it
+    refuses (a generator, a lock); a refusal from inside such a value (an event holds a lock)
+    or from a library's own ``__reduce__`` (csv's reader) is only known once pickling failed.
+    The retry then refers to each other name's value that refuses on its own, so the rest is
+    saved. It costs a lookup per object and one trial per other name's value met, only after
+    a refusal, which was going to leave the value unsaved.
+    """
+    options = {"track_sharing": track_sharing, "is_tracked": is_tracked}
+    try:
+        return _dump_plainly(values, namespace, members, **options)
+    except SerializationError:
+        if not probe or len(namespace) <= len(members):
+            raise
+        # The C pickler first, as above: a placeholder restored in the refused value's place
+        # (which the C pickler saves) then gives the very same stream again.
+        for pickler_class in (_FastPickler, _DillPickler):
+            try:
+                return _dump_with(pickler_class, values, namespace, members, probe=True,
+                                  **options)
+            except (Exception, RecursionError):
+                continue
+        raise
+
+
+def _dump_plainly(
+    values: tuple[object, ...],
+    namespace: Mapping[str, object],
+    members: tuple[str, ...],
+    *,
+    track_sharing: bool,
+    is_tracked: Callable[[str], bool],
+) -> Serialized:
+    """Serialize with the C pickler, else dill; raise the reason neither can."""
     options = {"track_sharing": track_sharing, "is_tracked": is_tracked}
     try:
         return _dump_with(_FastPickler, values, namespace, members, **options)
@@ -531,10 +682,15 @@ class _Loader:
 
     _resolver: NameResolver
     _refused_module: str | None = None
+    _widgets: LiveWidgets | None = None
 
     def find_class(self, module: str, name: str) -> object:
         if module == __name__ and name == "_namespace_value":
             return self._resolver.value
+        if self._widgets is not None and (module, name) == (_LIBRARIES, "make_widget"):
+            return self._widgets.make
+        if module == __name__ and name == "_unsaved_value":
+            return self._unsaved_value
         if module == __name__ and name == "_namespace_dict":
             return self._resolver.namespace
         if module == self._refused_module:
@@ -543,6 +699,13 @@ class _Loader:
                 "session has"
             )
         return super().find_class(module, name)  # type: ignore[misc]
+
+    def _unsaved_value(self, name: str) -> object:
+        """Return another name's value the stream refers to, or a placeholder until it is back."""
+        try:
+            return self._resolver.value(name)
+        except (SerializationError, KeyError):
+            return UnrestoredValue(name)
 
 
 class _FastUnpickler(_Loader, pickle.Unpickler):
@@ -560,12 +723,13 @@ def load_values(
     resolver: NameResolver,
     *,
     refused_module: str | None = None,
+    widgets: LiveWidgets | None = None,
 ) -> tuple[object, ...]:
     """Load the values of one co-variable.
 
     ``refused_module`` makes a reference to that module's names fail (a trial load refuses
     references to the notebook's module, which dill falls back to when it cannot save a
-    class by value).
+    class by value). ``widgets`` hands back live widgets instead of new ones.
 
     Raises:
         SerializationError: the stream cannot be loaded here (a module is missing, a class
@@ -576,6 +740,7 @@ def load_values(
     unpickler = unpickler_class(io.BytesIO(stream), buffers=buffers)
     unpickler._resolver = resolver
     unpickler._refused_module = refused_module
+    unpickler._widgets = widgets
     try:
         values = unpickler.load()  # type: ignore[attr-defined]
     except SerializationError:

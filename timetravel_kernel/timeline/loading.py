@@ -2,8 +2,11 @@
 
 Each differing co-variable comes, in order of preference, from the live cache (the very
 objects, if they still exist unchanged), from the live objects patched in place (when only
-buffer chunks differ), or from the store. Nothing touches the namespace here: the timeline
-applies the result all at once, so a failure leaves the namespace as it was.
+buffer chunks differ), or from the store. An unsaveable one that is not in the cache (after a
+restart) is reconnected when it described itself (a file, a sqlite3 database file, a lock, an
+event): that runs none of the notebook's code, so it happens on every route and under every
+rebuild policy, which only governs running cells again. Nothing touches the namespace here:
+the timeline applies the result all at once, so a failure leaves the namespace as it was.
 """
 
 from __future__ import annotations
@@ -12,7 +15,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import SerializationError, StoreError
-from timetravel_kernel.state import fingerprint, is_live_memory, load_values
+from timetravel_kernel.state import (
+    UnrestoredValue,
+    dump_values,
+    fingerprint,
+    is_live_memory,
+    load_values,
+)
+from timetravel_kernel.state.libraries import LiveWidgets
+from timetravel_kernel.state.revival import revive_value
 from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
 from timetravel_kernel.timeline.plan import load_order
 
@@ -20,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from timetravel_kernel.ids import CovarId
-    from timetravel_kernel.state import TimelineOptions
+    from timetravel_kernel.state import Serialized, TimelineOptions
     from timetravel_kernel.store import Covar, NamespaceTree, ObjectStore
     from timetravel_kernel.timeline.livecache import LiveCache
     from timetravel_kernel.timeline.plan import CheckoutPlan
@@ -37,13 +48,17 @@ class Loaded:
     ``fresh`` are versions read from the store, to cache once applied. ``kept`` are the
     unrestored names whose stored value was read but cannot be rebuilt here: their live value
     stays (a checkout never fails, nor deletes a value, for a class that does not load back).
+    ``reconnected`` are unsaveable versions made again from their descriptions, to adopt as
+    those versions once applied; ``unreconnected`` the names whose reconnection failed.
     """
 
     staged: Namespace = field(default_factory=dict)
     unrestored: dict[str, str] = field(default_factory=dict)
     kept: set[str] = field(default_factory=set)
-    patches: list[BufferPatch] = field(default_factory=list)
+    patches: list[BufferPatch | LiveWidgets] = field(default_factory=list)
     fresh: list[tuple[CovarId, Covar, tuple[object, ...]]] = field(default_factory=list)
+    reconnected: list[tuple[CovarId, Covar, tuple[object, ...]]] = field(default_factory=list)
+    unreconnected: set[str] = field(default_factory=set)
 
 
 class _UnloadableError(SerializationError):
@@ -69,6 +84,36 @@ class _Resolver:
 
     def namespace(self) -> Namespace:
         return self._namespace
+
+
+def _holes_match(serialized: Serialized, resolver: _Resolver) -> bool:
+    """Return whether the live objects a stream refers to by name are the target's values.
+
+    The stream names another name's unsaveable value, not the object: live values holding
+    one object stand for the target version only where the target has that very object.
+    """
+    for name, held in serialized.holes.items():
+        try:
+            if resolver.value(name) is not held:
+                return False
+        except SerializationError:
+            return False
+    return True
+
+
+def _reconnect(covar: Covar, loaded: Loaded) -> tuple[object, ...] | None:
+    """Return an unsaveable version made again from its descriptions, or None (unrestored)."""
+    if covar.revival is None:
+        loaded.unrestored.update(dict.fromkeys(covar.members, covar.reason or "not saved"))
+        return None
+    try:
+        return tuple(revive_value(description) for description in covar.revival)
+    except (SerializationError, OSError) as exc:
+        why = exc.reason if isinstance(exc, SerializationError) else str(exc)
+        loaded.unrestored.update(dict.fromkeys(covar.members,
+                                               f"it could not be reconnected: {why}"))
+        loaded.unreconnected.update(covar.members)
+        return None
 
 
 class CheckoutLoader:
@@ -113,13 +158,16 @@ class CheckoutLoader:
         refs = {c: covar.refs for c, covar in covars.items()}
         for covar_of in load_order(plan.load, refs):
             covar = covars[covar_of]
-            values = self._cached(covar_of, covar)
+            earlier = self._cache.get(covar_of)  # objects of this version, maybe changed since
+            values = self._cached(covar_of, covar, resolver)
             if values is None and covar.serializer == "unsaved":
-                loaded.unrestored.update(dict.fromkeys(covar.members, covar.reason or "not saved"))
-                continue
+                values = _reconnect(covar, loaded)
+                if values is None:
+                    continue
+                loaded.reconnected.append((covar_of, covar, values))
             if values is None:
                 try:
-                    values = self._patch_or_read(covar, resolver, loaded)
+                    values = self._patch_or_read(covar, resolver, loaded, earlier)
                 except _UnloadableError as exc:
                     live = {m for m in covar.members if m in self._namespace}
                     loaded.kept |= live
@@ -140,7 +188,8 @@ class CheckoutLoader:
             loaded.staged.update(zip(covar.members, values, strict=True))
         return loaded
 
-    def _cached(self, covar_of: CovarId, covar: Covar) -> tuple[object, ...] | None:
+    def _cached(self, covar_of: CovarId, covar: Covar,
+                resolver: _Resolver) -> tuple[object, ...] | None:
         """Return cached live values of a covar if they are still exactly that version."""
         values = self._cache.get(covar_of)
         if values is None or covar.serializer == "unsaved":
@@ -151,24 +200,44 @@ class CheckoutLoader:
                 self._cache.discard(covar_of)
                 return None
         found = fingerprint(values, self._namespace, covar.members, self._options)
-        if found is None or found[0] != covar_of:
+        if found is None or found[0] != covar_of or not _holes_match(found[1], resolver):
             self._cache.discard(covar_of)
             return None
         return values
 
     def _patch_or_read(
-        self, covar: Covar, resolver: _Resolver, loaded: Loaded
+        self, covar: Covar, resolver: _Resolver, loaded: Loaded,
+        earlier: tuple[object, ...] | None,
     ) -> tuple[object, ...]:
-        """Return the target values: the live objects patched in place when they allow it."""
-        in_place = self._plan_in_place(covar)
+        """Return the target values: the live objects patched in place when they allow it.
+
+        Widgets read from the store are the live ones (``earlier``: this version's objects,
+        else the members' live values), their traits set back when the checkout applies.
+        """
+        in_place = self._plan_in_place(covar, resolver)
         if in_place is not None:
             values, patches = in_place
             loaded.patches += patches
             return values
-        return self._read(covar, resolver)
+        return self._read(covar, resolver, loaded, earlier)
+
+    def _live_widgets(self, covar: Covar,
+                      earlier: tuple[object, ...] | None) -> LiveWidgets | None:
+        """Return the live widgets a load of ``covar`` (which makes widgets) may hand back."""
+        values = earlier
+        if values is None and all(m in self._namespace for m in covar.members):
+            values = tuple(dict.__getitem__(self._namespace, m) for m in covar.members)
+        if values is None:
+            return None
+        try:
+            serialized = dump_values(values, self._namespace, covar.members,
+                                     is_tracked=self._options.is_tracked)
+        except SerializationError:
+            return None
+        return LiveWidgets(serialized.widgets) if serialized.widgets else None
 
     def _plan_in_place(
-        self, covar: Covar
+        self, covar: Covar, resolver: _Resolver
     ) -> tuple[tuple[object, ...], list[BufferPatch]] | None:
         members = covar.members
         live_ids = {self._tree.get(m) for m in members}
@@ -180,7 +249,7 @@ class CheckoutLoader:
             return None
         values = tuple(dict.__getitem__(self._namespace, m) for m in members)
         found = fingerprint(values, self._namespace, members, self._options)
-        if found is None or found[0] != live_id:
+        if found is None or found[0] != live_id or not _holes_match(found[1], resolver):
             return None  # the live objects are not exactly their recorded version
         live = self._store.load_covar(live_id)
         patches = plan_in_place(self._store, live, covar, found[1])
@@ -191,12 +260,51 @@ class CheckoutLoader:
             return None  # the buffers are copies a __getstate__ made: load the target whole
         return values, patches
 
-    def _read(self, covar: Covar, resolver: _Resolver) -> tuple[object, ...]:
+    def refill(self, names: set[str],
+               covar_refs: Mapping[CovarId, tuple[str, ...]]) -> list[tuple[CovarId, Covar,
+                                                                          tuple[object, ...]]]:
+        """Return the live saved versions that hold placeholders for ``names``, loaded again.
+
+        A saved value restored while another name's unsaveable value was missing holds an
+        ``UnrestoredValue`` where that value was; once it is back (rebuilt), loading the very
+        same version again puts it there, so ``cache['conn'] is conn`` holds as it did. A
+        version whose live values changed since (its fingerprint differs) is left as it is.
+        """
+        resolver = _Resolver(self._namespace, {}, set(self._namespace))
+        filled = []
+        for covar_of, refs in covar_refs.items():
+            members = self._members.get(covar_of, ())
+            if names.isdisjoint(refs) or not members or any(
+                    self._tree.get(m) != covar_of or m not in self._namespace for m in members):
+                continue
+            values = tuple(dict.__getitem__(self._namespace, m) for m in members)
+            found = fingerprint(values, self._namespace, members, self._options)
+            if found is None or found[0] != covar_of or not any(
+                    isinstance(found[1].holes.get(n), UnrestoredValue) for n in names):
+                continue
+            covar = self._store.load_covar(covar_of)
+            try:
+                filled.append((covar_of, covar, self._read(covar, resolver)))
+            except SerializationError:
+                continue  # it loaded once: keep the placeholder rather than fail the rebuild
+        return filled
+
+    def _read(self, covar: Covar, resolver: _Resolver, loaded: Loaded | None = None,
+              earlier: tuple[object, ...] | None = None) -> tuple[object, ...]:
+        """Load a version from the store.
+
+        With ``loaded``, its widgets are the live ones, their traits set back when it applies.
+        """
         stream = bytes(self._store.read_buffer(covar.buffers[0]))
         buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
         assert covar.serializer != "unsaved"
+        widgets = None
+        if loaded is not None and b"make_widget" in stream:
+            widgets = self._live_widgets(covar, earlier)
+            if widgets is not None:
+                loaded.patches.append(widgets)
         try:
-            values = load_values(covar.serializer, stream, buffers, resolver)
+            values = load_values(covar.serializer, stream, buffers, resolver, widgets=widgets)
         except SerializationError as exc:
             raise _UnloadableError(exc.name, exc.type_name, exc.reason) from exc
         if len(values) != len(covar.members):

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from timetravel_kernel.ids import CovarId
     from timetravel_kernel.store.tree import NamespaceTree
 
-__all__ = ["CheckoutPlan", "load_order", "plan_checkout"]
+__all__ = ["CheckoutPlan", "load_order", "plan_checkout", "with_referrers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,40 @@ def plan_checkout(
     return CheckoutPlan(
         keep, {c: tuple(sorted(ns)) for c, ns in load.items()}, tuple(sorted(delete))
     )
+
+
+def with_referrers(
+    plan: CheckoutPlan,
+    target: NamespaceTree,
+    refs: Mapping[CovarId, tuple[str, ...]],
+    members: Mapping[CovarId, tuple[str, ...]],
+) -> CheckoutPlan:
+    """Return the plan with kept co-variables that refer by name to a moving name loaded too.
+
+    A stream names the value it refers to (a notebook class, another name's unsaveable value),
+    not the object: ``held = {'lock': lock}`` has one version whichever lock it holds. When
+    ``lock`` takes another value, ``held`` must be loaded again to hold that one, and what
+    refers to ``held`` in turn. ``refs`` and ``members`` are known for every live version.
+    """
+    moving = {n for names in plan.load.values() for n in names} | set(plan.delete)
+    kept = set(plan.keep)
+    load = {c: list(names) for c, names in plan.load.items()}
+    changed = True
+    while changed:
+        changed = False
+        for covar_id, names in refs.items():
+            if moving.isdisjoint(names):
+                continue
+            held = [m for m in members.get(covar_id, ()) if m in kept and target.get(m) == covar_id]
+            if held:
+                kept.difference_update(held)
+                moving.update(held)
+                load.setdefault(covar_id, []).extend(held)
+                changed = True
+    if len(kept) == len(plan.keep):
+        return plan
+    return CheckoutPlan(tuple(n for n in plan.keep if n in kept),
+                        {c: tuple(sorted(ns)) for c, ns in load.items()}, plan.delete)
 
 
 def load_order(

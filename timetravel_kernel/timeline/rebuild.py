@@ -58,11 +58,12 @@ class _Versions:
     """Stored values of one commit's tree, loaded once per version (a ``NameResolver``)."""
 
     def __init__(self, store: ObjectStore, tree: NamespaceTree, namespace: Namespace,
-                 loaded: dict[CovarId, tuple[object, ...]]) -> None:
+                 loaded: dict[CovarId, tuple[object, ...]], live: Namespace) -> None:
         self._store = store
         self._tree = tree
         self._namespace = namespace
         self._loaded = loaded
+        self._live = live  # unsaveable values the rebuild made so far
         self._loading: set[str] = set()
 
     def has_saved(self, name: str) -> bool:
@@ -79,6 +80,8 @@ class _Versions:
         if values is None:
             covar = self._store.load_covar(covar_of)
             if covar.serializer == "unsaved":
+                if name in self._live:  # a saved input refers to it: the one rebuilt so far
+                    return self._live[name]
                 raise SerializationError(name, "", f"{name} is not saved in that state")
             self._loading.add(name)
             try:
@@ -154,7 +157,7 @@ class _Runner:
         assert commit.parent is not None
         parent = self._get_commit(commit.parent)
         versions = _Versions(self._store, self._store.load_tree(parent.tree), self._namespace,
-                             self._loaded)
+                             self._loaded, self.live)
         seeds, hidden = self._inputs(source, versions, parent)
         before = dict(self._namespace)
         error: BaseException | None = None

@@ -67,7 +67,9 @@ class CheckoutResult:
 
     ``loaded`` names got values from the store or the live cache, ``deleted`` names were
     removed, ``kept`` names were left untouched (same objects); ``unrestored`` maps names the
-    target has but could not bring back to the reason.
+    target has but could not bring back to the reason; ``reconnected`` are the loaded names
+    that could not be saved and were made again from their descriptions (a file reopened, a
+    database file connected, a lock or an event), running none of the notebook's code.
     """
 
     head: Commit
@@ -76,6 +78,7 @@ class CheckoutResult:
     kept: tuple[str, ...]
     seconds: float
     unrestored: Mapping[str, str]
+    reconnected: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

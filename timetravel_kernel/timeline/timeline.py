@@ -44,7 +44,7 @@ from timetravel_kernel.timeline.history import CommitIndex, diff_trees, name_his
 from timetravel_kernel.timeline.lineage import RebuildPlan, plan_rebuild
 from timetravel_kernel.timeline.livestate import LiveState
 from timetravel_kernel.timeline.loading import CheckoutLoader
-from timetravel_kernel.timeline.plan import plan_checkout
+from timetravel_kernel.timeline.plan import plan_checkout, with_referrers
 from timetravel_kernel.timeline.rebuild import RebuildResult, run_rebuild
 from timetravel_kernel.timeline.recorder import Recorder, RecordStart
 from timetravel_kernel.timeline.restoring import load_version, restore_targets, version_at
@@ -136,6 +136,7 @@ class Timeline:
         self._recorder = Recorder(self._live, self._checkpointer, store, session=session)
         self._lost: dict[str, str] = {}
         self._lost_at: Commit | None = None
+        self._unreconnected: dict[str, str] = {}
         self._closed = False
         self._session_open = False
         marker = decode_session(store.read_ref(REF_SESSION))
@@ -432,13 +433,13 @@ class Timeline:
             for n in self._live.identities.changed(namespace) | self._live.unrecorded
             if self._live.is_tracked(n)
         }
-        plan = plan_checkout(
-            self._live.tree,
+        live = self._live
+        plan = with_referrers(plan_checkout(
+            live.tree,
             target_tree,
             dirty=dirty,
-            is_present=lambda name: name in namespace and self._live.is_tracked(name),
-        )
-        live = self._live
+            is_present=lambda name: name in namespace and live.is_tracked(name),
+        ), target_tree, live.covar_refs, live.members)
         loader = CheckoutLoader(self._store, self.options, live.cache, live.tree, live.members,
                                 namespace)
         loaded = loader.load(plan, self._load_manifests(plan.load), strict=strict)
@@ -448,6 +449,8 @@ class Timeline:
             patch.apply()
         for covar_of, covar, values in loaded.fresh:
             self._live.cache.put(covar_of, covar, values)
+        for covar_of, covar, values in loaded.reconnected:
+            self._adopt_version(covar_of, covar, values)
         for name in (*plan.delete, *unrestored):
             if name not in loaded.kept:
                 dict.pop(namespace, name, None)
@@ -461,6 +464,7 @@ class Timeline:
         # the next checkpoint examines it
         lost = {n: r for n, r in unrestored.items() if n not in loaded.kept}
         self._lost, self._lost_at = lost, target
+        self._unreconnected = {n: lost[n] for n in loaded.unreconnected}
         self._live.unrecorded = set(loaded.kept)
         if not self.read_only:
             self._store.set_refs({REF_HEAD: target.id})
@@ -472,6 +476,7 @@ class Timeline:
             kept=_without(plan.keep, staged),
             seconds=time.perf_counter() - started,
             unrestored=unrestored,
+            reconnected=tuple(sorted(n for _, c, _ in loaded.reconnected for n in c.members)),
         )
 
     def _load_manifests(self, covar_ids: Iterable[CovarId]) -> dict[CovarId, Covar]:
@@ -496,8 +501,17 @@ class Timeline:
         self.settle()
         if self._lost_at is None or not self._lost:
             raise TimelineError("nothing to rebuild: every value of this state is here")
-        wanted = self._lost if names is None else list(names)
-        return plan_rebuild(self._store, self._history.get, self._lost_at, wanted)
+        return self._plan_rebuild(self._lost_at, self._lost if names is None else names)
+
+    def _plan_rebuild(self, at: Commit, names: Iterable[str]) -> RebuildPlan:
+        """Plan the rebuild of ``names``, less the values the checkout failed to reconnect.
+
+        Running their cells again would not find the file or the database either.
+        """
+        wanted = set(names)
+        failed = {n: why for n, why in self._unreconnected.items() if n in wanted}
+        plan = plan_rebuild(self._store, self._history.get, at, wanted - failed.keys())
+        return replace(plan, impossible={**plan.impossible, **failed}) if failed else plan
 
     def rebuild(
         self,
@@ -519,8 +533,7 @@ class Timeline:
         plan = self.rebuild_plan(names)
         present = {n for n in plan.names if n in namespace}
         if present:  # the user has made these again since: theirs win
-            plan = plan_rebuild(self._store, self._history.get, plan.at,
-                                [n for n in plan.names if n not in present])
+            plan = self._plan_rebuild(plan.at, [n for n in plan.names if n not in present])
         result = run_rebuild(plan, namespace, store=self._store, get_commit=self._history.get,
                              transform=transform, budget=budget)
         self._adopt(namespace, plan, result.values)
@@ -537,11 +550,7 @@ class Timeline:
             covar = self._store.load_covar(covar_of)
             if set(names) != set(covar.members):
                 continue  # a co-variable comes back whole or not at all
-            self._live.cache.adopt(covar_of, covar, tuple(values[m] for m in covar.members))
-            self._live.note_covar(covar_of, replace(covar, reason=covar.reason or "not saved"))
-            if covar.token is not None and covar.reason:
-                # The same origin as recorded, so the next checkpoint keeps the version's id.
-                self._live.origins[covar.token] = covar.reason.rpartition(MADE_BY)[2]
+            self._adopt_version(covar_of, covar, tuple(values[m] for m in covar.members))
             changes.update(dict.fromkeys(covar.members, covar_of))
         if not changes:
             return
@@ -551,6 +560,25 @@ class Timeline:
         self._live.identities.record(namespace, changes)
         for name in changes:
             self._lost.pop(name, None)
+        # Saved values restored while these were missing hold placeholders where they were.
+        loader = CheckoutLoader(self._store, self.options, self._live.cache, self._live.tree,
+                                self._live.members, namespace)
+        for covar_of, covar, filled in loader.refill(set(changes), self._live.covar_refs):
+            self._live.cache.discard(covar_of)
+            self._live.cache.put(covar_of, covar, filled)
+            dict.update(namespace, zip(covar.members, filled, strict=True))
+            self._live.identities.record(namespace, covar.members)
+
+    def _adopt_version(self, covar_of: CovarId, covar: Covar,
+                       values: tuple[object, ...]) -> None:
+        """Hold values made again (rebuilt, reconnected) as the unsaveable version they are.
+
+        With the version's recorded origin, so the next checkpoint keeps the version's id.
+        """
+        self._live.cache.adopt(covar_of, covar, values)
+        self._live.note_covar(covar_of, replace(covar, reason=covar.reason or "not saved"))
+        if covar.token is not None and covar.reason:
+            self._live.origins[covar.token] = covar.reason.rpartition(MADE_BY)[2]
 
     # -- history ------------------------------------------------------------------------
     def log(self, limit: int | None = None, *, settle: bool = True) -> list[Commit]:
