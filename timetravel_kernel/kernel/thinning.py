@@ -43,7 +43,7 @@ class BackgroundThinner:
             return
         self._since += 1
         over_budget = self.policy.budget is not None and (
-            timeline.store_bytes() > self.policy.budget)
+            timeline.store_bytes(settle=False) > self.policy.budget)
         by_age = (self.policy.thins_by_age
                   and self._since >= _CHECKPOINTS_BETWEEN_AGE_THINNING)
         if over_budget or by_age:
@@ -70,6 +70,9 @@ class BackgroundThinner:
         budget = self.policy.budget
         try:
             for _ in range(3):
+                # States being saved are waited for before the lock is taken: holding it
+                # meanwhile would hold the next cell's reply until they are.
+                timeline.settle()
                 with self._lock:
                     if timeline.is_closed:
                         return
