@@ -20,7 +20,7 @@ def _clean_environment(monkeypatch):
 def test_defaults_without_variables():
     settings = TimeTravelSettings()
     assert settings.enabled is True and settings.checkpoint_mode == "auto"
-    assert settings.checkpoint_burst_seconds == 0.5 and settings.rebuild_budget == 60.0
+    assert settings.checkpoint_max_pending == 16 and settings.rebuild_budget == 60.0
     assert settings.skip_names == [] and settings.remote_trust is False
     assert settings.store_dir.endswith("stores")
 
@@ -36,8 +36,9 @@ def test_defaults_without_variables():
     ("TIMETRAVEL_CHECKPOINT_MODE", "sync", "checkpoint_mode", "sync"),
     ("TIMETRAVEL_CHECKPOINT_MODE", "fast", "checkpoint_mode", "auto"),
     ("TIMETRAVEL_RESTORE_AFTER_CRASH", "offer", "restore_after_crash", "offer"),
-    ("TIMETRAVEL_CHECKPOINT_BURST_SECONDS", "0", "checkpoint_burst_seconds", 0.0),
-    ("TIMETRAVEL_CHECKPOINT_BURST_SECONDS", "-1", "checkpoint_burst_seconds", 0.5),
+    ("TIMETRAVEL_CHECKPOINT_MAX_PENDING", "4", "checkpoint_max_pending", 4),
+    ("TIMETRAVEL_CHECKPOINT_MAX_PENDING", "0", "checkpoint_max_pending", 16),
+    ("TIMETRAVEL_CHECKPOINT_MAX_PENDING", "many", "checkpoint_max_pending", 16),
     ("TIMETRAVEL_CHECKPOINT_HANG_SECONDS", "soon", "checkpoint_hang_seconds", 300.0),
     ("TIMETRAVEL_REBUILD_BUDGET", "0", "rebuild_budget", 60.0),
     ("TIMETRAVEL_REBUILD_BUDGET", "12.5", "rebuild_budget", 12.5),
