@@ -13,6 +13,7 @@ from timetravel_kernel.state.serializers import (
     NameResolver,
     Serialized,
     dump_values,
+    load_stored,
     load_values,
     type_name,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "dump_values",
     "fingerprint",
     "is_live_memory",
+    "load_stored",
     "load_values",
     "names_read",
     "partition",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import SerializationError, StoreError
-from timetravel_kernel.state import fingerprint, is_live_memory, load_values
+from timetravel_kernel.state import fingerprint, is_live_memory, load_stored
 from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
 from timetravel_kernel.timeline.plan import load_order
 
@@ -192,15 +192,7 @@ class CheckoutLoader:
         return values, patches
 
     def _read(self, covar: Covar, resolver: _Resolver) -> tuple[object, ...]:
-        stream = bytes(self._store.read_buffer(covar.buffers[0]))
-        buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
-        assert covar.serializer != "unsaved"
         try:
-            values = load_values(covar.serializer, stream, buffers, resolver)
+            return load_stored(self._store, covar, resolver)
         except SerializationError as exc:
             raise _UnloadableError(exc.name, exc.type_name, exc.reason) from exc
-        if len(values) != len(covar.members):
-            raise SerializationError(
-                ", ".join(covar.members), "", "the stored stream has the wrong number of values"
-            )
-        return values

@@ -25,7 +25,7 @@ class BufferPatch:
 
     target: memoryview
     offset: int
-    data: bytes
+    data: bytes | bytearray | memoryview
 
     def apply(self) -> None:
         """Write the bytes."""
