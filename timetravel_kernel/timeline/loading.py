@@ -8,16 +8,18 @@ applies the result all at once, so a failure leaves the namespace as it was.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import SerializationError, StoreError
 from timetravel_kernel.state import fingerprint, is_live_memory, load_stored
+from timetravel_kernel.timeline.memory import estimated_bytes
 from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
 from timetravel_kernel.timeline.plan import load_order
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from timetravel_kernel.ids import CovarId
     from timetravel_kernel.state import TimelineOptions
@@ -81,6 +83,9 @@ class CheckoutLoader:
         live_tree: the tree the namespace equals.
         live_members: members of every covar in the live tree.
         namespace: the live namespace (read, never written).
+        reserve: called with the names and the bytes about to be read from the store (a
+            covar loaded whole, or the chunks patched in place): the memory check; what it
+            raises stops the load.
     """
 
     def __init__(
@@ -91,6 +96,8 @@ class CheckoutLoader:
         live_tree: NamespaceTree,
         live_members: Mapping[CovarId, tuple[str, ...]],
         namespace: Namespace,
+        *,
+        reserve: Callable[[tuple[str, ...], int], None] | None = None,
     ) -> None:
         self._store = store
         self._options = options
@@ -98,6 +105,7 @@ class CheckoutLoader:
         self._tree = live_tree
         self._members = live_members
         self._namespace = namespace
+        self._reserve = reserve
 
     def load(
         self, plan: CheckoutPlan, covars: Mapping[CovarId, Covar], *, strict: bool
@@ -183,7 +191,8 @@ class CheckoutLoader:
         if found is None or found[0] != live_id:
             return None  # the live objects are not exactly their recorded version
         live = self._store.load_covar(live_id)
-        patches = plan_in_place(self._store, live, covar, found[1])
+        reserve = None if self._reserve is None else functools.partial(self._reserve, members)
+        patches = plan_in_place(self._store, live, covar, found[1], reserve=reserve)
         if patches is None:
             return None
         if patches and not is_live_memory(values, self._namespace, members, self._options,
@@ -192,6 +201,8 @@ class CheckoutLoader:
         return values, patches
 
     def _read(self, covar: Covar, resolver: _Resolver) -> tuple[object, ...]:
+        if self._reserve is not None:
+            self._reserve(covar.members, estimated_bytes(covar))
         try:
             return load_stored(self._store, covar, resolver)
         except SerializationError as exc:

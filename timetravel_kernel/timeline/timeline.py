@@ -32,6 +32,7 @@ from timetravel_kernel.store.memory import MemoryBackend
 from timetravel_kernel.store.objects import Status
 from timetravel_kernel.store.refs import (
     REF_HEAD,
+    REF_RESTORING,
     REF_SESSION,
     SessionMarker,
     decode_session,
@@ -51,6 +52,7 @@ from timetravel_kernel.timeline.history import CommitIndex, diff_trees, name_his
 from timetravel_kernel.timeline.lineage import RebuildPlan, plan_rebuild
 from timetravel_kernel.timeline.livecache import LiveCache
 from timetravel_kernel.timeline.loading import CheckoutLoader
+from timetravel_kernel.timeline.memory import MemoryGuard, estimated_bytes
 from timetravel_kernel.timeline.plan import plan_checkout
 from timetravel_kernel.timeline.rebuild import RebuildResult, run_rebuild
 from timetravel_kernel.timeline.restoring import load_version, restore_targets, version_at
@@ -149,6 +151,9 @@ class Timeline(Checkpointing):
         marker = decode_session(store.read_ref(REF_SESSION))
         self.previous_session_crashed = marker is not None and marker.state == "open"
         self.restorable = self._find_restorable()
+        restoring = store.read_ref(REF_RESTORING)
+        self.restore_interrupted = (self.restorable is not None and self.previous_session_crashed
+                                    and restoring == self.restorable.id)
 
     @classmethod
     def open(
@@ -328,16 +333,32 @@ class Timeline(Checkpointing):
     def restore(self, namespace: Namespace) -> CheckoutResult:
         """Bring back the state the previous session ended with, as much of it as loads.
 
+        The store notes the restore while it runs (``restore_interrupted`` for the next
+        process, if this one dies meanwhile: then the kernel does not retry it unasked).
+
         Raises:
             NothingToRestoreError: the store has no earlier state.
+            NotEnoughMemoryError: the state would not fit in the memory left; nothing changed.
         """
         self._settle_and_record(namespace)
         if self.restorable is None:
             raise NothingToRestoreError("there is no earlier state to restore")
-        result = self._checkout(namespace, self.restorable.id, strict=False)
+        if not self.read_only:
+            self._store.set_refs({REF_RESTORING: self.restorable.id})
+        try:
+            result = self._checkout(namespace, self.restorable.id, strict=False)
+        finally:
+            if not self.read_only:
+                self._store.set_refs({REF_RESTORING: None})
         self._redo.clear()
         self.restorable = None
+        self.restore_interrupted = False
         return result
+
+    def estimated_size(self, commit_id: CommitId) -> int:
+        """Return about how much memory a commit's state takes once loaded (manifests only)."""
+        tree = self._store.load_tree(self._history.get(commit_id).tree)
+        return sum(estimated_bytes(self._store.load_covar(c)) for c in {c for _, c in tree.items()})
 
     def _checkout(
         self, namespace: Namespace, commit_id: CommitId, *, strict: bool
@@ -359,10 +380,12 @@ class Timeline(Checkpointing):
             dirty=dirty,
             is_present=lambda name: name in namespace and self._is_tracked(name),
         )
+        covars = self._load_manifests(plan.load)
         loader = CheckoutLoader(
-            self._store, self.options, self._cache, self._tree, self._members, namespace
+            self._store, self.options, self._cache, self._tree, self._members, namespace,
+            reserve=MemoryGuard(target, covars.values()).reserve,
         )
-        loaded = loader.load(plan, self._load_manifests(plan.load), strict=strict)
+        loaded = loader.load(plan, covars, strict=strict)
         staged, unrestored = loaded.staged, loaded.unrestored
         # Everything is loaded: apply in one go, so a failure above left the namespace as it was.
         for patch in loaded.patches:
@@ -564,6 +587,7 @@ class Timeline(Checkpointing):
         if not all(self._is_tracked(t) for t in targets.values()):
             raise TimelineError(f"{as_name or name!r} is excluded from the history (skip "
                                 "options); choose another name")
+        MemoryGuard(commit, [covar]).reserve(covar.members, estimated_bytes(covar))
         chosen = load_version(self._store, covar, namespace)
         staged = {target: chosen[member] for member, target in targets.items()}
         previous = {n: dict.__getitem__(namespace, n) for n in staged if n in namespace}
