@@ -345,10 +345,11 @@ class RocksBackend(Backend):
 
     @override
     def has(self, key: bytes) -> bool:
-        # key_may_exist answers "no" from bloom filters without reading values.
+        # key_may_exist answers "no" from bloom filters without reading values; a "maybe"
+        # reads the value (RocksDB has no existence check without it) but need not verify it.
         if not self._handle().key_may_exist(key):
             return False
-        return self.get(key) is not None
+        return self.get_unchecked(key) is not None
 
     @override
     def scan_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
