@@ -19,8 +19,9 @@ python3 kernel and the time-travel kernel each run the same cells alone, at a pe
   against the stock kernel holding the same values;
 - the restore in one process (GB/s of the state's buffers), after the kernel is shut down.
 
-Machine-wide memory: at most about 2.3 x S is used at once (the two kernels never run at the
-same time). Results go to stdout and benchmarks/results/big_state.md.
+Machine-wide memory: about 1.2 x S at most (one kernel or restoring process at a time; the
+store's files add page cache, which the system reclaims). Results go to stdout and
+benchmarks/results/big_state.md.
 """
 
 from __future__ import annotations
