@@ -10,6 +10,7 @@ __all__ = [
     "CheckpointProcessError",
     "CheckpointStalledError",
     "MissingObjectError",
+    "NotEnoughMemoryError",
     "NothingToRedoError",
     "NothingToRestoreError",
     "NothingToUndoError",
@@ -182,6 +183,21 @@ class NothingToRestoreError(TimelineError):
     """No earlier session left a state to restore."""
 
     code = "nothing-to-restore"
+
+
+class NotEnoughMemoryError(TimelineError):
+    """Loading a state would need more memory than the system has left; nothing was changed.
+
+    ``needed`` and ``available`` are bytes; the message says which names are big and how to
+    bring some of them back alone.
+    """
+
+    code = "not-enough-memory"
+
+    def __init__(self, message: str, *, needed: int, available: int) -> None:
+        self.needed = needed
+        self.available = available
+        super().__init__(message)
 
 
 class CheckpointProcessError(TimelineError):

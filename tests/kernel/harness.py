@@ -51,7 +51,11 @@ class Kernel:
         self.km.start_kernel(env=full_env, cwd=cwd, extra_arguments=extra_arguments or [])
         self.kc = self.km.client()
         self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=TIMEOUT)
+        try:
+            self.kc.wait_for_ready(timeout=TIMEOUT)
+        except RuntimeError:
+            self.shutdown()  # it died while starting: leave no socket open
+            raise
         self.comm_id: str | None = None
         self.events: list[dict] = []
 

@@ -188,3 +188,30 @@ def test_a_statsmodels_formula_fit_and_its_design_matrices_are_exact_after_sigki
     assert k2.value("np.array_equal(patsy.build_design_matrices([X.design_info], new_data)[0], "
                     "new_X[0]) and np.allclose(ols.predict(new_X[0]), "
                     "new_X[0] @ coef.to_numpy())") is True
+
+
+def test_a_kernel_that_died_while_restoring_is_not_restored_again_unasked(start_kernel,
+                                                                          notebook):
+    # Loading `bomb` kills the kernel mid-restore, as the OOM killer kills one whose state no
+    # longer fits: the next kernel must not try the same restore at every start.
+    k = start_kernel(notebook=notebook)
+    k.execute("class Bomb:\n"
+              "    def __setstate__(self, state):\n"
+              "        import os\n"
+              "        if os.environ.get('TT_TEST_BOMB'):\n"
+              "            os._exit(9)\n"
+              "        self.__dict__.update(state)\n"
+              "bomb = Bomb()\nbomb.armed = True\nx = 7")
+    k.kill()
+    with pytest.raises(RuntimeError, match="died"):
+        start_kernel(notebook=notebook, TT_TEST_BOMB="1")
+    k3 = start_kernel(notebook=notebook)  # the restore would work now: still not unasked
+    assert k3.value("'x' in globals()") is False
+    k3.open_comm()
+    offers = [e for e in k3.events if e.get("event") == "restore-available"]
+    assert len(offers) == 1 and "died while restoring" in offers[0]["message"]
+    check_event(offers[0])
+    _, outputs = k3.execute("%tt")
+    assert "%tt get NAME@" in stderr(outputs) and "not restored again" in stderr(outputs)
+    assert k3.op("restore")["ok"]  # asked for: it comes back
+    assert k3.value("x") == 7

@@ -48,6 +48,22 @@ def test_restore_without_previous_session_is_an_error(session):
     assert session.ask("restore")["error"]["code"] == "nothing-to-restore"
 
 
+def test_a_checkout_that_does_not_fit_in_memory_is_an_error_that_changes_nothing(
+        session, monkeypatch):
+    from timetravel_kernel.timeline import memory
+
+    session.run("big = bytearray(40_000_000)")
+    first = session.ask("log")["result"]["commits"][0]["id"]
+    session.run("big = None")
+    monkeypatch.setattr(memory, "memory_available", lambda: 10_000_000)  # a /proc mock
+    reply = session.ask("checkout", commit=first)
+    check_against("reply", reply)
+    assert reply["error"]["code"] == "not-enough-memory"
+    assert "%tt get big@" not in reply["error"]["message"]  # it does not fit alone either
+    assert "%tt get NAME@" in reply["error"]["message"]
+    assert session.ns["big"] is None
+
+
 def test_checkout_by_prefix_and_unknown_commit(session):
     session.run("x = 1")
     first = session.ask("log")["result"]["commits"][0]["id"]

@@ -28,6 +28,8 @@ class BackendContract:
         payload = bytes(range(256)) * 1000
         backend.write_batch([(b"big", memoryview(payload))])
         assert backend.get(b"big") == payload
+        assert backend.get_unchecked(b"big") == payload  # what chunk reads use
+        assert backend.get_unchecked(b"nope") is None
 
     def test_scan_prefix_is_ordered_and_bounded(self, backend: Backend) -> None:
         backend.write_batch([(b"p2", b"b"), (b"p1", b"a"), (b"q1", b"c"), (b"o9", b"d")])

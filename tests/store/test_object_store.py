@@ -107,10 +107,10 @@ def test_read_buffer_joins_chunks_writably() -> None:
     for chunk_id, data in pieces:
         transaction.add_chunk_if_new(chunk_id, data)
     transaction.commit(make_commit(parent=None), set_head=False)
-    joined = store.read_buffer(BufferRef(15, chunks=tuple(c for c, _ in pieces)))
+    joined = store.read_buffer(BufferRef(15, chunks=tuple(c for c, _ in pieces)), 10)
     assert joined == bytearray(b"a" * 10 + b"b" * 5)
     with pytest.raises(StoreCorruptError):
-        store.read_buffer(BufferRef(16, chunks=tuple(c for c, _ in pieces)))
+        store.read_buffer(BufferRef(16, chunks=tuple(c for c, _ in pieces)), 10)
 
 
 def test_incompatible_format_is_refused() -> None:

@@ -349,6 +349,32 @@ def test_restore_of_damaged_records_raises_and_changes_nothing(tmp_path: Path) -
     again.close()
 
 
+def test_a_damaged_pickle_stream_is_a_damaged_store_not_an_unloadable_value(
+    tmp_path: Path,
+) -> None:
+    # The stream is unpickled as its chunks are read: a bad chunk met half-way through must
+    # still surface as the store's damage (the kernel then moves the store aside), not as a
+    # value that does not load.
+    timeline = open_timeline(tmp_path / "store")
+    ns = fresh_namespace()
+    timeline.start(ns)
+    head = step(timeline, ns, "words = [str(i) * 3 for i in range(50_000)]").commit
+    covar = timeline._store.load_covar(timeline._store.lookup_name(head.tree, "words"))
+    stream_chunks = covar.buffers[0].chunks
+    assert len(stream_chunks) > 10
+    timeline.close()
+    again = open_timeline(tmp_path / "store")
+    key = encode_key("chunk", stream_chunks[len(stream_chunks) // 2])
+    again._store.backend.write_batch([(key, b"\x00garbage")])
+    fresh = fresh_namespace()
+    again.start(fresh)
+    before = dict(fresh)
+    with pytest.raises(StoreCorruptError):
+        again.restore(fresh)
+    assert fresh == before
+    again.close()
+
+
 def test_interrupted_checkpoint_changes_nothing_and_the_next_catches_up(
     timeline: Timeline,
 ) -> None:

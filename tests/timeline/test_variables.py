@@ -211,19 +211,20 @@ def test_diff_of_a_400_mb_array_costs_the_changed_chunks(tmp_path: Path, edits: 
 
     # What the diff reads: exactly the changed chunks of both versions, no whole buffer.
     loaded: list[bytes] = []
-    load_chunk, read_buffer = store.load_chunk, store.read_buffer
+    load_chunk, read_buffer, open_stream = store.load_chunk, store.read_buffer, store.open_stream
 
     def counting_load_chunk(chunk_id):
         loaded.append(chunk_id)
         return load_chunk(chunk_id)
 
-    def inline_only(ref):
+    def inline_only(ref, *args):
         assert ref.inline is not None, "the diff read a whole chunked buffer"
-        return read_buffer(ref)
+        return (read_buffer if args else open_stream)(ref, *args)
 
-    store.load_chunk, store.read_buffer = counting_load_chunk, inline_only
+    store.load_chunk, store.read_buffer, store.open_stream = (counting_load_chunk, inline_only,
+                                                              inline_only)
     diff()
-    store.load_chunk, store.read_buffer = load_chunk, read_buffer
+    store.load_chunk, store.read_buffer, store.open_stream = load_chunk, read_buffer, open_stream
     assert sorted(loaded) == sorted(c for pair in changed for c in pair)
 
     ratios, reads, diffs = [], [], []

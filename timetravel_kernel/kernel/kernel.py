@@ -22,7 +22,13 @@ from ipykernel.ipkernel import IPythonKernel
 from jupyter_core.paths import jupyter_data_dir
 from typing_extensions import override
 
-from timetravel_kernel.errors import RemoteError, RemoteNotFoundError, StoreError
+from timetravel_kernel.errors import (
+    NotEnoughMemoryError,
+    RemoteError,
+    RemoteNotFoundError,
+    StoreError,
+    TimelineError,
+)
 from timetravel_kernel.kernel.checkpoints import CellCheckpoints
 from timetravel_kernel.kernel.magics import register_magics
 from timetravel_kernel.kernel.rebuilding import after_loss
@@ -258,15 +264,23 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         policy = self.restore_after_crash if crashed or fetched else self.restore_after_restart
         before = ("its latest state was fetched from the remote" if fetched else
                   "the previous kernel crashed" if crashed else "the previous session ended")
-        if policy == "restore":
+        if policy == "restore" and timeline.restore_interrupted:
+            # Restoring it is what killed the previous kernel (out of memory, most likely):
+            # trying again at every start would be a crash loop.
+            self._offer_restore(timeline, crashed, _interrupted_restore(timeline, cell))
+        elif policy == "restore":
             self._restore_at_start(timeline, crashed, f"{before}; restored its state after {cell}")
         elif policy == "offer":
-            message = (f"time travel: {before}; its state after {cell} can be restored with "
-                       "%timetravel restore (or the history panel)")
-            self._startup_events.append({
-                "event": "restore-available", "restorable": format_commit(restorable),
-                "crashed": crashed, "message": message})
-            self._notices.append(message)
+            self._offer_restore(timeline, crashed, (
+                f"time travel: {before}; its state after {cell} can be restored with "
+                "%timetravel restore (or the history panel)"))
+
+    def _offer_restore(self, timeline: Timeline, crashed: bool, message: str) -> None:
+        """Say (once, under the first cell) that the previous state can be restored."""
+        self._startup_events.append({
+            "event": "restore-available", "restorable": format_commit(timeline.restorable),
+            "crashed": crashed, "message": message})
+        self._notices.append(message)
 
     def _announce_recovered(self, timeline: Timeline) -> None:
         """Say which states the previous kernel's snapshots saved after it died, if any."""
@@ -399,6 +413,10 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         damage: str | None = None
         try:
             result = timeline.restore(self.shell.user_ns)
+        except NotEnoughMemoryError as exc:
+            self._offer_restore(timeline, crashed, f"time travel: the previous state was not "
+                                f"restored: {exc}")
+            return
         except StoreError as exc:
             # The state's records cannot be read back: the store is damaged, not the state.
             # Only the text is kept: the traceback holds the store's iterators, and RocksDB
@@ -754,3 +772,18 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         finally:
             if self._opened.temporary is not None:
                 shutil.rmtree(self._opened.temporary, ignore_errors=True)
+
+
+def _interrupted_restore(timeline: Timeline, cell: str) -> str:
+    """Return what to say when the previous kernel died while restoring the same state."""
+    restorable = timeline.restorable
+    assert restorable is not None
+    commit = restorable.id.hex()[:10]
+    try:
+        size = f" (about {timeline.estimated_size(restorable.id) / 1e9:.1f} GB)"
+    except (StoreError, TimelineError):
+        size = ""
+    return (f"time travel: the previous kernel died while restoring the state after {cell}"
+            f"{size}, so it is not restored again by itself: restore it with %tt restore "
+            f"once memory is free, or some names alone with %tt get NAME@{commit} "
+            f"(%tt vars {commit} lists them with their sizes)")

@@ -97,6 +97,7 @@ ErrorCode = Literal[
     "internal",
     "unknown-name",
     "covariable",
+    "not-enough-memory",
 ]
 
 OPS: frozenset[str] = frozenset(get_args(Op))

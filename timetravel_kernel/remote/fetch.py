@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["COALESCE_GAP", "PackReader"]
 
 _FETCH_THREADS = 4
+_CHUNK = encode_key("chunk", b"")
 # Ranges closer than this are read as one (what obstore does by default): a request costs about
 # as much as a megabyte on S3-like storage.
 COALESCE_GAP = 1 << 20
@@ -58,13 +59,16 @@ class PackReader:
         """Fetch what state ``head`` needs and store just those records.
 
         Walks commit -> tree root -> buckets -> covariables -> chunks, one level at a time,
-        reading only the records of the next level the store lacks. Returns the number of
+        reading only the records of the next level the store lacks. Chunks (the bulk, and
+        the last level) go into the store as each pack arrives, one unlogged batch per pack;
+        the small records of the other levels are kept until the end. Returns the number of
         records stored and the head commit to write.
         """
         where = {key: index for index in indexes for key in index.records}
         cache: dict[bytes, bytes] = {}
         level: list[tuple[bytes, str]] = [(encode_key("commit", head), "commit")]
         closure: dict[bytes, None] = {}  # ordered set
+        stored = 0
         while level:
             missing = [k for k, _ in level if k in cache or not store.backend.has(k)]
             unknown = [k for k in missing if k not in where]
@@ -75,15 +79,22 @@ class PackReader:
             for key in missing:
                 if key not in cache:
                     wanted.setdefault(where[key].pack, (where[key], []))[1].append(key)
+            chunks = {k for k, kind in level if kind == "chunk"}.intersection(missing)
+            # Chunks read earlier as neighbours of small records, then the rest as it comes.
+            stored += _store_now(store, [(k, cache.pop(k)) for k in chunks if k in cache])
             for _, records in self.read_packs(list(wanted.values())):
-                cache.update(records)
-            closure.update(dict.fromkeys(missing))
+                stored += _store_now(store, [(k, v) for k, v in records.items() if k in chunks])
+                # The other records read may be the next level's; at the chunk level (the
+                # last) other chunks in a pack read whole are dropped, not held.
+                cache.update((k, v) for k, v in records.items()
+                             if not chunks or k[:1] != _CHUNK)
+            closure.update(dict.fromkeys(k for k in missing if k not in chunks))
             level = self._next_level(store, level, cache)
         records = [(k, cache[k]) for k in closure]
         batch = [(k, v) for k, v in records if k[:1] != b"k"]
         if batch:
             store.backend.write_batch(batch, durable=False)
-        return len(records), [(k, v) for k, v in records if k[:1] == b"k"]
+        return stored + len(records), [(k, v) for k, v in records if k[:1] == b"k"]
 
     @staticmethod
     def _next_level(store: ObjectStore, level: list[tuple[bytes, str]],
@@ -167,3 +178,10 @@ class PackReader:
             raise RemoteCorruptError(f"pack {index.pack[:12]} is missing at {self.url}; the "
                                      "history there is damaged")
         return found
+
+
+def _store_now(store: ObjectStore, records: list[tuple[bytes, bytes]]) -> int:
+    """Write records unlogged (a later flush and synced commit make them reachable)."""
+    if records:
+        store.backend.write_batch(records, durable=False)
+    return len(records)

@@ -17,11 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import RemoteCorruptError, StoreCorruptError
 from timetravel_kernel.ids import hash_bytes
 from timetravel_kernel.store.codec import decode_chunk
 from timetravel_kernel.store.keys import KEY_PREFIXES
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 __all__ = [
     "BLOCK_BYTES",
@@ -32,9 +36,10 @@ __all__ = [
     "decode_index",
     "encode_index",
     "pack_name",
+    "pack_records",
     "read_pack",
     "read_ranges",
-    "split_into_packs",
+    "record_problem",
     "verify_record",
 ]
 
@@ -126,24 +131,26 @@ def decode_index(body: bytes, name: str) -> PackIndex:
         raise RemoteCorruptError(f"pack index {name} is unreadable: {exc}") from exc
 
 
-def split_into_packs(
-    records: list[tuple[bytes, bytes]], max_bytes: int = MAX_PACK_BYTES
-) -> list[tuple[bytes, dict[bytes, tuple[int, int]]]]:
-    """Return packs (bytes, key -> (offset, length)) holding ``records``, each ~``max_bytes``."""
-    packs: list[tuple[bytes, dict[bytes, tuple[int, int]]]] = []
+def pack_records(
+    records: Iterable[tuple[bytes, bytes]], max_bytes: int = MAX_PACK_BYTES
+) -> Iterator[tuple[bytes, dict[bytes, tuple[int, int]]]]:
+    """Yield packs (bytes, key -> (offset, length)) holding ``records``, each ~``max_bytes``.
+
+    Lazy: a pack is made once its records are read, so a push holds a few packs, not its
+    history.
+    """
     parts: list[bytes] = []
     offsets: dict[bytes, tuple[int, int]] = {}
     size = 0
     for key, value in records:
         if parts and size + len(value) > max_bytes:
-            packs.append((b"".join(parts), offsets))
+            yield b"".join(parts), offsets
             parts, offsets, size = [], {}, 0
         offsets[key] = (size, len(value))
         parts.append(value)
         size += len(value)
     if parts:
-        packs.append((b"".join(parts), offsets))
-    return packs
+        yield b"".join(parts), offsets
 
 
 def block_digests(pack: bytes) -> tuple[str, ...]:
@@ -158,22 +165,29 @@ def pack_name(pack: bytes) -> str:
     return hashlib.sha256(pack).hexdigest()
 
 
-def verify_record(key: bytes, value: bytes) -> None:
-    """Check that a record's bytes match the id in its key.
+def record_problem(key: bytes, value: bytes | memoryview) -> str | None:
+    """Return why a record's bytes do not match the id in its key (None: they match)."""
+    if not key or key[0] not in _SYNCED_KINDS:
+        return f"holds a record {key[:1]!r} that never travels"
+    try:
+        content = decode_chunk(value) if key[:1] == KEY_PREFIXES["chunk"] else value
+    except StoreCorruptError as exc:
+        return f"holds record {key[1:].hex()}, which {exc}"
+    if hash_bytes(content) != key[1:]:
+        return f"holds record {key[1:].hex()}, which does not match its id"
+    return None
+
+
+def verify_record(key: bytes, value: bytes | memoryview) -> None:
+    """Check that a record's bytes (read from a remote) match the id in its key.
 
     Raises:
         RemoteCorruptError: they do not, or the key is not a record that travels.
     """
-    if not key or key[0] not in _SYNCED_KINDS:
-        raise RemoteCorruptError(f"a pack holds a record {key[:1]!r} that never travels")
-    try:
-        content = decode_chunk(value) if key[:1] == KEY_PREFIXES["chunk"] else value
-    except StoreCorruptError as exc:
-        raise RemoteCorruptError(f"record {key[1:].hex()} from the remote: {exc}") from None
-    if hash_bytes(content) != key[1:]:
-        raise RemoteCorruptError(
-            f"record {key[1:].hex()} from the remote does not match its id; nothing from that "
-            "pack was stored")
+    problem = record_problem(key, value)
+    if problem is not None:
+        raise RemoteCorruptError(f"a pack from the remote {problem}; nothing from that pack "
+                                 "was stored")
 
 
 def read_pack(pack: bytes, index: PackIndex) -> list[tuple[bytes, bytes]]:

@@ -14,6 +14,7 @@ from timetravel_kernel.state.serializers import (
     Serialized,
     UnrestoredValue,
     dump_values,
+    load_stored,
     load_values,
     type_name,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "dump_values",
     "fingerprint",
     "is_live_memory",
+    "load_stored",
     "load_values",
     "names_read",
     "partition",

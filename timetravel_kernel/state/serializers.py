@@ -46,11 +46,11 @@ import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 
 import dill
 
-from timetravel_kernel.errors import SerializationError
+from timetravel_kernel.errors import SerializationError, StoreError
 from timetravel_kernel.state.libraries import LibraryReducer, LiveWidgets
 from timetravel_kernel.state.reductions import (
     NOTEBOOK_KINDS,
@@ -65,11 +65,14 @@ from timetravel_kernel.state.reductions import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from timetravel_kernel.store import Covar, ObjectStore
+
 __all__ = [
     "NameResolver",
     "Serialized",
     "UnrestoredValue",
     "dump_values",
+    "load_stored",
     "load_values",
     "type_name",
 ]
@@ -718,14 +721,14 @@ class _DillUnpickler(_Loader, dill.Unpickler):  # type: ignore[misc]
 
 def load_values(
     serializer: SerializerName,
-    stream: bytes,
+    stream: bytes | BinaryIO,
     buffers: Iterable[object],
     resolver: NameResolver,
     *,
     refused_module: str | None = None,
     widgets: LiveWidgets | None = None,
 ) -> tuple[object, ...]:
-    """Load the values of one co-variable.
+    """Load the values of one co-variable from its stream (bytes, or a file read in order).
 
     ``refused_module`` makes a reference to that module's names fail (a trial load refuses
     references to the notebook's module, which dill falls back to when it cannot save a
@@ -734,19 +737,45 @@ def load_values(
     Raises:
         SerializationError: the stream cannot be loaded here (a module is missing, a class
             changed, ...).
+        StoreError: a file stream could not be read (a missing or damaged chunk).
     """
     unpickler_class: Callable[..., _Loader]
     unpickler_class = _FastUnpickler if serializer == "pickle" else _DillUnpickler
-    unpickler = unpickler_class(io.BytesIO(stream), buffers=buffers)
+    source = io.BytesIO(stream) if isinstance(stream, bytes) else stream
+    unpickler = unpickler_class(source, buffers=buffers)
     unpickler._resolver = resolver
     unpickler._refused_module = refused_module
     unpickler._widgets = widgets
     try:
         values = unpickler.load()  # type: ignore[attr-defined]
-    except SerializationError:
-        raise
+    except (SerializationError, StoreError):
+        raise  # a damaged store is not a value that cannot load: the caller decides
     except Exception as exc:
         raise SerializationError("", "", f"cannot be loaded: {exc}") from exc
     if not isinstance(values, tuple):
         raise SerializationError("", "", "the stored stream does not hold a value tuple")
+    return values
+
+
+def load_stored(store: ObjectStore, covar: Covar, resolver: NameResolver, *,
+                widgets: LiveWidgets | None = None) -> tuple[object, ...]:
+    """Load a stored co-variable's values, one per member.
+
+    Its out-of-band buffers are read first, each into the block its value will own; the
+    stream is then unpickled as it is read (``ObjectStore.open_stream``), never held whole.
+    ``widgets`` hands back live widgets instead of new ones.
+
+    Raises:
+        SerializationError: the values cannot be loaded here, or the stream does not hold one
+            per member.
+        StoreError: a chunk is missing or damaged.
+    """
+    if covar.serializer == "unsaved":
+        raise SerializationError(", ".join(covar.members), "", covar.reason or "not saved")
+    buffers = [store.read_buffer(b, covar.chunk_size) for b in covar.buffers[1:]]
+    with store.open_stream(covar.buffers[0]) as stream:
+        values = load_values(covar.serializer, stream, buffers, resolver, widgets=widgets)
+    if len(values) != len(covar.members):
+        raise SerializationError(
+            ", ".join(covar.members), "", "the stored stream has the wrong number of values")
     return values

@@ -10,13 +10,13 @@ objects are all present; chunks orphaned by a crash are reclaimed by ``collect_g
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import (
     MissingObjectError,
-    StoreCorruptError,
     StoreError,
     StoreFormatError,
 )
@@ -29,7 +29,7 @@ from timetravel_kernel.ids import (
     hex_to_id,
     id_to_hex,
 )
-from timetravel_kernel.store.codec import decode_chunk, encode_chunk
+from timetravel_kernel.store.codec import encode_chunk
 from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.store.objects import (
     BufferRef,
@@ -43,13 +43,16 @@ from timetravel_kernel.store.objects import (
     encode_commit,
     encode_covar,
 )
+from timetravel_kernel.store.reading import ChunkReader, load_chunk
 from timetravel_kernel.store.refs import FORMAT_VERSION, REF_FORMAT, REF_HEAD, read_ref, ref_key
 from timetravel_kernel.store.tree import NamespaceTree
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
+    from typing import BinaryIO
 
     from timetravel_kernel.store.backend import Backend
+    from timetravel_kernel.store.reading import WritableBuffer
 
 __all__ = ["GarbageReport", "ObjectStore", "Transaction"]
 
@@ -76,14 +79,19 @@ class ObjectStore:
         backend: where the bytes live; the store takes ownership and closes it.
         chunk_batch_bytes: new chunks are streamed to the backend in batches of this size,
             the most extra memory a commit needs.
+        read_threads: how many threads read and decode a buffer's chunks at once (default:
+            one per core, at most 4).
 
     Raises:
         StoreFormatError: the store was written by an incompatible format version.
     """
 
-    def __init__(self, backend: Backend, *, chunk_batch_bytes: int = 4 << 20) -> None:
+    def __init__(self, backend: Backend, *, chunk_batch_bytes: int = 4 << 20,
+                 read_threads: int | None = None) -> None:
         self.backend = backend
         self.chunk_batch_bytes = chunk_batch_bytes
+        self._reader = ChunkReader(
+            backend, threads=read_threads or min(4, os.cpu_count() or 1))
         self._known_chunks: set[ChunkId] = set()
         self._durable_chunks: set[ChunkId] = set()
         self._durable_order: list[ChunkId] = []
@@ -134,7 +142,8 @@ class ObjectStore:
             self._write_recent()
 
     def close(self) -> None:
-        """Close the backend."""
+        """Stop the reading threads and close the backend."""
+        self._reader.close()
         self.backend.close()
 
     @contextmanager
@@ -195,44 +204,33 @@ class ObjectStore:
         """
         return chunk_id in self._durable_chunks
 
-    def load_chunk(self, chunk_id: ChunkId) -> bytes | memoryview:
+    def load_chunk(self, chunk_id: ChunkId) -> bytearray | memoryview:
         """Return a chunk's bytes, decoded and verified against its id.
 
         Raises:
             MissingObjectError: the chunk is absent.
             StoreCorruptError: the record cannot be decoded or does not hash to the id.
         """
-        stored = self.backend.get(encode_key("chunk", chunk_id))
-        if stored is None:
-            raise MissingObjectError(f"chunk {chunk_id.hex()} is missing from the store")
-        try:
-            data = decode_chunk(stored)
-        except StoreCorruptError as error:
-            raise StoreCorruptError(
-                f"chunk {chunk_id.hex()} is corrupt ({error}); the value cannot be restored "
-                "from this store"
-            ) from None
-        if hash_bytes(data) != chunk_id:
-            raise StoreCorruptError(
-                f"chunk {chunk_id.hex()} is corrupt (its bytes do not match its hash); the "
-                "value cannot be restored from this store"
-            )
-        return data
+        return load_chunk(self.backend, chunk_id)
 
-    def read_buffer(self, ref: BufferRef) -> bytearray:
-        """Return a buffer's bytes in one writable block (what loaded arrays will own)."""
-        if ref.inline is not None:
-            return bytearray(ref.inline)
-        out = bytearray(ref.size)
-        view = memoryview(out)
-        offset = 0
-        for chunk_id in ref.chunks:
-            data = self.load_chunk(chunk_id)
-            view[offset : offset + len(data)] = data
-            offset += len(data)
-        if offset != ref.size:
-            raise StoreCorruptError(f"a buffer has {offset} bytes, its manifest says {ref.size}")
-        return out
+    def read_buffer(self, ref: BufferRef, chunk_size: int) -> WritableBuffer:
+        """Return an out-of-band buffer's bytes in one writable block (what values will own).
+
+        Read by several threads, straight into the block (``store/reading.py``);
+        ``chunk_size`` is the covariable's.
+
+        Raises:
+            MissingObjectError: a chunk is absent.
+            StoreCorruptError: a chunk is damaged or the chunks do not make the buffer.
+        """
+        return self._reader.read_buffer(ref, chunk_size)
+
+    def open_stream(self, ref: BufferRef) -> BinaryIO:
+        """Return a file reading a pickle stream's bytes, a few chunks decoded ahead.
+
+        Its reads raise ``MissingObjectError`` or ``StoreCorruptError`` like ``read_buffer``.
+        """
+        return self._reader.open_stream(ref)
 
     # -- records ------------------------------------------------------------------------
     def _get(self, kind: str, object_id: bytes, what: str) -> bytes:

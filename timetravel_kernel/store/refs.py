@@ -18,6 +18,7 @@ __all__ = [
     "REF_FORMAT",
     "REF_HEAD",
     "REF_REDO",
+    "REF_RESTORING",
     "REF_SESSION",
     "SessionMarker",
     "decode_commit_stack",
@@ -33,6 +34,9 @@ REF_HEAD = b"HEAD"
 REF_REDO = b"REDO"
 REF_FORMAT = b"FORMAT"
 REF_SESSION = b"SESSION"
+# The commit a restore is loading, set before and cleared after: left set, the process died
+# while restoring, and the next one does not try the same restore again unasked.
+REF_RESTORING = b"RESTORING"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

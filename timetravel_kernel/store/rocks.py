@@ -19,6 +19,7 @@ from rocksdict import (
     DBCompressionType,
     Options,
     Rdict,
+    ReadOptions,
     WriteBatch,
     WriteOptions,
 )
@@ -213,6 +214,10 @@ class RocksBackend(Backend):
         self._sync.sync = True
         self._unlogged = WriteOptions()
         self._unlogged.disable_wal = True
+        # RocksDB's CRC32C of blob values runs at ~1.2 GB/s in rocksdict's build (65% of a
+        # restore's reading time, perf); chunks are verified against their xxh3 id anyway.
+        self._unchecked = ReadOptions()
+        self._unchecked.set_verify_checksums(False)
         self._closed = False
         self._made_private = 0.0
         self._note_fds: dict[str, int] = {}
@@ -329,11 +334,23 @@ class RocksBackend(Backend):
         return None if value is None else bytes(value)
 
     @override
+    def get_unchecked(self, key: bytes) -> bytes | None:
+        db = self._handle()
+        try:
+            # Single gets: rocksdict's multi-get (a list of keys) read the same chunks 3.5x
+            # slower (0.53 s against 0.15 s for 3,815 chunks of 256 KiB from the page cache).
+            value = db.get(key, read_opt=self._unchecked)
+        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
+            raise self._read_error(exc) from exc
+        return None if value is None else bytes(value)
+
+    @override
     def has(self, key: bytes) -> bool:
-        # key_may_exist answers "no" from bloom filters without reading values.
+        # key_may_exist answers "no" from bloom filters without reading values; a "maybe"
+        # reads the value (RocksDB has no existence check without it) but need not verify it.
         if not self._handle().key_may_exist(key):
             return False
-        return self.get(key) is not None
+        return self.get_unchecked(key) is not None
 
     @override
     def scan_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:

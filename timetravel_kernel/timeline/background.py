@@ -17,6 +17,8 @@ import types
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from timetravel_kernel.timeline.memory import memory_left
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
@@ -27,7 +29,6 @@ __all__ = [
     "can_fork",
     "estimated_size",
     "has_memory_for_snapshot",
-    "memory_available",
     "should_fork",
 ]
 
@@ -73,18 +74,6 @@ class BackgroundOptions:
 def can_fork() -> bool:
     """Return whether this platform gives copy-on-write snapshots by ``fork`` (Linux only)."""
     return sys.platform.startswith("linux") and hasattr(os, "fork")
-
-
-def memory_available() -> int | None:
-    """Return the bytes the system can still give without swapping, None if unknown."""
-    try:
-        with open("/proc/meminfo", "rb") as meminfo:
-            for line in meminfo:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def _resident_bytes() -> int:
@@ -228,7 +217,7 @@ def should_fork(
         return True
     if size is None:
         size = sum(estimated_size(v) for v in values)
-    available = memory_available()
+    available = memory_left()
     return available is None or available >= 2 * size + options.memory_headroom
 
 
@@ -238,5 +227,5 @@ def has_memory_for_snapshot(options: BackgroundOptions) -> bool:
     A snapshot's pages are copied as the kernel writes them, so it can grow to all the
     kernel holds; with that twice over available, any number of cells may run meanwhile.
     """
-    available = memory_available()
+    available = memory_left()
     return available is None or available >= 2 * _resident_bytes() + options.memory_headroom

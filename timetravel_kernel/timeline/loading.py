@@ -11,6 +11,8 @@ the timeline applies the result all at once, so a failure leaves the namespace a
 
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,15 +22,16 @@ from timetravel_kernel.state import (
     dump_values,
     fingerprint,
     is_live_memory,
-    load_values,
+    load_stored,
 )
 from timetravel_kernel.state.libraries import LiveWidgets
 from timetravel_kernel.state.revival import revive_value
+from timetravel_kernel.timeline.memory import estimated_bytes
 from timetravel_kernel.timeline.patching import BufferPatch, plan_in_place
 from timetravel_kernel.timeline.plan import load_order
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from timetravel_kernel.ids import CovarId
     from timetravel_kernel.state import Serialized, TimelineOptions
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["CheckoutLoader", "Loaded"]
 
 Namespace = dict[str, object]
+_WIDGET_SCAN_BYTES = 16 << 20
 
 
 @dataclass
@@ -126,6 +130,9 @@ class CheckoutLoader:
         live_tree: the tree the namespace equals.
         live_members: members of every covar in the live tree.
         namespace: the live namespace (read, never written).
+        reserve: called with the names and the bytes about to be read from the store (a
+            covar loaded whole, or the chunks patched in place): the memory check; what it
+            raises stops the load.
     """
 
     def __init__(
@@ -136,6 +143,8 @@ class CheckoutLoader:
         live_tree: NamespaceTree,
         live_members: Mapping[CovarId, tuple[str, ...]],
         namespace: Namespace,
+        *,
+        reserve: Callable[[tuple[str, ...], int], None] | None = None,
     ) -> None:
         self._store = store
         self._options = options
@@ -143,6 +152,7 @@ class CheckoutLoader:
         self._tree = live_tree
         self._members = live_members
         self._namespace = namespace
+        self._reserve = reserve
 
     def load(
         self, plan: CheckoutPlan, covars: Mapping[CovarId, Covar], *, strict: bool
@@ -252,7 +262,8 @@ class CheckoutLoader:
         if found is None or found[0] != live_id or not _holes_match(found[1], resolver):
             return None  # the live objects are not exactly their recorded version
         live = self._store.load_covar(live_id)
-        patches = plan_in_place(self._store, live, covar, found[1])
+        reserve = None if self._reserve is None else functools.partial(self._reserve, members)
+        patches = plan_in_place(self._store, live, covar, found[1], reserve=reserve)
         if patches is None:
             return None
         if patches and not is_live_memory(values, self._namespace, members, self._options,
@@ -291,24 +302,29 @@ class CheckoutLoader:
 
     def _read(self, covar: Covar, resolver: _Resolver, loaded: Loaded | None = None,
               earlier: tuple[object, ...] | None = None) -> tuple[object, ...]:
-        """Load a version from the store.
+        """Load a version from the store (its memory reserved first, when a guard is set).
 
         With ``loaded``, its widgets are the live ones, their traits set back when it applies.
         """
-        stream = bytes(self._store.read_buffer(covar.buffers[0]))
-        buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
-        assert covar.serializer != "unsaved"
+        if self._reserve is not None:
+            self._reserve(covar.members, estimated_bytes(covar))
         widgets = None
-        if loaded is not None and b"make_widget" in stream:
+        if loaded is not None and "ipywidgets" in sys.modules and self._makes_widgets(covar):
             widgets = self._live_widgets(covar, earlier)
             if widgets is not None:
                 loaded.patches.append(widgets)
         try:
-            values = load_values(covar.serializer, stream, buffers, resolver, widgets=widgets)
+            return load_stored(self._store, covar, resolver, widgets=widgets)
         except SerializationError as exc:
             raise _UnloadableError(exc.name, exc.type_name, exc.reason) from exc
-        if len(values) != len(covar.members):
-            raise SerializationError(
-                ", ".join(covar.members), "", "the stored stream has the wrong number of values"
-            )
-        return values
+
+    def _makes_widgets(self, covar: Covar) -> bool:
+        """Whether a version's stream makes ipywidgets widgets (looked for in small streams).
+
+        Only a stream read whole can be searched before it is unpickled; a stream over
+        ``_WIDGET_SCAN_BYTES`` (no widget state is that big) is streamed and makes new widgets.
+        """
+        ref = covar.buffers[0]
+        if ref.size > _WIDGET_SCAN_BYTES:
+            return False
+        return b"make_widget" in bytes(self._store.read_buffer(ref))

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from timetravel_kernel.ids import ChunkId
     from timetravel_kernel.state import Serialized
     from timetravel_kernel.store import Covar, ObjectStore
 
@@ -25,7 +28,7 @@ class BufferPatch:
 
     target: memoryview
     offset: int
-    data: bytes
+    data: bytes | bytearray | memoryview
 
     def apply(self) -> None:
         """Write the bytes."""
@@ -33,7 +36,8 @@ class BufferPatch:
 
 
 def plan_in_place(
-    store: ObjectStore, live: Covar, target: Covar, serialized: Serialized
+    store: ObjectStore, live: Covar, target: Covar, serialized: Serialized, *,
+    reserve: Callable[[int], None] | None = None,
 ) -> list[BufferPatch] | None:
     """Return the writes that make the live buffers equal the target's, or None.
 
@@ -46,6 +50,8 @@ def plan_in_place(
         live: the manifest the live objects are known to equal.
         target: the manifest to reach.
         serialized: the live objects' serialization (its buffers are views of live memory).
+        reserve: called with the bytes of the chunks to read before any is read (the memory
+            check: they are all held until applied).
     """
     same_shape = (live.serializer, live.members, live.chunk_size, len(live.buffers)) == (
         target.serializer,
@@ -58,6 +64,7 @@ def plan_in_place(
     if len(serialized.buffers) != len(live.buffers) - 1:
         return None
     patches = []
+    reads: list[tuple[memoryview, int, ChunkId]] = []
     pairs = zip(serialized.buffers, live.buffers[1:], target.buffers[1:], strict=True)
     for view, old, new in pairs:
         if old.size != new.size or len(view) != old.size:
@@ -71,8 +78,10 @@ def plan_in_place(
             continue
         if old.inline is not None or len(old.chunks) != len(new.chunks):
             return None
-        for index, (before, after) in enumerate(zip(old.chunks, new.chunks, strict=True)):
-            if before != after:
-                data = store.load_chunk(after)
-                patches.append(BufferPatch(view, index * target.chunk_size, data))
+        reads += [(view, index * target.chunk_size, after) for index, (before, after)
+                  in enumerate(zip(old.chunks, new.chunks, strict=True)) if before != after]
+    if reserve is not None:
+        reserve(len(reads) * target.chunk_size)
+    patches += [BufferPatch(view, offset, store.load_chunk(chunk_id))
+                for view, offset, chunk_id in reads]
     return patches

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import SerializationError, StoreError
-from timetravel_kernel.state import load_values, names_read
+from timetravel_kernel.state import load_stored, names_read
 from timetravel_kernel.state.revival import revive_value
 from timetravel_kernel.timeline.results import describe_cell
 
@@ -85,9 +85,7 @@ class _Versions:
                 raise SerializationError(name, "", f"{name} is not saved in that state")
             self._loading.add(name)
             try:
-                stream = bytes(self._store.read_buffer(covar.buffers[0]))
-                buffers = [self._store.read_buffer(b) for b in covar.buffers[1:]]
-                values = load_values(covar.serializer, stream, buffers, self)
+                values = load_stored(self._store, covar, self)
             finally:
                 self._loading.discard(name)
             self._loaded[covar_of] = values

@@ -15,7 +15,7 @@ from timetravel_kernel.errors import (
     TimelineError,
     UnknownNameError,
 )
-from timetravel_kernel.state import load_values
+from timetravel_kernel.state import load_stored
 
 if TYPE_CHECKING:
     from timetravel_kernel.store import Commit, Covar, ObjectStore
@@ -93,11 +93,5 @@ def load_version(store: ObjectStore, covar: Covar, namespace: Namespace) -> dict
         SerializationError: it cannot be loaded here (a class it refers to is gone, ...).
         StoreError: its data cannot be read.
     """
-    stream = bytes(store.read_buffer(covar.buffers[0]))
-    buffers = [store.read_buffer(b) for b in covar.buffers[1:]]
-    assert covar.serializer != "unsaved"
-    values = load_values(covar.serializer, stream, buffers, _LiveNames(namespace))
-    if len(values) != len(covar.members):
-        raise SerializationError(", ".join(covar.members), "",
-                                 "the stored stream has the wrong number of values")
+    values = load_stored(store, covar, _LiveNames(namespace))
     return dict(zip(covar.members, values, strict=True))

@@ -28,6 +28,7 @@ from timetravel_kernel.store import Commit, Covar, ObjectStore, RocksBackend
 from timetravel_kernel.store.memory import MemoryBackend
 from timetravel_kernel.store.refs import (
     REF_HEAD,
+    REF_RESTORING,
     REF_SESSION,
     SessionMarker,
     decode_session,
@@ -44,6 +45,7 @@ from timetravel_kernel.timeline.history import CommitIndex, diff_trees, name_his
 from timetravel_kernel.timeline.lineage import RebuildPlan, plan_rebuild
 from timetravel_kernel.timeline.livestate import LiveState
 from timetravel_kernel.timeline.loading import CheckoutLoader
+from timetravel_kernel.timeline.memory import MemoryGuard, estimated_bytes
 from timetravel_kernel.timeline.plan import plan_checkout, with_referrers
 from timetravel_kernel.timeline.rebuild import RebuildResult, run_rebuild
 from timetravel_kernel.timeline.recorder import Recorder, RecordStart
@@ -142,6 +144,9 @@ class Timeline:
         marker = decode_session(store.read_ref(REF_SESSION))
         self.previous_session_crashed = marker is not None and marker.state == "open"
         self.restorable = self._find_restorable()
+        restoring = store.read_ref(REF_RESTORING)
+        self.restore_interrupted = (self.restorable is not None and self.previous_session_crashed
+                                    and restoring == self.restorable.id)
 
     @classmethod
     def open(
@@ -408,16 +413,32 @@ class Timeline:
     def restore(self, namespace: Namespace) -> CheckoutResult:
         """Bring back the state the previous session ended with, as much of it as loads.
 
+        The store notes the restore while it runs (``restore_interrupted`` for the next
+        process, if this one dies meanwhile: then the kernel does not retry it unasked).
+
         Raises:
             NothingToRestoreError: the store has no earlier state.
+            NotEnoughMemoryError: the state would not fit in the memory left; nothing changed.
         """
         self._settle_and_record()
         if self.restorable is None:
             raise NothingToRestoreError("there is no earlier state to restore")
-        result = self._checkout(namespace, self.restorable.id, strict=False)
+        if not self.read_only:
+            self._store.set_refs({REF_RESTORING: self.restorable.id})
+        try:
+            result = self._checkout(namespace, self.restorable.id, strict=False)
+        finally:
+            if not self.read_only:
+                self._store.set_refs({REF_RESTORING: None})
         self._live.redo.clear()
         self.restorable = None
+        self.restore_interrupted = False
         return result
+
+    def estimated_size(self, commit_id: CommitId) -> int:
+        """Return about how much memory a commit's state takes once loaded (manifests only)."""
+        tree = self._store.load_tree(self._history.get(commit_id).tree)
+        return sum(estimated_bytes(self._store.load_covar(c)) for c in {c for _, c in tree.items()})
 
     def _checkout(
         self, namespace: Namespace, commit_id: CommitId, *, strict: bool
@@ -440,9 +461,10 @@ class Timeline:
             dirty=dirty,
             is_present=lambda name: name in namespace and live.is_tracked(name),
         ), target_tree, live.covar_refs, live.members)
+        covars = self._load_manifests(plan.load)
         loader = CheckoutLoader(self._store, self.options, live.cache, live.tree, live.members,
-                                namespace)
-        loaded = loader.load(plan, self._load_manifests(plan.load), strict=strict)
+                                namespace, reserve=MemoryGuard(target, covars.values()).reserve)
+        loaded = loader.load(plan, covars, strict=strict)
         staged, unrestored = loaded.staged, loaded.unrestored
         # Everything is loaded: apply in one go, so a failure above left the namespace as it was.
         for patch in loaded.patches:
@@ -672,6 +694,7 @@ class Timeline:
         if not all(self._live.is_tracked(t) for t in targets.values()):
             raise TimelineError(f"{as_name or name!r} is excluded from the history (skip "
                                 "options); choose another name")
+        MemoryGuard(commit, [covar]).reserve(covar.members, estimated_bytes(covar))
         chosen = load_version(self._store, covar, namespace)
         staged = {target: chosen[member] for member, target in targets.items()}
         previous = {n: dict.__getitem__(namespace, n) for n in staged if n in namespace}

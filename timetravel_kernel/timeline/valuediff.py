@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import SerializationError, StoreError
-from timetravel_kernel.state import load_values
+from timetravel_kernel.state import load_stored, load_values
 from timetravel_kernel.state.comparison import describe_arrays, describe_change
 
 if TYPE_CHECKING:
@@ -149,10 +149,7 @@ class ValueDiffer:
             raise SerializationError(", ".join(covar.members), "", "it refers to itself by name")
         self._loading.add(covar_of)
         try:
-            stream = bytes(self.store.read_buffer(covar.buffers[0]))
-            buffers = [self.store.read_buffer(b) for b in covar.buffers[1:]]
-            assert covar.serializer != "unsaved"
-            values = load_values(covar.serializer, stream, buffers, _StoredNames(self, tree))
+            values = load_stored(self.store, covar, _StoredNames(self, tree))
         finally:
             self._loading.discard(covar_of)
         self._loaded[covar_of] = values
@@ -205,8 +202,8 @@ class ValueDiffer:
     def _skeleton(self, covar: Covar, buffer: np.ndarray) -> np.ndarray:
         import numpy as np
 
-        stream = bytes(self.store.read_buffer(covar.buffers[0]))
-        (array,) = load_values(covar.serializer, stream, [buffer], _NoNames())  # type: ignore[arg-type]
+        with self.store.open_stream(covar.buffers[0]) as stream:
+            (array,) = load_values(covar.serializer, stream, [buffer], _NoNames())  # type: ignore[arg-type]
         if not isinstance(array, np.ndarray):
             raise SerializationError(covar.members[0], "", "the stored value is not an array")
         return array
