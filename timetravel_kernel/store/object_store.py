@@ -219,11 +219,16 @@ class ObjectStore:
         Read by several threads, straight into the block (``store/reading.py``);
         ``chunk_size`` is the covariable's.
 
+        The chunks read are then known to be stored: a snapshot (or a spool written after
+        the kernel died) does not send them again.
+
         Raises:
             MissingObjectError: a chunk is absent.
             StoreCorruptError: a chunk is damaged or the chunks do not make the buffer.
         """
-        return self._reader.read_buffer(ref, chunk_size)
+        block = self._reader.read_buffer(ref, chunk_size)
+        self._note_known(ref.chunks, durable=not self._unflushed)
+        return block
 
     def open_stream(self, ref: BufferRef) -> BinaryIO:
         """Return a file reading a pickle stream's bytes, a few chunks decoded ahead.
