@@ -154,6 +154,6 @@ def test_every_route_back_reconnects_every_kind_under_every_policy(
         close_resources(ns)
         # The reconnections a later move replaced are still held, as any live object is
         # (an in-process redo hands them back); the test closes them.
-        for values in timeline._cache._unsaved.values():
+        for values in timeline._live.cache._unsaved.values():
             close_resources(dict(enumerate(values)))  # type: ignore[arg-type]
         timeline.close()

@@ -277,14 +277,14 @@ def test_a_placeholder_for_a_rebuilt_value_is_swapped_for_it_by_the_rebuild(
     ])
     assert set(timeline.lost) == {"gen"}
     assert isinstance(ns["jobs"]["gen"], UnrestoredValue) and ns["jobs"]["done"] is ns["done"]
-    versions = dict(timeline._tree.items())
+    versions = dict(timeline._live.tree.items())
     timeline.rebuild(ns)
     assert ns["jobs"]["gen"] is ns["gen"] and ns["jobs"]["done"] is ns["done"]
     assert next(ns["jobs"]["gen"]) == 1
     run_cell(ns, "n = len(jobs)")
     commit = timeline.checkpoint(ns, CellInfo(code="n = len(jobs)")).commit
     assert commit.changed == ("n",)
-    assert {n: timeline._tree.get(n) for n in versions} == versions
+    assert {n: timeline._live.tree.get(n) for n in versions} == versions
 
 
 def test_undo_puts_back_the_holder_with_the_object_its_name_had(tmp_path: Path) -> None:
