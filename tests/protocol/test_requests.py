@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from timetravel_kernel.errors import BadRequestError, UnknownOpError
 from timetravel_kernel.protocol.messages import OPS
 from timetravel_kernel.protocol.requests import OP_SHAPES, parse_request
-from timetravel_kernel.protocol.shapes import members_of
+from timetravel_kernel.protocol.shapes import Member, members_of
 
 from .conftest import SCHEMA
 
@@ -75,6 +75,13 @@ def test_parse_request_rejects_bad_rebuild_params(data):
         parse_request(data)
 
 
+# A valid value of every parameter name any op has.
+_VALID = {"wait": False, "limit": 3, "commit": "abcd", "a": "ab", "b": "cd", "values": True,
+          "name": "df", "as": "old", "together": True, "names": ["gen"], "budget": 2.5}
+_ANY = st.none() | st.booleans() | st.integers(-2, 2_000_000) | st.floats(-1, 100_000) | st.text(
+    max_size=4) | st.lists(st.text(max_size=3) | st.integers(), max_size=2)
+
+
 def test_every_required_parameter_is_required_and_every_parameter_typed():
     for op, shape in OP_SHAPES.items():
         members = members_of(shape.params)
@@ -89,32 +96,32 @@ def test_every_required_parameter_is_required_and_every_parameter_typed():
                 parse_request({"id": "1", "op": op, **valid, member.name: {"a": 1}})
 
 
-# A valid value of every parameter name any op has.
-_VALID = {"wait": False, "limit": 3, "commit": "abcd", "a": "ab", "b": "cd", "values": True,
-          "name": "df", "as": "old", "together": True, "names": ["gen"], "budget": 2.5}
-
-_ANY = st.none() | st.booleans() | st.integers(-2, 2_000_000) | st.floats(-1, 100_000) | st.text(
-    max_size=4) | st.lists(st.text(max_size=3) | st.integers(), max_size=2)
-
-
 @functools.cache
 def _request_validator() -> jsonschema.Draft202012Validator:
     schema = {key: value for key, value in SCHEMA.items() if key != "oneOf"}
     return jsonschema.Draft202012Validator({**schema, "$ref": "#/$defs/request"})
 
 
+def _values(member: Member) -> st.SearchStrategy[object]:
+    # A valid value, any JSON value, and the values on and beside each bound.
+    field = member.field
+    bounds = [b for b in (field.minimum, field.exclusive_minimum, field.maximum) if b is not None]
+    edges = [edge for b in bounds for edge in (b - 1, b, b + 1, b + 0.5)]
+    return st.just(_VALID[member.name]) | _ANY | (st.sampled_from(edges) if edges else _ANY)
+
+
 @settings(max_examples=400, deadline=None)
 @given(op=st.sampled_from(sorted(OPS)), data=st.data())
 def test_a_request_passes_parse_request_exactly_when_it_matches_the_schema(op, data):
-    names = sorted(_VALID)
-    present = data.draw(st.lists(st.sampled_from(names), unique=True))
-    request = {"id": "r", "op": op}
-    for name in present:
-        value = data.draw(st.just(_VALID[name]) | _ANY)
+    request = {"id": data.draw(st.sampled_from(["r", "i" * 200, "i" * 201])), "op": op}
+    for member in members_of(OP_SHAPES[op].params):
+        value = data.draw(st.none() | _values(member))
         # Two known differences: a null parameter counts as absent, and JSON Schema calls 3.0
         # an integer where Python's check wants an int.
         if value is not None and not (isinstance(value, float) and value.is_integer()):
-            request[name] = value
+            request[member.name] = value
+    request.update(data.draw(st.dictionaries(st.sampled_from(sorted(_VALID)), _ANY, max_size=2)
+                             .filter(lambda extra: not extra.keys() & request.keys())))
     try:
         parse_request(request)
         parsed = True
