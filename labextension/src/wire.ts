@@ -333,6 +333,7 @@ export interface StatusParams {
 
 /** Parameters of `log`. */
 export interface LogParams {
+  /** at most this many commits, newest first */
   limit?: number;
   /**
    * false: answer at once from the states already durable (default true: first wait until every
@@ -376,12 +377,15 @@ export interface GetParams {
 
 /** Parameters of `rebuild-preview`. */
 export interface RebuildPreviewParams {
+  /** the lost names to rebuild (default: all of them) */
   names?: string[];
 }
 
 /** Parameters of `rebuild`. */
 export interface RebuildParams {
+  /** the lost names to rebuild (default: all of them) */
   names?: string[];
+  /** seconds the rebuild may run (default: the kernel's rebuild_budget) */
   budget?: number;
 }
 

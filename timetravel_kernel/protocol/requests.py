@@ -44,6 +44,7 @@ RequestId = Annotated[str, Field(
     max_length=MAX_ID_LENGTH, description="chosen by the client; its reply carries it back")]
 _WAIT = Field(description="false: answer at once from the states already durable (default true: "
                           "first wait until every finished cell's state is)")
+_NAMES = Field(description="the lost names to rebuild (default: all of them)")
 
 
 class StatusParams(TypedDict):
@@ -55,7 +56,8 @@ class StatusParams(TypedDict):
 class LogParams(TypedDict):
     """Parameters of ``log``."""
 
-    limit: NotRequired[Annotated[int, Field(minimum=1, maximum=1_000_000)]]
+    limit: NotRequired[Annotated[int, Field(
+        minimum=1, maximum=1_000_000, description="at most this many commits, newest first")]]
     wait: NotRequired[Annotated[bool, _WAIT]]
 
 
@@ -98,14 +100,16 @@ GetParams.__doc__ = "Parameters of ``get``."
 class RebuildPreviewParams(TypedDict):
     """Parameters of ``rebuild-preview``."""
 
-    names: NotRequired[list[str]]
+    names: NotRequired[Annotated[list[str], _NAMES]]
 
 
 class RebuildParams(TypedDict):
     """Parameters of ``rebuild``."""
 
-    names: NotRequired[list[str]]
-    budget: NotRequired[Annotated[float, Field(exclusive_minimum=0, maximum=86_400)]]
+    names: NotRequired[Annotated[list[str], _NAMES]]
+    budget: NotRequired[Annotated[float, Field(
+        exclusive_minimum=0, maximum=86_400,
+        description="seconds the rebuild may run (default: the kernel's rebuild_budget)")]]
 
 
 class OpShape(NamedTuple):
