@@ -248,18 +248,7 @@ export interface SavingEvent {
 }
 
 /** Sent after any op that moved HEAD, whoever asked for it: the op and its result. */
-export interface CheckoutEvent {
-  head: CommitJSON;
-  loaded: string[];
-  deleted: string[];
-  kept: string[];
-  seconds: number;
-  unrestored: { [name: string]: string };
-  /**
-   * loaded names made again from their descriptions (files, sqlite3 file connections, locks,
-   * events), no cell run
-   */
-  reconnected: string[];
+export interface CheckoutEvent extends CheckoutReply {
   event: 'checkout';
   op: CheckoutOp;
 }
@@ -299,11 +288,7 @@ export interface RebuildAvailableEvent {
 }
 
 /** Sent when a rebuild changed the live namespace: the `rebuild` result. */
-export interface RebuiltEvent {
-  rebuilt: string[];
-  failed: { [name: string]: string };
-  cells_run: number;
-  seconds: number;
+export interface RebuiltEvent extends RebuildReply {
   event: 'rebuilt';
 }
 

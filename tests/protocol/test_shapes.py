@@ -6,7 +6,7 @@ from typing import Annotated, TypedDict
 
 from typing_extensions import NotRequired
 
-from timetravel_kernel.protocol.shapes import Field, doc_of, members_of, unwrap
+from timetravel_kernel.protocol.shapes import Field, base_of, doc_of, members_of, unwrap
 
 
 class Base(TypedDict):
@@ -35,6 +35,16 @@ def test_members_are_in_order_inherited_first_with_not_required_read_from_the_hi
     assert members[1].field == Field(minimum=0, description="may be absent")
     assert members[0].field == Field()
     assert [(m.name, m.required) for m in members_of(Called)] == [("as", False), ("name", True)]
+
+
+def test_base_of_reads_the_class_statement():
+    class Local(Child):  # indented source, a base that is itself derived
+        more: int
+
+    assert base_of(Child) is Base
+    assert base_of(Local) is Child
+    assert base_of(Base) is None  # TypedDict itself is no shape
+    assert base_of(Called) is None  # no class statement
 
 
 def test_unwrap_returns_the_bare_type_and_its_field():

@@ -7,17 +7,19 @@ types (typescript.py) all read the shapes through this module, so none of them r
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
 import re
+import textwrap
 import types
 from dataclasses import dataclass
 from typing import Annotated, Literal, Union, get_args, get_origin
 
 from typing_extensions import NotRequired, get_type_hints, is_typeddict
 
-__all__ = ["Field", "Member", "doc_of", "is_literal", "is_shape", "is_union", "members_of",
-           "unwrap"]
+__all__ = ["Field", "Member", "base_of", "doc_of", "is_literal", "is_shape", "is_union",
+           "members_of", "unwrap"]
 
 # JSON Schema's spelling of each Field attribute that is a keyword.
 _KEYWORDS = {"description": "description", "minimum": "minimum",
@@ -81,6 +83,20 @@ def members_of(shape: type) -> tuple[Member, ...]:
         required = get_origin(hint) is not NotRequired
         members.append(Member(name, hint if required else get_args(hint)[0], required))
     return tuple(members)
+
+
+def base_of(shape: type) -> type | None:
+    """Return the shape a TypedDict extends (None if it extends none).
+
+    Read from its class statement: before Python 3.12 a TypedDict keeps no trace of its bases.
+    """
+    try:
+        (statement,) = ast.parse(textwrap.dedent(inspect.getsource(shape))).body
+    except (OSError, TypeError):  # written as a call, not a class statement
+        return None
+    bases = statement.bases if isinstance(statement, ast.ClassDef) else []
+    base = vars(inspect.getmodule(shape)).get(ast.unparse(bases[0])) if bases else None
+    return base if is_shape(base) else None
 
 
 def unwrap(hint: object) -> tuple[object, Field]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, get_args, get_origin
 from timetravel_kernel.protocol import messages, requests
 from timetravel_kernel.protocol.requests import OP_SHAPES
 from timetravel_kernel.protocol.shapes import (
+    base_of,
     doc_of,
     is_literal,
     is_shape,
@@ -132,8 +133,11 @@ def _interface(name: str, shape: type, names: dict[object, str]) -> str:
     doc = _comment(doc_of(shape))
     if not members:
         return "\n".join([*doc, f"export type {name} = Record<string, never>;"])
-    lines = [*doc, f"export interface {name} {{"]
-    for member in members:
+    base = base_of(shape)
+    inherited = {member.name for member in members_of(base)} if base is not None else set()
+    extends = f" extends {names[base]}" if base is not None else ""
+    lines = [*doc, f"export interface {name}{extends} {{"]
+    for member in (member for member in members if member.name not in inherited):
         if member.hint not in names:  # a named alias is described where it is defined
             lines += _comment(member.field.description, "  ")
         key = member.name if _IDENTIFIER.match(member.name) else _literal(member.name)
