@@ -4,157 +4,24 @@
  * This module knows nothing of JupyterLab: it talks to anything shaped like a
  * comm (`send`, `onMsg`, `onClose`), so it is unit-tested in plain node.
  * Op names and fields follow docs/protocol.md (DESIGN.md "Comm protocol v1");
- * they are never renamed here, only read.
+ * their types are generated into wire.ts and never renamed here, only read.
  */
 
-/** The comm target the kernel registers. */
-export const TARGET_NAME = 'timetravel';
+import type { EventName, Op, Ops } from './wire';
 
-/** The protocol version this client speaks. */
-export const PROTOCOL_VERSION = 1;
-
-/** A commit as it appears in every reply and event. */
-export interface ICommit {
-  id: string;
-  parent: string | null;
-  execution_count: number | null;
-  cell_id: string | null;
-  code: string;
-  time: number;
-  duration: number;
-  status: 'ok' | 'error';
-  changed: string[];
-  bytes_written: number;
-  /** Cells this state records: more than one only when earlier cells' states could not be saved. */
-  cells: number;
-}
-
-export interface IStatusResult {
-  protocol: number;
-  head: ICommit | null;
-  commits: number;
-  store: { path: string; bytes: number; budget?: number | null };
-  restorable: ICommit | null;
-  /** Added within v1 by the kernel: false when time travel could not start. */
-  enabled?: boolean;
-  /** Added within v1: the history is read-only (moves are refused). */
-  read_only?: boolean;
-  /** Added within v1: one sentence about an unusual state (temporary history, off, ...). */
-  notice?: string | null;
-  /** Added within v1: cells whose states are still being saved (not durable yet). */
-  saving?: number;
-}
-
-export interface ILogResult {
-  commits: ICommit[];
-}
-
-export interface ICheckoutResult {
-  head: ICommit;
-  loaded: string[];
-  deleted: string[];
-  kept: string[];
-  seconds: number;
-  unrestored: { [name: string]: string };
-  /** Added within v1: loaded names made again from their descriptions (files, sqlite3 file
-   * connections, locks, events), no cell run. */
-  reconnected?: string[];
-}
-
-export interface IDiffResult {
-  added: string[];
-  deleted: string[];
-  changed: string[];
-  /** Added within v1, when asked with `values: true`: what changed inside each changed name. */
-  values?: { [name: string]: string };
-}
-
-/** One version of a name (`history`); `covariable` is null where the commit deleted it. */
-export interface IVersionInfo {
-  commit: ICommit;
-  covariable: string | null;
-  type: string;
-  bytes: number;
-  saved: boolean;
-  /** Every name stored with it (they share objects); restored together. */
-  members: string[];
-  /** HEAD has this very version. */
-  current: boolean;
-  reason?: string;
-}
-
-export interface IHistoryResult {
-  name: string;
-  versions: IVersionInfo[];
-}
-
-export interface IVarInfo {
-  name: string;
-  type: string;
-  bytes: number;
-  covariable: string | string[];
-  saved: boolean;
-  reason?: string;
-}
-
-export interface IVarsResult {
-  vars: IVarInfo[];
-}
-
-/** One step of a rebuild: a recorded cell run again, or values reconnected. */
-export interface IRebuildStep {
-  kind: 'run' | 'reconnect';
-  names: string[];
-  commit: string | null;
-  execution_count: number | null;
-  code: string;
-  seconds: number;
-}
-
-/** Result of `rebuild-preview` (and the `plan` of a `rebuild-available` event). */
-export interface IRebuildPlan {
-  at: ICommit;
-  names: string[];
-  steps: IRebuildStep[];
-  seconds: number;
-  impossible: { [name: string]: string };
-}
-
-/** Result of `rebuild`. */
-export interface IRebuildResult {
-  rebuilt: string[];
-  failed: { [name: string]: string };
-  cells_run: number;
-  seconds: number;
-}
-
-/** Params and results of every op, so `request` is typed by op name. */
-export interface IOps {
-  status: { params: { wait?: boolean }; result: IStatusResult };
-  log: { params: { limit?: number; wait?: boolean }; result: ILogResult };
-  checkout: { params: { commit: string }; result: ICheckoutResult };
-  undo: { params: Record<string, never>; result: ICheckoutResult };
-  redo: { params: Record<string, never>; result: ICheckoutResult };
-  diff: { params: { a: string; b: string; values?: boolean }; result: IDiffResult };
-  vars: { params: { commit?: string }; result: IVarsResult };
-  restore: { params: Record<string, never>; result: ICheckoutResult };
-  'rebuild-preview': { params: { names?: string[] }; result: IRebuildPlan };
-  rebuild: { params: { names?: string[]; budget?: number }; result: IRebuildResult };
-  history: { params: { name: string }; result: IHistoryResult };
-  get: { params: { name: string; commit: string; as?: string; together?: boolean }; result: ICheckoutResult };
-}
-
-export type OpName = keyof IOps;
-
-export type EventName =
-  | 'checkpoint'
-  | 'saving'
-  | 'checkout'
-  | 'restored'
-  | 'restore-available'
-  | 'rebuild-available'
-  | 'rebuilt'
-  | 'warning';
+// The wire format is generated into wire.ts from the kernel's Python definitions (import other
+// shapes from there); these are the names the rest of the extension uses for the generated ones.
+export { COMM_TARGET as TARGET_NAME } from './wire';
+export type {
+  CheckoutReply as ICheckoutResult,
+  CommitJSON as ICommit,
+  DiffReply as IDiffResult,
+  RebuildPlanJSON as IRebuildPlan,
+  RebuildReply as IRebuildResult,
+  StatusReply as IStatusResult,
+  VarJSON as IVarInfo,
+  VersionJSON as IVersionInfo
+} from './wire';
 
 /**
  * An unasked message from the kernel. Fields beyond `event` are read
@@ -230,7 +97,7 @@ export class TimeTravelClient {
   onClosed: (reason: string) => void = () => undefined;
 
   /** Send one request and wait for its reply. */
-  request<K extends OpName>(op: K, params?: IOps[K]['params']): Promise<IOps[K]['result']> {
+  request<K extends Op>(op: K, params?: Ops[K]['params']): Promise<Ops[K]['result']> {
     if (this._isClosed) {
       return Promise.reject(new ProtocolError('comm-closed', 'The time-travel comm is closed.'));
     }

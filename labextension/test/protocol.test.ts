@@ -163,7 +163,8 @@ test('summarizeCheckout says what came back and what could not', () => {
     deleted: ['y'],
     kept: ['z'],
     seconds: 0.004,
-    unrestored: { sock: 'cannot pickle socket' }
+    unrestored: { sock: 'cannot pickle socket' },
+    reconnected: []
   });
   assert.match(text, /Now at \[3\] y = f\(x\)/);
   assert.match(text, /loaded x/);

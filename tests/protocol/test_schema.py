@@ -1,12 +1,15 @@
-"""schema.json is a valid JSON schema and matches what the handler sends, including under fuzz."""
+"""schema.json is generated from the shapes, is valid and matches what the handler sends."""
 
 from __future__ import annotations
+
+from importlib.resources import files
 
 import jsonschema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from timetravel_kernel.protocol.messages import ERROR_CODES, EVENTS, OPS
+from timetravel_kernel.protocol.schema import render_schema
 
 from .conftest import SCHEMA, Session, check_against
 
@@ -22,14 +25,21 @@ REQUESTS = st.fixed_dictionaries(
               "values": JSON, "together": JSON})
 
 
-def test_schema_is_valid_and_lists_every_code_and_event():
+def test_committed_schema_is_the_one_generated_from_the_shapes():
+    committed = files("timetravel_kernel.protocol").joinpath("schema.json").read_text()
+    assert committed == render_schema(), (
+        "schema.json differs from the shapes in protocol/messages.py and requests.py: run "
+        "python -m timetravel_kernel.protocol.schema > timetravel_kernel/protocol/schema.json")
+
+
+def test_schema_is_valid_and_lists_every_op_code_and_event():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     codes = SCHEMA["$defs"]["error_reply"]["properties"]["error"]["properties"]["code"]["enum"]
     assert set(codes) == ERROR_CODES
-    events = {e.get("properties", {}).get("event", {}).get("const")
-              for e in SCHEMA["$defs"]["event"]["oneOf"]}
-    events |= {"checkout"}
-    assert events >= EVENTS
+    ops = [r["properties"]["op"]["const"] for r in SCHEMA["$defs"]["request"]["anyOf"]]
+    assert sorted(ops) == sorted(OPS)
+    events = [e["properties"]["event"]["const"] for e in SCHEMA["$defs"]["event"]["anyOf"]]
+    assert sorted(events) == sorted(EVENTS)
 
 
 def test_valid_requests_match_the_request_schema():

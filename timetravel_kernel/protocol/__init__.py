@@ -7,8 +7,8 @@ from timetravel_kernel.protocol.messages import (
     EVENTS,
     OPS,
     PROTOCOL_VERSION,
-    parse_request,
 )
+from timetravel_kernel.protocol.requests import parse_request
 
 __all__ = [
     "COMM_TARGET",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import (
     BusyError,
@@ -23,8 +23,8 @@ from timetravel_kernel.protocol.messages import (
     PROTOCOL_VERSION,
     CheckoutEvent,
     ErrorCode,
+    RebuiltEvent,
     Reply,
-    Request,
     StatusReply,
     format_checkout,
     format_commit,
@@ -33,15 +33,16 @@ from timetravel_kernel.protocol.messages import (
     format_var,
     make_error_reply,
     make_ok_reply,
-    parse_request,
 )
-from timetravel_kernel.protocol.rebuilds import RebuiltEvent, format_rebuild, format_rebuild_plan
+from timetravel_kernel.protocol.rebuilds import format_rebuild, format_rebuild_plan
+from timetravel_kernel.protocol.requests import parse_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, MutableMapping
 
     from timetravel_kernel.ids import CommitId
-    from timetravel_kernel.protocol.messages import RemoteStatusJSON
+    from timetravel_kernel.protocol.messages import CheckoutOp, OpResult, RemoteStatusJSON
+    from timetravel_kernel.protocol.requests import Request
     from timetravel_kernel.store import Commit
     from timetravel_kernel.timeline import Timeline
     from timetravel_kernel.timeline.results import CheckoutResult
@@ -154,7 +155,7 @@ class ProtocolHandler:
             self._lock.release()
         return Response(make_ok_reply(request.id, result))
 
-    def _query(self, timeline: Timeline, request: Request) -> Mapping[str, object]:
+    def _query(self, timeline: Timeline, request: Request) -> OpResult:
         params = request.params
         if request.op == "log":
             limit = params.get("limit")
@@ -195,7 +196,7 @@ class ProtocolHandler:
             result = self._run_checkout(timeline, request)
         finally:
             self._lock.release()
-        op: Literal["checkout", "undo", "redo", "restore", "get"] = request.op  # type: ignore[assignment]
+        op: CheckoutOp = request.op  # type: ignore[assignment]
         reply = format_checkout(result)
         event: CheckoutEvent = {"event": "checkout", "op": op, **reply}  # type: ignore[typeddict-item]
         return Response(make_ok_reply(request.id, reply), (event,))

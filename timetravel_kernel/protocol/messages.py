@@ -1,23 +1,23 @@
-"""Comm protocol v1 message shapes: op names, events, error codes and their JSON forms.
+"""Comm protocol v1 messages: the names of ops, events and errors, and the shapes of replies.
 
-Every name a frontend depends on is defined here once. Within v1 ops, events and fields are only
-ever added, never renamed or removed (protocol layer).
+Each name and shape is defined once, here or (each op's parameters) in requests.py, as Literals
+and TypedDicts; ``Field`` adds what a type cannot say (bounds, a pattern, a meaning). schema.json
+(schema.py) and the lab extension's labextension/src/wire.ts (typescript.py) are generated from
+these definitions, and tests fail while either file is stale. Within v1 ops, events and fields
+are only ever added, never renamed or removed (protocol layer).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypedDict, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, TypedDict, get_args
 
 from typing_extensions import NotRequired
 
-from timetravel_kernel.errors import BadRequestError, UnknownOpError
 from timetravel_kernel.ids import id_to_hex
+from timetravel_kernel.protocol.shapes import Field
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from timetravel_kernel.store.objects import Commit
     from timetravel_kernel.timeline.results import (
         CheckoutResult,
@@ -28,155 +28,97 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "CHECKOUT_OPS",
-    "COMM_TARGET",
-    "ERROR_CODES",
-    "EVENTS",
-    "OPS",
-    "PROTOCOL_VERSION",
-    "CheckoutEvent",
-    "CheckoutReply",
-    "CheckpointEvent",
-    "CommitJSON",
-    "DiffReply",
-    "ErrorCode",
-    "ErrorInfo",
-    "ErrorReply",
-    "EventName",
-    "HistoryReply",
-    "LogReply",
-    "OkReply",
-    "Op",
-    "RemoteStatusJSON",
-    "Reply",
-    "Request",
-    "RestoreAvailableEvent",
-    "RestoredEvent",
-    "SavingEvent",
-    "StatusReply",
-    "StoreInfo",
-    "VarJSON",
-    "VarsReply",
-    "VersionJSON",
-    "WarningEvent",
-    "format_checkout",
-    "format_checkpoint_event",
-    "format_commit",
-    "format_diff",
-    "format_history",
-    "format_var",
-    "make_error_reply",
-    "make_ok_reply",
-    "parse_request",
+    "CHECKOUT_OPS", "COMM_TARGET", "ERROR_CODES", "EVENTS", "OPS", "PROTOCOL_VERSION",
+    "CheckoutEvent", "CheckoutOp", "CheckoutReply", "CheckpointEvent", "CommitHex", "CommitJSON",
+    "DiffReply", "ErrorCode", "ErrorInfo", "ErrorReply", "EventName", "HistoryReply",
+    "KernelEvent", "LogReply", "OkReply", "Op", "OpResult", "RebuildAvailableEvent",
+    "RebuildPlanJSON", "RebuildReply", "RebuildStepJSON", "RebuiltEvent", "RemoteStatusJSON",
+    "Reply", "RestoreAvailableEvent", "RestoredEvent", "SavingEvent", "StatusReply", "StoreInfo",
+    "VarJSON", "VarsReply", "VersionJSON", "WarningEvent", "format_checkout",
+    "format_checkpoint_event", "format_commit", "format_diff", "format_history", "format_var",
+    "make_error_reply", "make_ok_reply"
 ]
 
-PROTOCOL_VERSION = 1
 COMM_TARGET = "timetravel"
+PROTOCOL_VERSION: Literal[1] = 1
 
 Op = Literal["status", "log", "checkout", "undo", "redo", "diff", "vars", "restore",
              "history", "get", "rebuild-preview", "rebuild"]
+# The ops a ``checkout`` event names: those that move HEAD to a stored state.
+CheckoutOp = Literal["checkout", "undo", "redo", "restore", "get"]
 EventName = Literal["checkpoint", "saving", "checkout", "restored", "restore-available",
                     "warning", "rebuild-available", "rebuilt"]
 ErrorCode = Literal[
-    "bad-request",
-    "unknown-op",
-    "unknown-commit",
-    "busy",
-    "nothing-to-undo",
-    "nothing-to-redo",
-    "nothing-to-restore",
-    "disabled",
-    "read-only",
-    "store-error",
-    "store-locked",
-    "store-corrupt",
-    "store-format",
-    "missing-object",
-    "serialization",
-    "timeline-error",
-    "internal",
-    "unknown-name",
-    "covariable",
-    "not-enough-memory",
-]
+    "bad-request", "unknown-op", "unknown-commit", "busy", "nothing-to-undo", "nothing-to-redo",
+    "nothing-to-restore", "disabled", "read-only", "store-error", "store-locked", "store-corrupt",
+    "store-format", "missing-object", "serialization", "timeline-error", "internal",
+    "unknown-name", "covariable", "not-enough-memory"]
 
 OPS: frozenset[str] = frozenset(get_args(Op))
 EVENTS: frozenset[str] = frozenset(get_args(EventName))
 ERROR_CODES: frozenset[str] = frozenset(get_args(ErrorCode))
 # Ops that change the live namespace: refused while a cell runs.
-CHECKOUT_OPS: frozenset[str] = frozenset({"checkout", "undo", "redo", "restore", "get", "rebuild"})
+CHECKOUT_OPS: frozenset[str] = frozenset({*get_args(CheckoutOp), "rebuild"})
 
-# Ops' parameters: name -> (accepted type, required). Unknown extra fields are ignored so a
-# newer frontend can talk to an older kernel.
-_PARAMS: dict[str, dict[str, tuple[type, bool]]] = {
-    "status": {"wait": (bool, False)},
-    "log": {"limit": (int, False), "wait": (bool, False)},
-    "checkout": {"commit": (str, True)},
-    "undo": {},
-    "redo": {},
-    "diff": {"a": (str, True), "b": (str, True), "values": (bool, False)},
-    "vars": {"commit": (str, False)},
-    "restore": {},
-    "history": {"name": (str, True)},
-    "get": {"name": (str, True), "commit": (str, True), "as": (str, False),
-            "together": (bool, False)},
-    "rebuild-preview": {"names": (list, False)},
-    "rebuild": {"names": (list, False), "budget": (float, False)},
-}
-_MAX_BUDGET = 86_400.0
-_MAX_ID_LENGTH = 200
+# Value types used by many shapes.
+CommitHex = Annotated[str, Field(pattern="^[0-9a-f]{32}$",
+                                 description="a commit id: 32 lowercase hex digits")]
+_Count = Annotated[int, Field(minimum=0)]
+_Seconds = Annotated[float, Field(minimum=0)]
 
 
 class CommitJSON(TypedDict):
     """A commit as every reply and event shows it."""
 
-    id: str
-    parent: str | None
+    id: CommitHex
+    parent: CommitHex | None
     execution_count: int | None
     cell_id: str | None
     code: str
     time: float
-    duration: float
+    duration: _Seconds
     status: Literal["ok", "error"]
     changed: list[str]
-    bytes_written: int
-    cells: int
-    """How many cells this state records (more than one when folded into one checkpoint)."""
+    bytes_written: _Count
+    cells: Annotated[int, Field(
+        minimum=1, description="Cells this state records: more than one only when earlier "
+                               "cells' states could not be saved.")]
 
 
 class StoreInfo(TypedDict):
-    """Where the history lives, how large it is on disk, and its size budget (None: none)."""
+    """Where the history lives, how large it is on disk, and its size budget (null: none)."""
 
     path: str
-    bytes: int
-    budget: NotRequired[int | None]
+    bytes: _Count
+    budget: NotRequired[Annotated[int | None, Field(minimum=0)]]
 
 
 class RemoteStatusJSON(TypedDict):
     """The ``remote`` of ``status``: where pushes go and how many states are not there yet."""
 
     url: str
-    unpushed: int
+    unpushed: _Count
     error: str | None
     last_push: float | None
 
 
 class StatusReply(TypedDict):
-    """Result of ``status``; ``enabled``, ``notice`` and ``remote`` extend the design's fields.
+    """Result of ``status``; ``enabled``, ``notice`` and ``remote`` extend the design's fields."""
 
-    ``remote`` is present only when the kernel has a remote.
-    """
-
-    protocol: int
+    protocol: Literal[1]
     head: CommitJSON | None
-    commits: int
+    commits: _Count
     store: StoreInfo
     restorable: CommitJSON | None
-    enabled: bool
-    read_only: bool
-    notice: str | None
-    saving: int
-    remote: NotRequired[RemoteStatusJSON]
+    enabled: Annotated[bool, Field(description="false when time travel could not start")]
+    read_only: Annotated[bool, Field(
+        description="the history is read-only (moves are refused)")]
+    notice: Annotated[str | None, Field(
+        description="one sentence about an unusual state (temporary history, off, ...)")]
+    saving: Annotated[int, Field(
+        minimum=0, description="cells whose states are still being saved (not durable yet)")]
+    remote: NotRequired[Annotated[RemoteStatusJSON, Field(
+        description="present when the kernel pushes to a remote")]]
 
 
 class LogReply(TypedDict):
@@ -186,24 +128,27 @@ class LogReply(TypedDict):
 
 
 class CheckoutReply(TypedDict):
-    """Result of ``checkout``, ``undo``, ``redo`` and ``restore``."""
+    """Result of ``checkout``, ``undo``, ``redo``, ``restore`` and ``get``."""
 
     head: CommitJSON
     loaded: list[str]
     deleted: list[str]
     kept: list[str]
-    seconds: float
+    seconds: _Seconds
     unrestored: dict[str, str]
-    reconnected: list[str]
+    reconnected: Annotated[list[str], Field(
+        description="loaded names made again from their descriptions (files, sqlite3 file "
+                    "connections, locks, events), no cell run")]
 
 
 class DiffReply(TypedDict):
-    """Result of ``diff``; ``values`` (asked with ``values: true``) says what changed inside."""
+    """Result of ``diff``."""
 
     added: list[str]
     deleted: list[str]
     changed: list[str]
-    values: NotRequired[dict[str, str]]
+    values: NotRequired[Annotated[dict[str, str], Field(
+        description="when asked with `values: true`: what changed inside each changed name")]]
 
 
 class VarJSON(TypedDict):
@@ -211,7 +156,7 @@ class VarJSON(TypedDict):
 
     name: str
     type: str
-    bytes: int
+    bytes: _Count
     covariable: str
     saved: bool
     reason: NotRequired[str]
@@ -223,10 +168,11 @@ class VersionJSON(TypedDict):
     commit: CommitJSON
     covariable: str | None
     type: str
-    bytes: int
+    bytes: _Count
     saved: bool
-    members: list[str]
-    current: bool
+    members: Annotated[list[str], Field(
+        description="every name stored with it (they share objects); restored together")]
+    current: Annotated[bool, Field(description="HEAD has this very version")]
     reason: NotRequired[str]
 
 
@@ -243,6 +189,40 @@ class VarsReply(TypedDict):
     vars: list[VarJSON]
 
 
+class RebuildStepJSON(TypedDict):
+    """One step of a rebuild: a recorded cell to run again, or values to reconnect."""
+
+    kind: Literal["run", "reconnect"]
+    names: list[str]
+    commit: CommitHex | None
+    execution_count: int | None
+    code: str
+    seconds: _Seconds
+
+
+class RebuildPlanJSON(TypedDict):
+    """Result of ``rebuild-preview`` (and a ``rebuild-available`` event's ``plan``)."""
+
+    at: CommitJSON
+    names: list[str]
+    steps: list[RebuildStepJSON]
+    seconds: _Seconds
+    impossible: dict[str, str]
+
+
+class RebuildReply(TypedDict):
+    """Result of ``rebuild``: the names brought back and why the others were not."""
+
+    rebuilt: list[str]
+    failed: dict[str, str]
+    cells_run: _Count
+    seconds: _Seconds
+
+
+OpResult = (StatusReply | LogReply | CheckoutReply | DiffReply | VarsReply | RebuildPlanJSON
+            | RebuildReply | HistoryReply)
+
+
 class ErrorInfo(TypedDict):
     """Why a request failed and what to do."""
 
@@ -255,11 +235,11 @@ class OkReply(TypedDict):
 
     id: str | None
     ok: Literal[True]
-    result: Mapping[str, object]
+    result: OpResult
 
 
 class ErrorReply(TypedDict):
-    """A failed reply; ``id`` is None only when the request had no usable id."""
+    """A failed reply; ``id`` is null only when the request had no usable id."""
 
     id: str | None
     ok: Literal[False]
@@ -270,35 +250,28 @@ Reply = OkReply | ErrorReply
 
 
 class CheckpointEvent(TypedDict):
-    """Sent once a cell's state is durable; ``saving``: the cells still being saved after it."""
+    """Sent once a cell's state is durable."""
 
     event: Literal["checkpoint"]
     commit: CommitJSON
     unsaved: dict[str, str]
-    seconds: float
-    saving: int
+    seconds: _Seconds
+    saving: Annotated[int, Field(minimum=0, description="cells still being saved after this one")]
 
 
 class SavingEvent(TypedDict):
     """Sent when a cell's state is being saved in the background (not durable yet)."""
 
     event: Literal["saving"]
-    saving: int
+    saving: Annotated[int, Field(minimum=1)]
     execution_count: int | None
 
 
-class CheckoutEvent(TypedDict):
-    """Sent after any op that moved HEAD, whoever asked for it."""
+class CheckoutEvent(CheckoutReply):
+    """Sent after any op that moved HEAD, whoever asked for it: the op and its result."""
 
     event: Literal["checkout"]
-    op: Literal["checkout", "undo", "redo", "restore", "get"]
-    head: CommitJSON
-    loaded: list[str]
-    deleted: list[str]
-    kept: list[str]
-    seconds: float
-    unrestored: dict[str, str]
-    reconnected: list[str]
+    op: CheckoutOp
 
 
 class RestoredEvent(TypedDict):
@@ -327,58 +300,29 @@ class WarningEvent(TypedDict):
     event: Literal["warning"]
     message: str
     names: dict[str, str]
-    execution_count: NotRequired[int | None]
+    execution_count: NotRequired[Annotated[int | None, Field(
+        description="the cell whose state could not be saved, when the warning is about one")]]
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A validated request: its id, op and the op's parameters."""
+class RebuildAvailableEvent(TypedDict):
+    """Sent after a restore left unsaveable values behind that recorded cells can rebuild."""
 
-    id: str
-    op: Op
-    params: Mapping[str, object] = field(default_factory=dict)
-
-
-def parse_request(data: object) -> Request:
-    """Return the request in a comm message's data.
-
-    Raises:
-        BadRequestError: not an object, no string ``id``, missing or ill-typed parameters.
-        UnknownOpError: ``op`` is not an op of protocol v1.
-    """
-    if not isinstance(data, dict):
-        raise BadRequestError(f"a request is a JSON object, got {type(data).__name__}")
-    request_id = data.get("id")
-    if not isinstance(request_id, str) or len(request_id) > _MAX_ID_LENGTH:
-        raise BadRequestError(f"a request needs an 'id' string of at most {_MAX_ID_LENGTH} chars")
-    op = data.get("op")
-    if not isinstance(op, str):
-        raise BadRequestError("a request needs an 'op' string")
-    if op not in OPS:
-        raise UnknownOpError(f"unknown op {op[:50]!r}; protocol v1 has {', '.join(sorted(OPS))}")
-    params: dict[str, object] = {}
-    for name, (kind, required) in _PARAMS[op].items():
-        value = data.get(name)
-        if value is None:
-            if required:
-                raise BadRequestError(f"op {op!r} needs the parameter {name!r}")
-            continue
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)  # JSON has one number type
-        # bool is an int subclass: a JSON true is not a limit.
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise BadRequestError(f"parameter {name!r} of {op!r} must be a {kind.__name__}")
-        if kind is int and not 0 < value <= 1_000_000:  # type: ignore[operator]
-            raise BadRequestError(f"parameter {name!r} of {op!r} must be in 1..1000000")
-        if kind is float and not 0 < value <= _MAX_BUDGET:  # type: ignore[operator]
-            raise BadRequestError(f"parameter {name!r} of {op!r} must be in (0, 86400] seconds")
-        if kind is list and not all(isinstance(item, str) for item in value):  # type: ignore[attr-defined]
-            raise BadRequestError(f"parameter {name!r} of {op!r} must be a list of names")
-        params[name] = value
-    return Request(request_id, op, params)  # type: ignore[arg-type]
+    event: Literal["rebuild-available"]
+    plan: RebuildPlanJSON
+    message: str
 
 
-def make_ok_reply(request_id: str | None, result: Mapping[str, object]) -> OkReply:
+class RebuiltEvent(RebuildReply):
+    """Sent when a rebuild changed the live namespace: the ``rebuild`` result."""
+
+    event: Literal["rebuilt"]
+
+
+KernelEvent = (CheckpointEvent | SavingEvent | CheckoutEvent | RestoredEvent
+               | RestoreAvailableEvent | WarningEvent | RebuildAvailableEvent | RebuiltEvent)
+
+
+def make_ok_reply(request_id: str | None, result: OpResult) -> OkReply:
     """Return the success reply to a request."""
     return {"id": request_id, "ok": True, "result": result}
 

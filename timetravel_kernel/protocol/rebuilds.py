@@ -1,78 +1,30 @@
-"""JSON forms of rebuild plans and results, for the rebuild ops and events (protocol layer).
+"""Rebuild plans and results in their JSON forms, and the sentences that offer and report them.
 
-Kept beside ``messages.py`` so the payloads of the rebuild ops and events live in one place.
+The shapes themselves are defined in messages.py with every other message (protocol layer).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, TypedDict
+from typing import TYPE_CHECKING
 
-from timetravel_kernel.protocol.messages import CommitJSON, format_commit
+from timetravel_kernel.protocol.messages import format_commit
 
 if TYPE_CHECKING:
+    from timetravel_kernel.protocol.messages import (
+        RebuildPlanJSON,
+        RebuildReply,
+        RebuildStepJSON,
+    )
     from timetravel_kernel.timeline.lineage import RebuildPlan
     from timetravel_kernel.timeline.rebuild import RebuildResult
 
 __all__ = [
-    "RebuildAvailableEvent",
-    "RebuildPlanJSON",
-    "RebuildReply",
-    "RebuildStepJSON",
-    "RebuiltEvent",
     "describe_plan",
     "describe_rebuild",
     "format_rebuild",
     "format_rebuild_plan",
     "list_plan_code",
 ]
-
-
-class RebuildStepJSON(TypedDict):
-    """One step: a recorded cell to run again, or values to reconnect."""
-
-    kind: Literal["run", "reconnect"]
-    names: list[str]
-    commit: str | None
-    execution_count: int | None
-    code: str
-    seconds: float
-
-
-class RebuildPlanJSON(TypedDict):
-    """Result of ``rebuild-preview``: what a rebuild would run, before it runs."""
-
-    at: CommitJSON
-    names: list[str]
-    steps: list[RebuildStepJSON]
-    seconds: float
-    impossible: dict[str, str]
-
-
-class RebuildReply(TypedDict):
-    """Result of ``rebuild``: the names brought back and why the others were not."""
-
-    rebuilt: list[str]
-    failed: dict[str, str]
-    cells_run: int
-    seconds: float
-
-
-class RebuildAvailableEvent(TypedDict):
-    """Sent after a restore left unsaveable values behind that recorded cells can rebuild."""
-
-    event: Literal["rebuild-available"]
-    plan: RebuildPlanJSON
-    message: str
-
-
-class RebuiltEvent(TypedDict):
-    """Sent when a rebuild changed the live namespace."""
-
-    event: Literal["rebuilt"]
-    rebuilt: list[str]
-    failed: dict[str, str]
-    cells_run: int
-    seconds: float
 
 
 def format_rebuild_plan(plan: RebuildPlan) -> RebuildPlanJSON:
