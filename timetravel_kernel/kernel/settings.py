@@ -166,11 +166,11 @@ class TimeTravelSettings(Configurable):
     ).tag(config=True)
 
     checkpoint_mode = Enum(
-        _CHECKPOINT_MODES, help="Where a checkpoint's work runs: `auto` in a forked copy-on-write "
-        "snapshot unless the changed values are few, plain and small, so the kernel is idle "
-        "at once; `background` always forked; `sync` in the kernel, which stays busy until "
-        "the state is saved. Snapshots need Linux's `fork()`; elsewhere every mode is `sync`. "
-        "Every cell gets a state of its own in every mode."
+        _CHECKPOINT_MODES, help="Where a checkpoint's work runs: `auto` in a forked "
+        "copy-on-write snapshot unless the changed values are few, plain and small or memory "
+        "is short, so the kernel is idle at once; `background` always forked; `sync` in the "
+        "kernel, which stays busy until the state is saved. Snapshots need Linux's `fork()`; "
+        "elsewhere every mode is `sync`. Every cell gets a state of its own in every mode."
     ).tag(config=True)
     checkpoint_hang_seconds = Float(
         help="A background checkpoint that makes no progress for this long is stopped and "
