@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from traitlets.config import Config
 
-from timetravel_kernel.kernel.settings import TimeTravelSettings
+from timetravel_kernel.kernel.settings import TimeTravelSettings, render_settings_page
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +42,7 @@ def test_defaults_without_variables():
     ("TIMETRAVEL_CHECKPOINT_MAX_PENDING", "4", "checkpoint_max_pending", 4),
     ("TIMETRAVEL_CHECKPOINT_MAX_PENDING", "0", "checkpoint_max_pending", 16),
     ("TIMETRAVEL_CHECKPOINT_MAX_PENDING", "many", "checkpoint_max_pending", 16),
+    ("TIMETRAVEL_CHECKPOINT_MAX_PENDING", "-3", "checkpoint_max_pending", 16),
     ("TIMETRAVEL_CHECKPOINT_HANG_SECONDS", "soon", "checkpoint_hang_seconds", 300.0),
     ("TIMETRAVEL_REBUILD_BUDGET", "0", "rebuild_budget", 60.0),
     ("TIMETRAVEL_REBUILD_BUDGET", "12.5", "rebuild_budget", 12.5),
@@ -65,3 +69,19 @@ def test_every_setting_has_a_variable_reader():
     readers = {name for name in vars(TimeTravelSettings) if name.endswith("_env")}
     traits = set(TimeTravelSettings.class_own_traits())
     assert readers == {f"_{trait}_env" for trait in traits}
+
+
+def test_the_configuration_page_is_the_one_the_traits_generate():
+    # docs/configuration.md is rendered from the traits' help and their readers' variables and
+    # defaults; a changed trait must come with the page regenerated.
+    assert PAGE.read_text() == render_settings_page(), (
+        "docs/configuration.md is out of date: run "
+        "`python -m timetravel_kernel.kernel.settings > docs/configuration.md`")
+
+
+def test_the_page_names_every_setting_with_its_variable_and_default():
+    page = render_settings_page()
+    for trait in TimeTravelSettings.class_own_traits():
+        assert f"| `{trait}` | `" in page
+    assert "| `checkpoint_max_pending` | `TIMETRAVEL_CHECKPOINT_MAX_PENDING`" in page
+    assert "| `16` |" in page and "| `<jupyter data dir>/timetravel/stores` |" in page
