@@ -48,7 +48,7 @@ from timetravel_kernel.store.refs import FORMAT_VERSION, REF_FORMAT, REF_HEAD, r
 from timetravel_kernel.store.tree import NamespaceTree
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Container, Iterable, Iterator, Mapping
     from typing import BinaryIO
 
     from timetravel_kernel.store.backend import Backend
@@ -343,11 +343,7 @@ class ObjectStore:
         that to a later ``backend.compact()``, which may run beside writes).
         """
         disk_before = self.size_bytes()
-        thinned = self.thinned()
-        live: set[bytes] = set()
-        for commit in self.iter_commits():
-            if commit.id not in thinned:
-                self._mark_tree(commit.tree, live)
+        live = {key for key, _ in self.iter_reachable(self._kept_commits())}
         dead: list[bytes] = []
         freed = 0
         for kind in ("chunk", "covar", "tree"):
@@ -373,30 +369,59 @@ class ObjectStore:
             MissingObjectError: an object a commit needs is absent.
             StoreCorruptError: an object is unreadable or a chunk does not match its id.
         """
-        live: set[bytes] = set()
-        thinned = self.thinned()
-        for commit in self.iter_commits():
-            if commit.id not in thinned:
-                self._mark_tree(commit.tree, live)
-        chunk_prefix = encode_key("chunk", b"")
-        chunks = [key[len(chunk_prefix) :] for key in live if key.startswith(chunk_prefix)]
+        prefix = encode_key("chunk", b"")
+        reached = self.iter_reachable(self._kept_commits())
+        chunks = [key[len(prefix) :] for key, _ in reached if key.startswith(prefix)]
         for chunk_id in chunks:
             self.load_chunk(ChunkId(chunk_id))
         return len(chunks)
 
-    def _mark_tree(self, tree_id: TreeId, live: set[bytes]) -> None:
-        if encode_key("tree", tree_id) in live:
-            return
-        live.add(encode_key("tree", tree_id))
-        tree = self.load_tree(tree_id)
-        live.update(encode_key("tree", b) for b in tree.bucket_ids if b is not None)
-        for _, covar_id in tree.items():
-            key = encode_key("covar", covar_id)
-            if key in live:
+    def _kept_commits(self) -> Iterator[Commit]:
+        """Return, lazily, the commits whose state is kept (not thinned)."""
+        thinned = self.thinned()
+        return (commit for commit in self.iter_commits() if commit.id not in thinned)
+
+    def iter_reachable(self, commits: Iterable[Commit], *, skip: Container[bytes] = frozenset()
+                       ) -> Iterator[tuple[bytes, int]]:
+        """Yield the key of every tree, covariable and chunk the commits reach, each once.
+
+        Keys come commit by commit, each record before the ones it refers to (tree root,
+        bucket, covariable, its chunks). A key in ``skip`` is neither yielded nor walked into:
+        whoever holds a record holds what it reaches (a remote, ``remote/sync.py``). With each
+        key comes about the bytes it stands for: a chunk's share of its buffer (decoded), 0 for
+        the small records.
+
+        Raises:
+            MissingObjectError: a record the walk needs is absent.
+            StoreCorruptError: a record is unreadable.
+        """
+        seen: set[bytes] = set()
+
+        def new(key: bytes) -> bool:
+            if key in seen or key in skip:
+                return False
+            seen.add(key)
+            return True
+
+        for commit in commits:
+            root = encode_key("tree", commit.tree)
+            if not new(root):
                 continue
-            live.add(key)
-            for buffer in self.load_covar(covar_id).buffers:
-                live.update(encode_key("chunk", c) for c in buffer.chunks)
+            yield root, 0
+            tree = self.load_tree(commit.tree)
+            for bucket_id, bucket in zip(tree.bucket_ids, tree.buckets, strict=True):
+                if bucket_id is None or not new(key := encode_key("tree", bucket_id)):
+                    continue
+                yield key, 0
+                for covar_id in bucket.values():
+                    if not new(key := encode_key("covar", covar_id)):
+                        continue
+                    yield key, 0
+                    for buffer in self.load_covar(covar_id).buffers:
+                        share = buffer.size // max(1, len(buffer.chunks))
+                        for chunk_id in buffer.chunks:
+                            if new(key := encode_key("chunk", chunk_id)):
+                                yield key, share
 
 
 class Transaction:
