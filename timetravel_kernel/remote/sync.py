@@ -116,24 +116,30 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _with_packs(start: str, known: dict[str, PackIndex]) -> dict[str, PackIndex]:
-    """Return every pack-bearing index reachable from ``start`` (through summaries too)."""
-    found: dict[str, PackIndex] = {}
-    queue = deque([start])
+def _walk_indexes(start: str | None, read: Callable[[str], PackIndex | None]
+                  ) -> Iterator[tuple[str, PackIndex]]:
+    """Yield every index reachable from ``start``, each once, newest first.
+
+    The one walk of the index graph (learning, summaries, garbage). ``read`` returns an index
+    by name, or None where the walk stops (an index known already). A summary's copies come as
+    they are and are not followed: a summary holds every index before it.
+    """
+    queue = deque([start] if start else [])
     seen: set[str] = set()
     while queue:
         name = queue.popleft()
-        index = known.get(name)
-        if name in seen or index is None:
+        if name in seen:
             continue
         seen.add(name)
-        if index.pack:
-            found[name] = PackIndex(pack=index.pack, size=index.size, parents=index.parents,
-                                    records=index.records, depth=index.depth,
-                                    blocks=index.blocks)
+        index = read(name)
+        if index is None:
+            continue
+        yield name, index
         queue.extend(index.parents)
-        queue.extend(index.embedded)
-    return found
+        for copied, copy in index.embedded.items():
+            if copied not in seen:
+                seen.add(copied)
+                yield copied, copy
 
 
 class Remote:
@@ -200,30 +206,28 @@ class Remote:
         Nothing is remembered until ``_remember``: an operation that fails half-way must find
         the same indexes new next time.
         """
-        learned: list[tuple[str, PackIndex]] = []
-        queue = deque([ref.index] if ref and ref.index else [])
-        seen: set[str] = set()
-        while queue:
-            name = queue.popleft()
-            if name in self._indexes or name in seen:
-                continue
-            seen.add(name)
-            found = self.transport.get(f"{self.notebook}/indexes/{name}.idx")
-            if found is None:
-                raise RemoteCorruptError(f"pack index {name[:12]} is missing at {self.url}; the "
-                                         "history there is damaged")
-            body = self._verified_body(found.data, f"pack index {name[:12]}", verify=verify)
-            if _sha256(body) != name:
-                raise RemoteCorruptError(f"pack index {name[:12]} at {self.url} does not match "
-                                         "its name (tampered with or damaged)")
-            index = decode_index(body, name[:12])
-            learned.append((name, index))
-            queue.extend(index.parents)
-            # A summary holds every index before it: nothing further to read.
-            learned += [(n, i) for n, i in index.embedded.items()
-                        if n not in self._indexes and n not in seen]
-            seen.update(index.embedded)
-        return learned
+        def read(name: str) -> PackIndex | None:
+            return None if name in self._indexes else self._read_index(name, verify=verify)
+
+        walk = _walk_indexes(ref.index if ref else None, read)
+        return [(name, index) for name, index in walk if name not in self._indexes]
+
+    def _read_index(self, name: str, *, verify: bool) -> PackIndex:
+        """Read one index and check it against its name (and its signature, with ``verify``).
+
+        Raises:
+            RemoteCorruptError: it is missing, damaged or unreadable.
+            RemoteTrustError: its signature does not verify (and not ``trust``).
+        """
+        found = self.transport.get(f"{self.notebook}/indexes/{name}.idx")
+        if found is None:
+            raise RemoteCorruptError(f"pack index {name[:12]} is missing at {self.url}; the "
+                                     "history there is damaged")
+        body = self._verified_body(found.data, f"pack index {name[:12]}", verify=verify)
+        if _sha256(body) != name:
+            raise RemoteCorruptError(f"pack index {name[:12]} at {self.url} does not match "
+                                     "its name (tampered with or damaged)")
+        return decode_index(body, name[:12])
 
     def _remember(self, indexes: list[tuple[str, PackIndex]]) -> None:
         for name, index in indexes:
@@ -324,8 +328,8 @@ class Remote:
             pool.shutdown(wait=True, cancel_futures=True)
         if latest is not None and self._depth(latest, uploaded) >= SUMMARY_DEPTH:
             known = {**self._indexes, **dict(uploaded)}
-            summary = PackIndex(pack="", size=0, parents=(), depth=0,
-                                embedded=_with_packs(latest, known))
+            with_packs = {n: i for n, i in _walk_indexes(latest, known.get) if i.pack}
+            summary = PackIndex(pack="", size=0, parents=(), depth=0, embedded=with_packs)
             name, signed = self._signed_index(summary)
             self._put_index(name, signed)
             uploaded.append((name, summary))
@@ -528,15 +532,8 @@ class Remote:
         with self._lock:
             ref, _ = self.read_ref(verify=False)
             known = {**self._indexes, **dict(self._learn(ref, verify=False))}
-            live: set[str] = set()
-            queue = deque([ref.index] if ref and ref.index else [])
-            while queue:
-                name = queue.popleft()
-                if name not in live and name in known:
-                    live.add(name)
-                    queue.extend(known[name].parents)
-                    queue.extend(known[name].embedded)
-            live_packs = {known[n].pack for n in live if known[n].pack}
+            live = dict(_walk_indexes(ref.index if ref else None, known.get))
+            live_packs = {index.pack for index in live.values() if index.pack}
             now = time.time() if now is None else now
             deleted = kept = 0
             for folder, keep in (("packs", live_packs), ("indexes", live)):
