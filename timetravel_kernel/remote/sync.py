@@ -18,7 +18,6 @@ The local store stays the source of truth for the running kernel.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import threading
 import time
@@ -69,6 +68,8 @@ _DAY = 86400.0
 # store, checked and hashed (SHA-256 and the decoders release the GIL). At most this many
 # packs, plus the one being filled, are in memory.
 _UPLOAD_THREADS = 4
+_CHUNK = encode_key("chunk", b"")
+_COMMIT = encode_key("commit", b"")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,6 +141,19 @@ def _walk_indexes(start: str | None, read: Callable[[str], PackIndex | None]
             if copied not in seen:
                 seen.add(copied)
                 yield copied, copy
+
+
+def _read_local(read: Callable[[bytes], bytes | None], key: bytes) -> bytes:
+    """Return a record of the local store that a push sends.
+
+    Raises:
+        MissingObjectError: it is absent.
+    """
+    value = read(key)
+    if value is None:
+        raise MissingObjectError(f"record {key[1:].hex()} is missing from the local store; run "
+                                 "`timetravel gc` and push again")
+    return value
 
 
 class Remote:
@@ -274,7 +288,7 @@ class Remote:
                         "then push again") from None
                 self._remember(uploaded)
             return PushReport(
-                records=len(records), commits=sum(1 for k, _ in records if k[:1] == b"k"),
+                records=len(records), commits=sum(1 for k, _ in records if k.startswith(_COMMIT)),
                 packs=len(uploaded), bytes_sent=self.transport.bytes_sent - sent,
                 requests=self.transport.requests - requests, head=head_hex)
 
@@ -340,15 +354,9 @@ class Remote:
                        ) -> Iterator[tuple[bytes, bytes]]:
         """Yield each record with its value, reading chunks only now (a few packs' worth)."""
         for key, value in records:
-            if value is None:
-                # Verified against its id when its pack is sealed (``_seal_and_put``), not by
-                # RocksDB's slower checksum.
-                value = store.backend.get_unchecked(key)
-                if value is None:
-                    raise MissingObjectError(
-                        f"record {key[1:].hex()} is missing from the local store; run "
-                        "`timetravel gc` and push again")
-            yield key, value
+            # Verified against its id when its pack is sealed (``_seal_and_put``), not by
+            # RocksDB's slower checksum.
+            yield key, _read_local(store.backend.get_unchecked, key) if value is None else value
 
     def _seal_and_put(self, pack: bytes, offsets: dict[bytes, tuple[int, int]]
                       ) -> tuple[str, int, dict[bytes, tuple[int, int]], tuple[str, ...]]:
@@ -387,67 +395,30 @@ class Remote:
         """Return every record reachable from a local commit that the remote lacks.
 
         A record on the remote arrived with everything it refers to (pushes send closures),
-        so the walk stops at the first known record on each path. HEAD's closure and commit
-        come first (they fill the first packs, what a new machine's kernel fetches before its
-        first cell), the other commits last. Chunks come without their value (None): the
-        uploader reads them a pack at a time. Also returns about how many bytes all take
-        (chunks counted by their decoded size).
+        so the store's walk skips what the remote holds. HEAD's closure and commit come first
+        (they fill the first packs, what a new machine's kernel fetches before its first
+        cell), the other commits last. Chunks come without their value (None): the uploader
+        reads them a pack at a time. Also returns about how many bytes all take (chunks
+        counted by their decoded size).
         """
         backend = store.backend
-        out: dict[bytes, bytes | None] = {}
-        commits: list[tuple[bytes, bytes | None]] = []
-        chunk_prefix = encode_key("chunk", b"")
-        expected = 0
-
-        def take(key: bytes) -> bool:
-            if key in self._remote_keys or key in out:
-                return False
-            if key.startswith(chunk_prefix):
-                out[key] = None
-                return True
-            value = backend.get(key)
-            if value is None:
-                raise MissingObjectError(f"record {key[1:].hex()} is missing from the local "
-                                         "store; run `timetravel gc` and push again")
-            out[key] = value
-            return True
-
-        # HEAD's closure first: it fills the first packs, which is what a new machine's
-        # kernel fetches before its first cell.
+        commits = {k: bytes(v) for k, v in backend.scan_prefix(_COMMIT)
+                   if k not in self._remote_keys}
         head = store.read_ref(REF_HEAD)
         head_key = encode_key("commit", head) if head else b""
-        head_record = backend.get(head_key) if head else None
-        scanned = backend.scan_prefix(encode_key("commit", b""))
-        first = [(head_key, head_record)] if head_record is not None else []
-        taken: set[bytes] = set()
-        head_part = 0
-        for key, data in itertools.chain(first, scanned):
-            if key in self._remote_keys or key in taken:
-                continue
-            taken.add(key)
-            commits.append((key, bytes(data)))
-            tree_id = decode_commit(data).tree
-            if not take(encode_key("tree", tree_id)):
-                continue
-            tree = store.load_tree(tree_id)
-            for bucket_id, bucket in zip(tree.bucket_ids, tree.buckets, strict=True):
-                if bucket_id is None or not take(encode_key("tree", bucket_id)):
-                    continue
-                for covar_id in bucket.values():
-                    if take(encode_key("covar", covar_id)):
-                        for buffer in store.load_covar(covar_id).buffers:
-                            share = buffer.size // max(1, len(buffer.chunks))
-                            for chunk_id in buffer.chunks:
-                                if take(encode_key("chunk", chunk_id)):
-                                    expected += share
-            if key == head_key:
-                head_part = len(out)
-        records = list(out.items())
-        expected += sum(len(v) for _, v in (*records, *commits) if v is not None)
-        if commits and commits[0][0] == head_key:  # the head commit rides with its closure
-            return ([*records[:head_part], commits[0], *records[head_part:], *commits[1:]],
-                    expected)
-        return [*records, *commits], expected
+        head_part = [(head_key, commits.pop(head_key))] if head_key in commits else []
+        records: dict[bytes, bytes | None] = {}
+        expected = 0
+        for part in (head_part, list(commits.items())):
+            reaching = [decode_commit(data) for _, data in part]
+            for key, size in store.iter_reachable(reaching, skip=self._remote_keys):
+                if key not in records:  # the other commits reach some of HEAD's again
+                    records[key] = None if key.startswith(_CHUNK) else _read_local(backend.get,
+                                                                                   key)
+                    expected += size
+            records.update(part)  # each part's commits after their closure
+        expected += sum(len(v) for v in records.values() if v is not None)
+        return list(records.items()), expected
 
     # -- pull ---------------------------------------------------------------------------
     def pull(self, store: ObjectStore, *, move_head: bool = True, only_head: bool = False,
