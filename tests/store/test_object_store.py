@@ -13,7 +13,7 @@ from timetravel_kernel.store import (
     ObjectStore,
     RocksBackend,
 )
-from timetravel_kernel.store.keys import encode_key
+from timetravel_kernel.store.keys import decode_key, encode_key
 from timetravel_kernel.store.refs import REF_FORMAT, REF_HEAD, ref_key
 
 from ..factories import make_commit
@@ -131,6 +131,66 @@ def test_garbage_collection_keeps_reachable_and_drops_orphans(tmp_path: Path) ->
     assert store.load_chunk(kept) == b"reachable" * 1000
     with pytest.raises(MissingObjectError):
         store.load_chunk(orphan_id)
+    store.close()
+
+
+def commit_names(store: ObjectStore, values: dict[str, list[bytes]]):
+    """Commit one covariable per name, its buffer cut into the given chunks."""
+    transaction = store.transaction()
+    changes = {}
+    for name, parts in values.items():
+        ids = []
+        for part in parts:
+            chunk_id, data = chunk(part)
+            transaction.add_chunk_if_new(chunk_id, data)
+            ids.append(chunk_id)
+        buffers = (BufferRef(3, inline=b"abc"), BufferRef(sum(map(len, parts)), chunks=tuple(ids)))
+        changes[name] = transaction.add_covar(make_covar(members=(name,), types=("bytes",),
+                                                         buffers=buffers, refs=()))
+    tree, records = NamespaceTree.empty().updated(changes)
+    transaction.add_tree_records(records)
+    return transaction.commit(make_commit(parent=None, tree=tree.root_id), set_head=True)
+
+
+def test_what_commits_reach_comes_once_each_record_before_what_it_refers_to() -> None:
+    store = ObjectStore(MemoryBackend())
+    first = commit_names(store, {"a": [b"1" * 100, b"2" * 50]})
+    second = commit_names(store, {"a": [b"1" * 100, b"2" * 50], "b": [b"3" * 30]})
+    reached = list(store.iter_reachable([first, second]))
+    keys = [key for key, _ in reached]
+    stored = {key for key, _ in store.backend.scan_prefix(b"")
+              if decode_key(key)[0] in ("tree", "covar", "chunk")}
+    assert len(keys) == len(set(keys)) and set(keys) == stored
+    # The first commit's root, its bucket, a's covariable and chunks; then only what the second
+    # adds (a's covariable and chunks are not walked again).
+    assert [decode_key(key)[0] for key in keys] == [
+        "tree", "tree", "covar", "chunk", "chunk", "tree", "tree", "covar", "chunk"]
+    assert keys[0] == encode_key("tree", first.tree) and keys[5] == encode_key("tree", second.tree)
+    # A chunk stands for its share of its buffer; the small records for nothing.
+    assert [size for _, size in reached] == [0, 0, 0, 75, 75, 0, 0, 0, 30]
+
+
+def test_a_skipped_record_is_not_walked_into() -> None:
+    store = ObjectStore(MemoryBackend())
+    first = commit_names(store, {"a": [b"1" * 100, b"2" * 50]})
+    second = commit_names(store, {"a": [b"1" * 100, b"2" * 50], "b": [b"3" * 30]})
+    covar_a = encode_key("covar", store.load_tree(first.tree).get("a"))
+    rest = [key for key, _ in store.iter_reachable([second], skip={covar_a})]
+    assert covar_a not in rest
+    assert [decode_key(key)[0] for key in rest].count("chunk") == 1  # b's alone
+    assert list(store.iter_reachable([first], skip={encode_key("tree", first.tree)})) == []
+
+
+def test_verify_reads_every_chunk_a_kept_commit_reaches(tmp_path: Path) -> None:
+    store = ObjectStore(RocksBackend(tmp_path / "db"))
+    commit_names(store, {"a": [b"1" * 100, b"2" * 50], "b": [b"1" * 100]})
+    orphan_id, _ = chunk(b"orphan")
+    store.backend.write_batch([(encode_key("chunk", orphan_id), b"not even a chunk")])
+    assert store.verify() == 2  # the orphan is not read
+    damaged, _ = chunk(b"2" * 50)
+    store.backend.write_batch([(encode_key("chunk", damaged), b"\x00" + b"3" * 50)])
+    with pytest.raises(StoreCorruptError):
+        store.verify()
     store.close()
 
 
