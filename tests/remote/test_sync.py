@@ -18,8 +18,6 @@ from timetravel_kernel.remote import (
     MemoryTransport,
     Remote,
     Signer,
-    export_history,
-    import_history,
 )
 from timetravel_kernel.remote.packs import decode_index
 from timetravel_kernel.remote.signing import split_signed_document
@@ -219,24 +217,6 @@ def test_pulling_a_notebook_never_pushed_says_so(transport, tmp_path):
     with pytest.raises(RemoteNotFoundError, match="no history has been pushed"):
         Remote(transport, "nb", signer=KEY).pull(timeline.object_store)
     timeline.close()
-
-
-def test_export_and_import_carry_a_verified_history(tmp_path):
-    timeline, _ns = session(tmp_path / "a", CELLS)
-    export_history(timeline.object_store, tmp_path / "nb.tthist", signer=KEY)
-    timeline.close()
-    other = open_timeline(tmp_path / "b")
-    with pytest.raises(RemoteTrustError):
-        import_history(tmp_path / "nb.tthist", other.object_store, signer=OTHER_KEY)
-    report = import_history(tmp_path / "nb.tthist", other.object_store, signer=KEY)
-    assert report.head_moved
-    other.close()
-    assert restored(tmp_path / "b")["p"].x == 3
-    (tmp_path / "junk").write_bytes(b"not a tar file")
-    third = open_timeline(tmp_path / "c")
-    with pytest.raises(RemoteCorruptError, match="not a time-travel export"):
-        import_history(tmp_path / "junk", third.object_store, signer=KEY)
-    third.close()
 
 
 def test_summaries_bound_what_a_new_machine_reads_and_survive_gc(monkeypatch, tmp_path):
