@@ -27,3 +27,23 @@ def test_export_and_import_carry_a_verified_history(tmp_path):
     with pytest.raises(RemoteCorruptError, match="not a time-travel export"):
         import_history(tmp_path / "junk", third.object_store, signer=KEY)
     third.close()
+
+
+def test_an_export_replaces_the_file_whole_and_a_second_import_stores_nothing(tmp_path):
+    timeline, _ns = session(tmp_path / "a", CELLS[:1])
+    path = tmp_path / "nb.tthist"
+    first = export_history(timeline.object_store, path, signer=KEY)
+    timeline.close()
+    timeline, _ns = session(tmp_path / "a", CELLS[1:])
+    second = export_history(timeline.object_store, path, signer=KEY)
+    timeline.close()
+    assert second.commits > first.commits  # the whole history again, not what changed
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["nb.tthist"]  # no .partial
+
+    other = open_timeline(tmp_path / "b")
+    stored = import_history(path, other.object_store, signer=KEY)
+    again = import_history(path, other.object_store, signer=KEY)
+    other.close()
+    assert stored.commits == second.commits and stored.head_moved
+    assert again.records == 0 and again.commits == 0 and not again.head_moved
+    assert restored(tmp_path / "b")["words"] == ["alpha"] * 1000
