@@ -6,7 +6,9 @@ from pathlib import Path
 
 from timetravel_kernel.ids import CommitId, TreeId, hash_bytes
 from timetravel_kernel.store import Commit
-from timetravel_kernel.timeline import Timeline, TimelineOptions
+from timetravel_kernel.timeline import CellInfo, Timeline, TimelineOptions
+
+from .workloads import run_cell
 
 
 def make_commit(**overrides: object) -> Commit:
@@ -32,3 +34,9 @@ def open_timeline(path: Path, **options: object) -> Timeline:
     defaults: dict[str, object] = {"chunk_size": 4096, "inline_limit": 256}
     defaults.update(options)
     return Timeline.open(path, options=TimelineOptions(**defaults))  # type: ignore[arg-type]
+
+
+def checkpoint_cell(timeline: Timeline, ns: dict, code: str, count: int | None = None) -> Commit:
+    """Run ``code`` in ``ns`` as cell ``count`` and checkpoint it; return its commit."""
+    run_cell(ns, code)
+    return timeline.checkpoint(ns, CellInfo(code=code, execution_count=count)).commit

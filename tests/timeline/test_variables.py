@@ -33,24 +33,6 @@ def step(timeline: Timeline, ns: dict, code: str, count: int | None = None):
     return timeline.checkpoint(ns, CellInfo(code=code, execution_count=count)).commit
 
 
-def test_history_lists_the_versions_of_one_name_without_loading(timeline: Timeline) -> None:
-    ns = fresh_namespace()
-    timeline.start(ns)
-    first = step(timeline, ns, "df = [1, 2, 3]\nx = 1", 1)
-    step(timeline, ns, "x = 2", 2)
-    third = step(timeline, ns, "df.append(4)", 3)
-    deleted = step(timeline, ns, "del df", 4)
-    versions = timeline.history("df")
-    assert [v.commit.id for v in versions] == [deleted.id, third.id, first.id]
-    assert versions[0].covariable is None and not versions[0].current
-    assert versions[1].type == "list" and versions[1].saved and versions[1].members == ("df",)
-    assert versions[1].covariable != versions[2].covariable
-    assert [v.commit.execution_count for v in timeline.history("x")] == [2, 1]
-    assert timeline.history("x")[0].current
-    with pytest.raises(UnknownNameError, match="never saved"):
-        timeline.history("nope")
-
-
 def test_restore_one_variable_keeps_every_other_name(timeline: Timeline) -> None:
     ns = fresh_namespace()
     timeline.start(ns)
@@ -274,18 +256,6 @@ def test_restore_resolves_notebook_classes_against_the_live_namespace(
     with pytest.raises(SerializationError, match="restore P first"):
         timeline.restore_variable(ns, "p", one.id)
     assert ns["p"].v == 1
-
-
-def test_history_works_on_a_read_only_store(tmp_path: Path) -> None:
-    writer = open_timeline(tmp_path / "store")
-    ns = fresh_namespace()
-    writer.start(ns)
-    step(writer, ns, "x = 1", 1)
-    step(writer, ns, "x = 2", 2)
-    reader = Timeline.open(tmp_path / "store", read_only=True)
-    assert [v.commit.execution_count for v in reader.history("x")] == [2, 1]
-    reader.close()
-    writer.close()
 
 
 def test_restoring_under_a_skipped_name_is_refused(tmp_path: Path) -> None:
