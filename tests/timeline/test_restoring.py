@@ -1,4 +1,4 @@
-"""One variable from the past: restoring one value."""
+"""Restoring one variable (timeline/restoring.py): which version, under which names, or no."""
 
 from __future__ import annotations
 
@@ -14,30 +14,18 @@ from timetravel_kernel.errors import (
 )
 from timetravel_kernel.timeline import CellInfo, Timeline
 
-from ..factories import open_timeline
+from ..factories import checkpoint_cell, open_timeline
 from ..workloads import fresh_namespace, run_cell
-
-
-@pytest.fixture
-def timeline(tmp_path: Path):
-    timeline = open_timeline(tmp_path / "store")
-    yield timeline
-    timeline.close()
-
-
-def step(timeline: Timeline, ns: dict, code: str, count: int | None = None):
-    run_cell(ns, code)
-    return timeline.checkpoint(ns, CellInfo(code=code, execution_count=count)).commit
 
 
 def test_restore_one_variable_keeps_every_other_name(timeline: Timeline) -> None:
     ns = fresh_namespace()
     timeline.start(ns)
-    one = step(timeline, ns, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2], 'b': [3, 4]})"
-               "\ny = 1", 1)
-    step(timeline, ns, "df = df.drop(columns='b')", 2)
-    step(timeline, ns, "y = 2\nz = [1]", 3)
-    step(timeline, ns, "z.append(2)\ndf['c'] = 0", 4)
+    one = checkpoint_cell(timeline, ns, "import pandas as pd\n"
+                          "df = pd.DataFrame({'a': [1, 2], 'b': [3, 4]})\ny = 1", 1)
+    checkpoint_cell(timeline, ns, "df = df.drop(columns='b')", 2)
+    checkpoint_cell(timeline, ns, "y = 2\nz = [1]", 3)
+    checkpoint_cell(timeline, ns, "z.append(2)\ndf['c'] = 0", 4)
     before = timeline.head
     others = {k: ns[k] for k in ("y", "z", "pd")}
     result = timeline.restore_variable(ns, "df", one.id)
@@ -54,8 +42,8 @@ def test_restore_one_variable_keeps_every_other_name(timeline: Timeline) -> None
 def test_restore_as_a_new_name(timeline: Timeline) -> None:
     ns = fresh_namespace()
     timeline.start(ns)
-    one = step(timeline, ns, "x = {'k': 1}", 1)
-    step(timeline, ns, "x['k'] = 2", 2)
+    one = checkpoint_cell(timeline, ns, "x = {'k': 1}", 1)
+    checkpoint_cell(timeline, ns, "x['k'] = 2", 2)
     result = timeline.restore_variable(ns, "x", one.id, as_name="old_x")
     assert ns["x"] == {"k": 2} and ns["old_x"] == {"k": 1}
     assert result.head.changed == ("old_x",)
@@ -70,8 +58,8 @@ def test_restore_as_a_new_name(timeline: Timeline) -> None:
 def test_names_sharing_objects_are_restored_together_or_refused(timeline: Timeline) -> None:
     ns = fresh_namespace()
     timeline.start(ns)
-    one = step(timeline, ns, "shared = [1]\nholder = {'s': shared}\nw = 0", 1)
-    step(timeline, ns, "shared.append(2)\nw = 1", 2)
+    one = checkpoint_cell(timeline, ns, "shared = [1]\nholder = {'s': shared}\nw = 0", 1)
+    checkpoint_cell(timeline, ns, "shared.append(2)\nw = 1", 2)
     head = timeline.head
     with pytest.raises(SharedObjectsError, match="shares objects with holder") as refused:
         timeline.restore_variable(ns, "shared", one.id)
@@ -87,7 +75,7 @@ def test_names_sharing_objects_are_restored_together_or_refused(timeline: Timeli
 def test_unsaved_values_cannot_be_restored(timeline: Timeline) -> None:
     ns = fresh_namespace()
     timeline.start(ns)
-    one = step(timeline, ns, "g = (i for i in range(3))", 1)
+    one = checkpoint_cell(timeline, ns, "g = (i for i in range(3))", 1)
     with pytest.raises(SerializationError, match="was not saved"):
         timeline.restore_variable(ns, "g", one.id)
 
@@ -95,8 +83,8 @@ def test_unsaved_values_cannot_be_restored(timeline: Timeline) -> None:
 def test_a_failed_record_leaves_the_namespace_as_it_was(timeline: Timeline, monkeypatch) -> None:
     ns = fresh_namespace()
     timeline.start(ns)
-    one = step(timeline, ns, "x = 1", 1)
-    step(timeline, ns, "x = 2", 2)
+    one = checkpoint_cell(timeline, ns, "x = 1", 1)
+    checkpoint_cell(timeline, ns, "x = 2", 2)
 
     def fail(*args, **kwargs):
         raise OSError("disk full")
@@ -114,8 +102,8 @@ def test_restore_resolves_notebook_classes_against_the_live_namespace(
 ) -> None:
     ns = fresh_namespace()
     timeline.start(ns)
-    one = step(timeline, ns, "class P:\n    pass\np = P()\np.v = 1", 1)
-    step(timeline, ns, "p.v = 2", 2)
+    one = checkpoint_cell(timeline, ns, "class P:\n    pass\np = P()\np.v = 1", 1)
+    checkpoint_cell(timeline, ns, "p.v = 2", 2)
     timeline.restore_variable(ns, "p", one.id)
     assert ns["p"].v == 1 and isinstance(ns["p"], ns["P"])
     run_cell(ns, "del P")
@@ -129,7 +117,7 @@ def test_restoring_under_a_skipped_name_is_refused(tmp_path: Path) -> None:
     timeline = open_timeline(tmp_path / "store", skip_names=("scratch",))
     ns = fresh_namespace()
     timeline.start(ns)
-    one = step(timeline, ns, "x = 1", 1)
+    one = checkpoint_cell(timeline, ns, "x = 1", 1)
     with pytest.raises(TimelineError, match="excluded from the history"):
         timeline.restore_variable(ns, "x", one.id, as_name="scratch")
     assert "scratch" not in ns
