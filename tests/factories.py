@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timetravel_kernel.ids import CommitId, TreeId, hash_bytes
-from timetravel_kernel.store import Commit
+from timetravel_kernel.ids import ChunkId, CommitId, TreeId, hash_bytes
+from timetravel_kernel.store import BufferRef, Commit, Covar
 from timetravel_kernel.timeline import CellInfo, Timeline, TimelineOptions
 
 from .workloads import run_cell
@@ -29,6 +29,23 @@ def make_commit(**overrides: object) -> Commit:
     return Commit(**fields)  # type: ignore[arg-type]
 
 
+def make_covar(**overrides: object) -> Covar:
+    """Return a covariable manifest with plausible fields, overridden as given."""
+    fields: dict[str, object] = {
+        "members": ("a", "b"),
+        "serializer": "pickle",
+        "types": ("list", "dict"),
+        "nbytes": 10,
+        "buffers": (
+            BufferRef(3, inline=b"abc"),
+            BufferRef(9000, chunks=(ChunkId(hash_bytes(b"1")), ChunkId(hash_bytes(b"2")))),
+        ),
+        "refs": ("Point",),
+    }
+    fields.update(overrides)
+    return Covar(**fields)  # type: ignore[arg-type]
+
+
 def open_timeline(path: Path, **options: object) -> Timeline:
     """Open a RocksDB-backed timeline with small chunks, so tests exercise chunking cheaply."""
     defaults: dict[str, object] = {"chunk_size": 4096, "inline_limit": 256}
@@ -40,3 +57,4 @@ def checkpoint_cell(timeline: Timeline, ns: dict, code: str, count: int | None =
     """Run ``code`` in ``ns`` as cell ``count`` and checkpoint it; return its commit."""
     run_cell(ns, code)
     return timeline.checkpoint(ns, CellInfo(code=code, execution_count=count)).commit
+

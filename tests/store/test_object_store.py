@@ -16,8 +16,7 @@ from timetravel_kernel.store import (
 from timetravel_kernel.store.keys import decode_key, encode_key
 from timetravel_kernel.store.refs import REF_FORMAT, REF_HEAD, ref_key
 
-from ..factories import make_commit
-from .test_objects import make_covar
+from ..factories import make_commit, make_covar
 
 
 def chunk(data: bytes) -> tuple[ChunkId, bytes]:
