@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from timetravel_kernel.ids import ChunkId, CommitId, TreeId, hash_bytes
 from timetravel_kernel.store import BufferRef, Commit, Covar
 from timetravel_kernel.timeline import CellInfo, Timeline, TimelineOptions
 
 from .workloads import run_cell
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from timetravel_kernel.store import NamespaceTree, ObjectStore
 
 
 def make_commit(**overrides: object) -> Commit:
@@ -58,3 +64,19 @@ def checkpoint_cell(timeline: Timeline, ns: dict, code: str, count: int | None =
     run_cell(ns, code)
     return timeline.checkpoint(ns, CellInfo(code=code, execution_count=count)).commit
 
+
+def commit_covars(store: ObjectStore, parent: Commit | None, tree: NamespaceTree,
+                  covars: Mapping[str, Covar | None], **fields: object
+                  ) -> tuple[Commit, NamespaceTree]:
+    """Commit ``tree`` with ``covars`` set (None deletes a name); return the commit and tree.
+
+    The commit lists the names as changed; ``fields`` override the rest (``make_commit``).
+    """
+    transaction = store.transaction()
+    changes = {name: None if covar is None else transaction.add_covar(covar)
+               for name, covar in covars.items()}
+    new_tree, records = tree.updated(changes)
+    transaction.add_tree_records(records)
+    commit = make_commit(parent=parent.id if parent else None, tree=new_tree.root_id,
+                         changed=tuple(sorted(covars)), **fields)
+    return transaction.commit(commit, set_head=True), new_tree
