@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from timetravel_kernel.timeline import CellInfo, Timeline, TimelineOptions
-from timetravel_kernel.timeline.valuediff import DiffLimits
+from timetravel_kernel.timeline.valuediff import DiffLimits, ValueDiffer
 
 from ..factories import checkpoint_cell, open_timeline
 from ..workloads import fresh_namespace, run_cell
@@ -144,3 +144,42 @@ def test_values_of_a_covariable_member(timeline: Timeline) -> None:
     assert timeline.diff(b.id, c.id, values=True).values == {
         "base": "list of 2 items: equal (order or metadata changed); now shares objects with "
                 "other; no longer shares objects with alias"}
+
+
+def trees(timeline: Timeline, *commits):
+    return [timeline.object_store.load_tree(c.tree) for c in commits]
+
+
+def test_only_names_both_states_have_are_described_and_a_deadline_stops_the_work(
+    timeline: Timeline,
+) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    a = checkpoint_cell(timeline, ns, "x = 1\ny = 1\ngone = 1")
+    b = checkpoint_cell(timeline, ns, "x = 2\ny = 2\ndel gone\nnew = 1")
+    old, new = trees(timeline, a, b)
+    differ = ValueDiffer(timeline.object_store)
+    assert differ.describe_all(["x", "gone", "new"], old, new) == {"x": "1 → 2"}
+    hurried = ValueDiffer(timeline.object_store, DiffLimits(seconds=0))
+    assert hurried.describe_all(["x", "y"], old, new) == {
+        "x": "not compared (the diff took over 0 s)", "y": "not compared (the diff took over 0 s)"}
+
+
+def test_a_version_that_was_not_saved_is_said_not_compared(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    a = checkpoint_cell(timeline, ns, "g = [1]")
+    b = checkpoint_cell(timeline, ns, "g = (i for i in range(3))")
+    line = ValueDiffer(timeline.object_store).describe_all(["g"], *trees(timeline, a, b))["g"]
+    assert line.startswith("changed (") and line.endswith("bytes); a version was not saved")
+
+
+def test_as_many_examples_are_shown_as_the_limits_allow(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    a = checkpoint_cell(timeline, ns, "import numpy as np\narr = np.zeros(10_000)")
+    b = checkpoint_cell(timeline, ns, "arr[[1, 2, 3, 9_000]] = 1.0")
+    old, new = trees(timeline, a, b)
+    one = ValueDiffer(timeline.object_store, DiffLimits(examples=1)).describe_all(["arr"], old, new)
+    assert one["arr"] == ("ndarray (10000,) float64: 4 of 10000 elements changed, max abs diff 1; "
+                          "e.g. [1] 0.0 → 1.0 and 3 more")
