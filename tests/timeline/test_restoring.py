@@ -12,9 +12,11 @@ from timetravel_kernel.errors import (
     TimelineError,
     UnknownNameError,
 )
+from timetravel_kernel.store import MemoryBackend, NamespaceTree, ObjectStore
 from timetravel_kernel.timeline import CellInfo, Timeline
+from timetravel_kernel.timeline.restoring import load_version, restore_targets, version_at
 
-from ..factories import checkpoint_cell, open_timeline
+from ..factories import checkpoint_cell, commit_covars, make_covar, open_timeline
 from ..workloads import fresh_namespace, run_cell
 
 
@@ -122,3 +124,61 @@ def test_restoring_under_a_skipped_name_is_refused(tmp_path: Path) -> None:
         timeline.restore_variable(ns, "x", one.id, as_name="scratch")
     assert "scratch" not in ns
     timeline.close()
+
+
+SHARED = make_covar(members=("holder", "shared"), types=("dict", "list"), refs=())
+ALONE = make_covar(members=("x",), types=("int",), refs=())
+
+
+@pytest.mark.parametrize(("covar", "name", "as_name", "together", "targets"), [
+    (ALONE, "x", None, False, {"x": "x"}),
+    (ALONE, "x", "old_x", False, {"x": "old_x"}),
+    (SHARED, "shared", None, True, {"holder": "holder", "shared": "shared"}),
+])
+def test_a_version_is_restored_under_its_name_a_new_one_or_with_its_co_members(
+    covar, name, as_name, together, targets,
+) -> None:
+    assert restore_targets(covar, name, as_name, together=together) == targets
+
+
+@pytest.mark.parametrize(("as_name", "together", "why"), [
+    (None, False, "would be unlinked if restored alone"),
+    ("copy", True, "cannot be restored under another name"),
+])
+def test_names_sharing_objects_are_not_split(as_name, together, why) -> None:
+    with pytest.raises(SharedObjectsError, match=why) as refused:
+        restore_targets(SHARED, "shared", as_name, together=together)
+    assert refused.value.members == ("holder", "shared")
+    assert "--together" in str(refused.value)
+
+
+@pytest.mark.parametrize("bad", ["1x", "class", "a-b"])
+def test_a_new_name_must_be_a_python_name(bad) -> None:
+    with pytest.raises(TimelineError, match="not a valid Python name"):
+        restore_targets(ALONE, "x", bad, together=False)
+
+
+def test_the_version_at_a_commit_is_its_saved_one_or_says_why_not() -> None:
+    store = ObjectStore(MemoryBackend())
+    lost = make_covar(members=("g",), serializer="unsaved", types=("generator",), buffers=(),
+                      refs=(), reason="it cannot be pickled")
+    commit, _ = commit_covars(store, None, NamespaceTree.empty(), {"x": ALONE, "g": lost})
+    assert version_at(store, commit, "x") == ALONE
+    with pytest.raises(UnknownNameError, match=r"has no value at state .*%tt history y"):
+        version_at(store, commit, "y")
+    with pytest.raises(SerializationError, match=r"was not saved at state .*it cannot be pickled"):
+        version_at(store, commit, "g")
+
+
+def test_a_version_loads_against_the_live_namespace_without_changing_it(timeline: Timeline) -> None:
+    ns = fresh_namespace()
+    timeline.start(ns)
+    one = checkpoint_cell(timeline, ns, "class P:\n    pass\np = P()\np.v = 1", 1)
+    checkpoint_cell(timeline, ns, "p.v = 2", 2)
+    store = timeline.object_store
+    values = load_version(store, version_at(store, one, "p"), ns)
+    assert list(values) == ["p"] and values["p"].v == 1 and isinstance(values["p"], ns["P"])
+    assert ns["p"].v == 2 and values["p"] is not ns["p"]
+    without = {k: v for k, v in ns.items() if k != "P"}
+    with pytest.raises(SerializationError, match="restore P first"):
+        load_version(store, version_at(store, one, "p"), without)
