@@ -15,12 +15,14 @@ from timetravel_kernel.remote.packs import (
     block_spans,
     decode_index,
     encode_index,
+    index_name,
     pack_name,
     pack_records,
     read_pack,
     read_ranges,
     record_problem,
     verify_record,
+    walk_indexes,
 )
 from timetravel_kernel.store.codec import encode_chunk
 from timetravel_kernel.store.keys import encode_key
@@ -141,3 +143,26 @@ def test_a_summary_round_trips_with_the_indexes_it_holds():
 def test_an_index_this_version_cannot_read_is_corrupt(body, problem):
     with pytest.raises(RemoteCorruptError, match=problem):
         decode_index(body, "name")
+
+
+def test_the_index_walk_reads_back_to_a_summary_and_takes_its_copies_as_they_are():
+    def named(index: PackIndex) -> tuple[str, PackIndex]:
+        return index_name(encode_index(index)), index
+
+    older = named(PackIndex(pack="a" * 64, size=1, parents=("gone-summary",)))
+    summary = named(PackIndex(pack="", size=0, parents=(), depth=0, embedded=dict([older])))
+    newer = named(PackIndex(pack="b" * 64, size=1, parents=(summary[0],)))
+    newest = named(PackIndex(pack="c" * 64, size=1, parents=(newer[0],), depth=2))
+    on_remote = dict([summary, newer, newest])
+    asked: list[str] = []
+
+    def read(name: str) -> PackIndex | None:
+        asked.append(name)
+        return on_remote.get(name)
+
+    assert list(walk_indexes(newest[0], read)) == [newest, newer, summary, older]
+    assert asked == [newest[0], newer[0], summary[0]]  # nothing behind the summary is read
+    asked.clear()
+    assert list(walk_indexes(newest[0], lambda n: None if n == newer[0] else read(n))) == [
+        newest]  # a known index ends the walk
+    assert list(walk_indexes(None, read)) == []

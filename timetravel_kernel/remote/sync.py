@@ -17,7 +17,6 @@ The local store stays the source of truth for the running kernel.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -44,9 +43,11 @@ from timetravel_kernel.remote.packs import (
     block_digests,
     decode_index,
     encode_index,
+    index_name,
     pack_name,
     pack_records,
     record_problem,
+    walk_indexes,
 )
 from timetravel_kernel.remote.signing import sign_document, split_signed_document
 from timetravel_kernel.store.keys import encode_key
@@ -111,36 +112,6 @@ class RemoteGarbageReport:
 
     deleted: int
     kept_in_grace: int
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _walk_indexes(start: str | None, read: Callable[[str], PackIndex | None]
-                  ) -> Iterator[tuple[str, PackIndex]]:
-    """Yield every index reachable from ``start``, each once, newest first.
-
-    The one walk of the index graph (learning, summaries, garbage). ``read`` returns an index
-    by name, or None where the walk stops (an index known already). A summary's copies come as
-    they are and are not followed: a summary holds every index before it.
-    """
-    queue = deque([start] if start else [])
-    seen: set[str] = set()
-    while queue:
-        name = queue.popleft()
-        if name in seen:
-            continue
-        seen.add(name)
-        index = read(name)
-        if index is None:
-            continue
-        yield name, index
-        queue.extend(index.parents)
-        for copied, copy in index.embedded.items():
-            if copied not in seen:
-                seen.add(copied)
-                yield copied, copy
 
 
 def _read_local(read: Callable[[bytes], bytes | None], key: bytes) -> bytes:
@@ -223,7 +194,7 @@ class Remote:
         def read(name: str) -> PackIndex | None:
             return None if name in self._indexes else self._read_index(name, verify=verify)
 
-        walk = _walk_indexes(ref.index if ref else None, read)
+        walk = walk_indexes(ref.index if ref else None, read)
         return [(name, index) for name, index in walk if name not in self._indexes]
 
     def _read_index(self, name: str, *, verify: bool) -> PackIndex:
@@ -238,7 +209,7 @@ class Remote:
             raise RemoteCorruptError(f"pack index {name[:12]} is missing at {self.url}; the "
                                      "history there is damaged")
         body = self._verified_body(found.data, f"pack index {name[:12]}", verify=verify)
-        if _sha256(body) != name:
+        if index_name(body) != name:
             raise RemoteCorruptError(f"pack index {name[:12]} at {self.url} does not match "
                                      "its name (tampered with or damaged)")
         return decode_index(body, name[:12])
@@ -342,7 +313,7 @@ class Remote:
             pool.shutdown(wait=True, cancel_futures=True)
         if latest is not None and self._depth(latest, uploaded) >= SUMMARY_DEPTH:
             known = {**self._indexes, **dict(uploaded)}
-            with_packs = {n: i for n, i in _walk_indexes(latest, known.get) if i.pack}
+            with_packs = {n: i for n, i in walk_indexes(latest, known.get) if i.pack}
             summary = PackIndex(pack="", size=0, parents=(), depth=0, embedded=with_packs)
             name, signed = self._signed_index(summary)
             self._put_index(name, signed)
@@ -381,7 +352,7 @@ class Remote:
     def _signed_index(self, index: PackIndex) -> tuple[str, bytes]:
         """Return an index's name (the SHA-256 of its body) and its signed document."""
         body = encode_index(index)
-        return _sha256(body), sign_document(body, self.signer)
+        return index_name(body), sign_document(body, self.signer)
 
     def _put_index(self, name: str, signed: bytes) -> None:
         self.transport.put_if_absent(f"{self.notebook}/indexes/{name}.idx", signed)
@@ -503,7 +474,7 @@ class Remote:
         with self._lock:
             ref, _ = self.read_ref(verify=False)
             known = {**self._indexes, **dict(self._learn(ref, verify=False))}
-            live = dict(_walk_indexes(ref.index if ref else None, known.get))
+            live = dict(walk_indexes(ref.index if ref else None, known.get))
             live_packs = {index.pack for index in live.values() if index.pack}
             now = time.time() if now is None else now
             deleted = kept = 0
