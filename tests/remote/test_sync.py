@@ -220,7 +220,7 @@ def test_pulling_a_notebook_never_pushed_says_so(transport, tmp_path):
 
 
 def test_summaries_bound_what_a_new_machine_reads_and_survive_gc(monkeypatch, tmp_path):
-    monkeypatch.setattr("timetravel_kernel.remote.sync.SUMMARY_DEPTH", 3)
+    monkeypatch.setattr("timetravel_kernel.remote.upload.SUMMARY_DEPTH", 3)
     transport = MemoryTransport()
     timeline, ns = session(tmp_path / "a", ["counter = 0"])
     remote = Remote(transport, "nb", signer=KEY)
@@ -263,7 +263,7 @@ def summaries(transport, notebook: str) -> set[str]:
 
 
 def test_a_superseded_summary_goes_even_when_the_collector_wrote_it(monkeypatch, tmp_path):
-    monkeypatch.setattr("timetravel_kernel.remote.sync.SUMMARY_DEPTH", 2)
+    monkeypatch.setattr("timetravel_kernel.remote.upload.SUMMARY_DEPTH", 2)
     transport = MemoryTransport()
     timeline, ns = session(tmp_path / "a", ["counter = 0"])
     remote = Remote(transport, "nb", signer=KEY)

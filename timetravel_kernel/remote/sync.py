@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,30 +30,18 @@ from timetravel_kernel.errors import (
     RemoteCorruptError,
     RemoteNotFoundError,
     RemoteTrustError,
-    StoreCorruptError,
 )
 from timetravel_kernel.ids import CommitId
 from timetravel_kernel.remote.fetch import PackReader
-from timetravel_kernel.remote.packs import (
-    MAX_PACK_BYTES,
-    SUMMARY_DEPTH,
-    PackIndex,
-    block_digests,
-    decode_index,
-    encode_index,
-    index_name,
-    pack_name,
-    pack_records,
-    record_problem,
-    walk_indexes,
-)
+from timetravel_kernel.remote.packs import PackIndex, decode_index, index_name, walk_indexes
 from timetravel_kernel.remote.signing import sign_document, split_signed_document
+from timetravel_kernel.remote.upload import PackWriter, unsent_records
 from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.store.objects import decode_commit
 from timetravel_kernel.store.refs import REF_HEAD, ref_key
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from timetravel_kernel.remote.signing import Signer
     from timetravel_kernel.remote.transport import Transport
@@ -65,11 +51,6 @@ __all__ = ["PullReport", "PushReport", "Remote", "RemoteGarbageReport", "RemoteR
 
 _REF_FORMAT = 1
 _DAY = 86400.0
-# Packs sealed and uploaded at once: while one waits on the network, the next is read from the
-# store, checked and hashed (SHA-256 and the decoders release the GIL). At most this many
-# packs, plus the one being filled, are in memory.
-_UPLOAD_THREADS = 4
-_CHUNK = encode_key("chunk", b"")
 _COMMIT = encode_key("commit", b"")
 
 
@@ -112,19 +93,6 @@ class RemoteGarbageReport:
 
     deleted: int
     kept_in_grace: int
-
-
-def _read_local(read: Callable[[bytes], bytes | None], key: bytes) -> bytes:
-    """Return a record of the local store that a push sends.
-
-    Raises:
-        MissingObjectError: it is absent.
-    """
-    value = read(key)
-    if value is None:
-        raise MissingObjectError(f"record {key[1:].hex()} is missing from the local store; run "
-                                 "`timetravel gc` and push again")
-    return value
 
 
 class Remote:
@@ -241,12 +209,13 @@ class Remote:
                     "elsewhere): pull first, then push again")
             self._remember(learned)
             head = store.read_ref(REF_HEAD)
-            records, expected = self._unsent_records(store)
+            records, expected = unsent_records(store, self._remote_keys)
             head_hex = head.hex() if head else None
             latest = ref.index if ref else None
             uploaded: list[tuple[str, PackIndex]] = []
             if records or ref is None or ref.head != head_hex:
-                uploaded = self._upload(store, records, latest, expected, progress)
+                uploaded = PackWriter(self.transport, self.notebook, self.signer).upload(
+                    store, records, latest, self._indexes, expected, progress)
                 latest = uploaded[-1][0] if uploaded else latest
                 new_ref = json.dumps({"format": _REF_FORMAT, "head": head_hex, "index": latest,
                                       "time": time.time()}).encode()
@@ -262,134 +231,6 @@ class Remote:
                 records=len(records), commits=sum(1 for k, _ in records if k.startswith(_COMMIT)),
                 packs=len(uploaded), bytes_sent=self.transport.bytes_sent - sent,
                 requests=self.transport.requests - requests, head=head_hex)
-
-    def _upload(self, store: ObjectStore, records: list[tuple[bytes, bytes | None]],
-                latest: str | None, expected: int,
-                progress: Callable[[int, int], None] | None) -> list[tuple[str, PackIndex]]:
-        """Upload packs and their indexes, chained to ``latest``; return them, oldest first.
-
-        ``expected`` is about the bytes the records take (for ``progress``: chunks are read
-        only as their pack is made).
-
-        Packs are made as the records are read and sealed (checked, hashed) and uploaded by
-        ``_UPLOAD_THREADS`` threads at once; indexes follow in pack order, each naming the one
-        before. Everything is uploaded before the caller swaps the ref, so a push that fails
-        half-way leaves nothing reachable.
-        """
-        uploaded: list[tuple[str, PackIndex]] = []
-        done = 0
-        pool = ThreadPoolExecutor(_UPLOAD_THREADS, thread_name_prefix="timetravel-push")
-        sealing: deque[Future[tuple[str, int, dict[bytes, tuple[int, int]], tuple[str, ...]]]]
-        sealing = deque()
-        indexes: list[Future[None]] = []
-
-        def chain(sealed: tuple[str, int, dict[bytes, tuple[int, int]], tuple[str, ...]]
-                  ) -> None:
-            nonlocal latest, done
-            name, size, offsets, blocks = sealed
-            index = PackIndex(pack=name, size=size, parents=(latest,) if latest else (),
-                              records=offsets, depth=self._depth(latest, uploaded) + 1,
-                              blocks=blocks)
-            latest, signed = self._signed_index(index)
-            indexes.append(pool.submit(self._put_index, latest, signed))
-            uploaded.append((latest, index))
-            done += size
-            if progress is not None:
-                progress(done, max(expected, done))
-
-        try:
-            for pack, offsets in pack_records(self._record_values(store, records),
-                                              MAX_PACK_BYTES):
-                sealing.append(pool.submit(self._seal_and_put, pack, offsets))
-                while len(sealing) >= _UPLOAD_THREADS:
-                    chain(sealing.popleft().result())
-            while sealing:
-                chain(sealing.popleft().result())
-            for put in indexes:
-                put.result()
-        finally:
-            # After a failure, parts not started are dropped and running ones finish: nothing
-            # of this push runs on after it returns.
-            pool.shutdown(wait=True, cancel_futures=True)
-        if latest is not None and self._depth(latest, uploaded) >= SUMMARY_DEPTH:
-            known = {**self._indexes, **dict(uploaded)}
-            with_packs = {n: i for n, i in walk_indexes(latest, known.get) if i.pack}
-            summary = PackIndex(pack="", size=0, parents=(), depth=0, embedded=with_packs)
-            name, signed = self._signed_index(summary)
-            self._put_index(name, signed)
-            uploaded.append((name, summary))
-        return uploaded
-
-    @staticmethod
-    def _record_values(store: ObjectStore, records: list[tuple[bytes, bytes | None]]
-                       ) -> Iterator[tuple[bytes, bytes]]:
-        """Yield each record with its value, reading chunks only now (a few packs' worth)."""
-        for key, value in records:
-            # Verified against its id when its pack is sealed (``_seal_and_put``), not by
-            # RocksDB's slower checksum.
-            yield key, _read_local(store.backend.get_unchecked, key) if value is None else value
-
-    def _seal_and_put(self, pack: bytes, offsets: dict[bytes, tuple[int, int]]
-                      ) -> tuple[str, int, dict[bytes, tuple[int, int]], tuple[str, ...]]:
-        """Check every record against its id, hash the pack and upload it (in a thread).
-
-        A record damaged in the local store is refused here, so it never reaches the remote.
-
-        Raises:
-            StoreCorruptError: a record does not match its id.
-            RemoteError: the upload failed.
-        """
-        view = memoryview(pack)
-        for key, (offset, length) in offsets.items():
-            problem = record_problem(key, view[offset : offset + length])
-            if problem is not None:
-                raise StoreCorruptError(f"the local store {problem}; nothing was pushed (the "
-                                        "state that needs it cannot be restored either)")
-        name = pack_name(pack)
-        self.transport.put_if_absent(f"{self.notebook}/packs/{name}.pack", pack)
-        return name, len(pack), offsets, block_digests(pack)
-
-    def _signed_index(self, index: PackIndex) -> tuple[str, bytes]:
-        """Return an index's name (the SHA-256 of its body) and its signed document."""
-        body = encode_index(index)
-        return index_name(body), sign_document(body, self.signer)
-
-    def _put_index(self, name: str, signed: bytes) -> None:
-        self.transport.put_if_absent(f"{self.notebook}/indexes/{name}.idx", signed)
-
-    def _depth(self, name: str | None, uploaded: list[tuple[str, PackIndex]]) -> int:
-        index = dict(uploaded).get(name or "") or self._indexes.get(name or "")
-        return index.depth if index is not None else 0
-
-    def _unsent_records(self, store: ObjectStore
-                        ) -> tuple[list[tuple[bytes, bytes | None]], int]:
-        """Return every record reachable from a local commit that the remote lacks.
-
-        A record on the remote arrived with everything it refers to (pushes send closures),
-        so the store's walk skips what the remote holds. HEAD's closure and commit come first
-        (they fill the first packs, what a new machine's kernel fetches before its first
-        cell), the other commits last. Chunks come without their value (None): the uploader
-        reads them a pack at a time. Also returns about how many bytes all take (chunks
-        counted by their decoded size).
-        """
-        backend = store.backend
-        commits = {k: bytes(v) for k, v in backend.scan_prefix(_COMMIT)
-                   if k not in self._remote_keys}
-        head = store.read_ref(REF_HEAD)
-        head_key = encode_key("commit", head) if head else b""
-        head_part = [(head_key, commits.pop(head_key))] if head_key in commits else []
-        records: dict[bytes, bytes | None] = {}
-        expected = 0
-        for part in (head_part, list(commits.items())):
-            reaching = [decode_commit(data) for _, data in part]
-            for key, size in store.iter_reachable(reaching, skip=self._remote_keys):
-                if key not in records:  # the other commits reach some of HEAD's again
-                    records[key] = None if key.startswith(_CHUNK) else _read_local(backend.get,
-                                                                                   key)
-                    expected += size
-            records.update(part)  # each part's commits after their closure
-        expected += sum(len(v) for v in records.values() if v is not None)
-        return list(records.items()), expected
 
     # -- pull ---------------------------------------------------------------------------
     def pull(self, store: ObjectStore, *, move_head: bool = True, only_head: bool = False,
