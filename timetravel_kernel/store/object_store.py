@@ -9,9 +9,8 @@ objects are all present; chunks orphaned by a crash are reclaimed by ``collect_g
 
 from __future__ import annotations
 
-import json
 import os
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -26,8 +25,6 @@ from timetravel_kernel.ids import (
     CovarId,
     TreeId,
     hash_bytes,
-    hex_to_id,
-    id_to_hex,
 )
 from timetravel_kernel.store.codec import encode_chunk
 from timetravel_kernel.store.keys import encode_key
@@ -44,6 +41,7 @@ from timetravel_kernel.store.objects import (
     encode_covar,
 )
 from timetravel_kernel.store.reading import ChunkReader, load_chunk
+from timetravel_kernel.store.recent import RecentCommits
 from timetravel_kernel.store.refs import FORMAT_VERSION, REF_FORMAT, REF_HEAD, read_ref, ref_key
 from timetravel_kernel.store.tree import NamespaceTree
 
@@ -55,12 +53,6 @@ if TYPE_CHECKING:
     from timetravel_kernel.store.reading import WritableBuffer
 
 __all__ = ["GarbageReport", "ObjectStore", "Transaction"]
-
-# The newest commits written, kept in a note outside the database (Backend.read_note): after
-# a recovery from a damaged write-ahead log, the ones missing are the states it lost.
-_RECENT_NOTE = "recent-commits"
-_RECENT_KEPT = 64
-
 
 @dataclass(frozen=True, slots=True)
 class GarbageReport:
@@ -110,36 +102,14 @@ class ObjectStore:
                 + ("upgrade timetravel-kernel" if newer else "it was written by an older one")
                 + " or move the store aside"
             )
-        self._recent = self._read_recent()
-        kept = [c for c in self._recent if self.has_commit(c)]
-        # How many of the newest commits earlier sessions wrote are gone (a damaged log); when
-        # every noted one is, more may be gone than the note holds.
-        self.lost_commits = len(self._recent) - len(kept)
-        self.lost_more_than_noted = not kept and len(self._recent) >= _RECENT_KEPT
-        if self.lost_commits and not backend.read_only:
-            self._recent = kept
-            self._write_recent()
-
-    def _read_recent(self) -> list[CommitId]:
-        data = self.backend.read_note(_RECENT_NOTE)
-        try:
-            return [CommitId(hex_to_id(h)) for h in json.loads(data)] if data else []
-        except (ValueError, TypeError):
-            return []  # a note damaged too witnesses nothing
-
-    def _write_recent(self) -> None:
-        self.backend.write_note(_RECENT_NOTE,
-                                json.dumps([id_to_hex(c) for c in self._recent]).encode())
+        self._recent = RecentCommits(backend, self.has_commit)
+        self.lost_commits = self._recent.lost
+        """Commits earlier sessions wrote that a damaged log lost (``store/recent.py``)."""
+        self.lost_more_than_noted = self._recent.lost_more_than_noted
 
     def note_commit(self, commit_id: CommitId) -> None:
-        """Record a durable commit in the recent-commits note (see ``lost_commits``).
-
-        Best effort: the commit is already durable, and a note that could not be written only
-        weakens the detection of a later damaged log.
-        """
-        self._recent = [*self._recent[-(_RECENT_KEPT - 1):], commit_id]
-        with suppress(StoreError):
-            self._write_recent()
+        """Record a durable commit in the recent-commits note (see ``lost_commits``)."""
+        self._recent.note(commit_id)
 
     def close(self) -> None:
         """Stop the reading threads and close the backend."""
