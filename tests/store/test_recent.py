@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from timetravel_kernel.ids import CommitId, hash_bytes
 from timetravel_kernel.store import MemoryBackend, ObjectStore, RocksBackend
 from timetravel_kernel.store.keys import encode_key
+from timetravel_kernel.store.recent import RecentCommits
 
 from .test_object_store import commit_one
 
@@ -59,3 +61,23 @@ def test_losing_every_noted_commit_is_a_lower_bound() -> None:
     backend.write_batch((), [k for k, _ in backend.scan_prefix(encode_key("commit", b""))])
     again = ObjectStore(backend)
     assert again.lost_commits == 64 and again.lost_more_than_noted
+
+
+def test_the_note_holds_the_newest_64_and_forgets_what_it_reported() -> None:
+    backend = MemoryBackend()
+    ids = [CommitId(hash_bytes(b"%d" % i)) for i in range(70)]
+    recent = RecentCommits(backend, lambda _: True)
+    for commit_id in ids:
+        recent.note(commit_id)
+    lost = RecentCommits(backend, lambda c: c != ids[-1])  # the newest did not survive
+    assert lost.lost == 1 and not lost.lost_more_than_noted
+    assert RecentCommits(backend, set(ids[6:69]).__contains__).lost == 0  # ids[:6] fell off
+    nothing = RecentCommits(backend, lambda _: False)
+    assert nothing.lost == 63 and nothing.lost_more_than_noted is False  # 63 < 64 noted now
+
+
+def test_a_damaged_note_witnesses_nothing() -> None:
+    backend = MemoryBackend()
+    backend.write_note("recent-commits", b"[not json")
+    recent = RecentCommits(backend, lambda _: False)
+    assert recent.lost == 0 and not recent.lost_more_than_noted
