@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .run import Row
+    from .rows import Row
 
 MB = 1e6
 LABELS = {"stock": "stock ipykernel", "timetravel": "time-travel", "kishu": "Kishu 0.3.4",

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from tests.kernel.harness import install_test_specs
 from tests.workloads import WORKLOAD_PATHS
 
 from . import kishu_env, report
+from .rows import Row
 from .session import Session
 from .systems import DillSystem, KishuSystem, StockSystem, System, TimeTravelSystem
 
@@ -48,26 +49,6 @@ SYSTEMS: list[type[System]] = [StockSystem, TimeTravelSystem, KishuSystem, DillS
 # Cells that only make sense on the time-travel kernel (its magics) or that kill the kernel
 # on purpose (the benchmark makes its own crash): left out for every system alike.
 SYSTEM_SPECIFIC = ("%tt", "%timetravel", "os._exit(")
-
-
-@dataclass
-class Row:
-    """One system on one notebook; seconds, bytes; None where not applicable or failed."""
-
-    notebook: str
-    system: str
-    cells: int
-    reply_s: list[float] = field(default_factory=list)
-    idle_s: list[float] = field(default_factory=list)
-    storage_bytes: int | None = None
-    undo_s: float | None = None
-    first_s: float | None = None
-    last_s: float | None = None
-    restore_s: float | None = None
-    start_s: float | None = None
-    peak_rss: int | None = None
-    exact: dict[str, bool] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
 
 
 def notebook_cells(path: Path) -> tuple[list[tuple[str, str]], int]:

@@ -65,7 +65,7 @@ class Flaky(MemoryTransport):
 
 @pytest.fixture(autouse=True)
 def small_packs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("timetravel_kernel.remote.sync.MAX_PACK_BYTES", 256 << 10)
+    monkeypatch.setattr("timetravel_kernel.remote.upload.MAX_PACK_BYTES", 256 << 10)
 
 
 def test_a_push_uploads_packs_at_once_and_a_failed_one_leaves_the_ref_alone(

@@ -9,13 +9,7 @@ import pytest
 
 from timetravel_kernel.errors import RemoteCorruptError
 from timetravel_kernel.remote import FileTransport, MemoryTransport, Remote, open_transport
-from timetravel_kernel.remote.packs import (
-    BLOCK_BYTES,
-    PackIndex,
-    block_spans,
-    decode_index,
-    encode_index,
-)
+from timetravel_kernel.remote.packs import decode_index
 from timetravel_kernel.remote.signing import split_signed_document
 from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.store.refs import REF_HEAD
@@ -28,15 +22,6 @@ from .test_sync import KEY, commits_of, restored, session
 # Twelve states, each replacing a 1.6 MB array: the latest state needs one of them.
 BIG_HISTORY = ["import numpy as np\nrng = np.random.default_rng(7)\nbig = rng.random(200_000)",
                *["big = rng.random(200_000)"] * 11]
-
-
-def test_ranges_become_whole_blocks_and_near_ones_merge():
-    index = PackIndex(pack="p", size=10 * BLOCK_BYTES + 5, parents=())
-    assert block_spans([(BLOCK_BYTES + 3, 10)], index, gap=0) == [(BLOCK_BYTES, 2 * BLOCK_BYTES)]
-    assert block_spans([(10 * BLOCK_BYTES, 5), (0, 1), (3, 1)], index, gap=0) == [
-        (0, BLOCK_BYTES), (10 * BLOCK_BYTES, 10 * BLOCK_BYTES + 5)]
-    assert block_spans([(0, 1), (5 * BLOCK_BYTES, 1)], index, gap=4 * BLOCK_BYTES) == [
-        (0, 6 * BLOCK_BYTES)]
 
 
 @pytest.fixture(params=["memory", "file", "s3"])
@@ -110,13 +95,3 @@ def test_a_tampered_range_is_refused_and_nothing_is_stored(tmp_path):
     assert other.object_store.read_ref(REF_HEAD) is None
     assert not list(other.object_store.backend.scan_prefix(chunk))
     other.close()
-
-
-def test_an_index_keeps_its_block_digests_and_reads_one_without():
-    body = (b'{"format":1,"pack":"p","size":9,"parents":[],"depth":1,'
-            b'"records":[["6100",0,4],["6101",4,5]]')
-    old = decode_index(body + b"}", "test")
-    assert old.records == {b"a\x00": (0, 4), b"a\x01": (4, 5)} and old.blocks == ()
-    index = decode_index(body + b',"blocks":["ab"]}', "test")
-    assert index.blocks == ("ab",)
-    assert decode_index(encode_index(index), "again") == index

@@ -18,9 +18,9 @@ from timetravel_kernel.remote import (
     MemoryTransport,
     Remote,
     Signer,
-    export_history,
-    import_history,
 )
+from timetravel_kernel.remote.packs import decode_index
+from timetravel_kernel.remote.signing import split_signed_document
 from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.store.refs import REF_HEAD
 from timetravel_kernel.timeline import CellInfo, Timeline
@@ -219,26 +219,8 @@ def test_pulling_a_notebook_never_pushed_says_so(transport, tmp_path):
     timeline.close()
 
 
-def test_export_and_import_carry_a_verified_history(tmp_path):
-    timeline, _ns = session(tmp_path / "a", CELLS)
-    export_history(timeline.object_store, tmp_path / "nb.tthist", signer=KEY)
-    timeline.close()
-    other = open_timeline(tmp_path / "b")
-    with pytest.raises(RemoteTrustError):
-        import_history(tmp_path / "nb.tthist", other.object_store, signer=OTHER_KEY)
-    report = import_history(tmp_path / "nb.tthist", other.object_store, signer=KEY)
-    assert report.head_moved
-    other.close()
-    assert restored(tmp_path / "b")["p"].x == 3
-    (tmp_path / "junk").write_bytes(b"not a tar file")
-    third = open_timeline(tmp_path / "c")
-    with pytest.raises(RemoteCorruptError, match="not a time-travel export"):
-        import_history(tmp_path / "junk", third.object_store, signer=KEY)
-    third.close()
-
-
 def test_summaries_bound_what_a_new_machine_reads_and_survive_gc(monkeypatch, tmp_path):
-    monkeypatch.setattr("timetravel_kernel.remote.sync.SUMMARY_DEPTH", 3)
+    monkeypatch.setattr("timetravel_kernel.remote.upload.SUMMARY_DEPTH", 3)
     transport = MemoryTransport()
     timeline, ns = session(tmp_path / "a", ["counter = 0"])
     remote = Remote(transport, "nb", signer=KEY)
@@ -268,6 +250,37 @@ def test_summaries_bound_what_a_new_machine_reads_and_survive_gc(monkeypatch, tm
     Remote(transport, "nb", signer=KEY).pull(third.object_store)
     third.close()
     assert restored(tmp_path / "c")["counter"] == 10
+
+
+def summaries(transport, notebook: str) -> set[str]:
+    """Return the paths of the summary indexes (no pack of their own)."""
+    found = set()
+    for info in transport.list(f"{notebook}/indexes/"):
+        body, _ = split_signed_document(transport.get(info.path).data, "index")
+        if not decode_index(body, info.path).pack:
+            found.add(info.path)
+    return found
+
+
+def test_a_superseded_summary_goes_even_when_the_collector_wrote_it(monkeypatch, tmp_path):
+    monkeypatch.setattr("timetravel_kernel.remote.upload.SUMMARY_DEPTH", 2)
+    transport = MemoryTransport()
+    timeline, ns = session(tmp_path / "a", ["counter = 0"])
+    remote = Remote(transport, "nb", signer=KEY)
+    remote.push(timeline.object_store)
+    for _ in range(5):
+        run_cell(ns, "counter += 1")
+        timeline.checkpoint(ns, CellInfo(code="counter += 1"))
+        remote.push(timeline.object_store)
+    timeline.close()
+    written = summaries(transport, "nb")
+    assert len(written) == 3  # every second push
+    gone = remote.collect_garbage(grace_seconds=0)  # the process that wrote them all
+    assert gone.deleted == 2 and len(summaries(transport, "nb") & written) == 1
+    other = open_timeline(tmp_path / "b")
+    Remote(transport, "nb", signer=KEY).pull(other.object_store)
+    other.close()
+    assert restored(tmp_path / "b")["counter"] == 5
 
 
 def test_only_the_latest_state_can_come_first_and_the_history_after(tmp_path):

@@ -3,10 +3,9 @@ from __future__ import annotations
 import pytest
 
 from timetravel_kernel.errors import StoreCorruptError
-from timetravel_kernel.ids import ChunkId, hash_bytes
+from timetravel_kernel.ids import hash_bytes
 from timetravel_kernel.store.objects import (
     TREE_FANOUT,
-    BufferRef,
     Covar,
     covar_id,
     decode_bucket,
@@ -19,23 +18,7 @@ from timetravel_kernel.store.objects import (
     encode_tree_root,
 )
 
-from ..factories import make_commit
-
-
-def make_covar(**overrides: object) -> Covar:
-    fields: dict[str, object] = {
-        "members": ("a", "b"),
-        "serializer": "pickle",
-        "types": ("list", "dict"),
-        "nbytes": 10,
-        "buffers": (
-            BufferRef(3, inline=b"abc"),
-            BufferRef(9000, chunks=(ChunkId(hash_bytes(b"1")), ChunkId(hash_bytes(b"2")))),
-        ),
-        "refs": ("Point",),
-    }
-    fields.update(overrides)
-    return Covar(**fields)  # type: ignore[arg-type]
+from ..factories import make_commit, make_covar
 
 
 def test_covar_round_trips() -> None:

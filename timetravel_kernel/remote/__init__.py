@@ -18,6 +18,7 @@ from timetravel_kernel.remote.sync import (
     RemoteRef,
 )
 from timetravel_kernel.remote.transport import ObjectInfo, Transport, Versioned
+from timetravel_kernel.remote.upload import PackWriter
 from timetravel_kernel.remote.urls import check_remote_url, notebook_remote_name, open_transport
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "MemoryTransport",
     "ObjectInfo",
     "PackReader",
+    "PackWriter",
     "PullReport",
     "PushReport",
     "Remote",

@@ -35,6 +35,7 @@ __all__ = ["COALESCE_GAP", "PackReader"]
 
 _FETCH_THREADS = 4
 _CHUNK = encode_key("chunk", b"")
+_COMMIT = encode_key("commit", b"")
 # Ranges closer than this are read as one (what obstore does by default): a request costs about
 # as much as a megabyte on S3-like storage.
 COALESCE_GAP = 1 << 20
@@ -91,10 +92,10 @@ class PackReader:
             closure.update(dict.fromkeys(k for k in missing if k not in chunks))
             level = self._next_level(store, level, cache)
         records = [(k, cache[k]) for k in closure]
-        batch = [(k, v) for k, v in records if k[:1] != b"k"]
+        batch = [(k, v) for k, v in records if not k.startswith(_COMMIT)]
         if batch:
             store.backend.write_batch(batch, durable=False)
-        return stored + len(records), [(k, v) for k, v in records if k[:1] == b"k"]
+        return stored + len(records), [(k, v) for k, v in records if k.startswith(_COMMIT)]
 
     @staticmethod
     def _next_level(store: ObjectStore, level: list[tuple[bytes, str]],
@@ -153,8 +154,8 @@ class PackReader:
         done = stored = 0
         commits: list[tuple[bytes, bytes]] = []
         for (index, records), (_, keys) in zip(self.read_packs(needed), needed, strict=True):
-            batch = [(k, records[k]) for k in keys if k[:1] != b"k"]
-            commits += [(k, records[k]) for k in keys if k[:1] == b"k"]
+            batch = [(k, records[k]) for k in keys if not k.startswith(_COMMIT)]
+            commits += [(k, records[k]) for k in keys if k.startswith(_COMMIT)]
             if batch:
                 store.backend.write_batch(batch, durable=False)
             stored += len(keys)

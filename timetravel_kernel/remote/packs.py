@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from timetravel_kernel.store.codec import decode_chunk
 from timetravel_kernel.store.keys import KEY_PREFIXES
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 __all__ = [
     "BLOCK_BYTES",
@@ -33,14 +34,17 @@ __all__ = [
     "SUMMARY_DEPTH",
     "PackIndex",
     "block_digests",
+    "block_spans",
     "decode_index",
     "encode_index",
+    "index_name",
     "pack_name",
     "pack_records",
     "read_pack",
     "read_ranges",
     "record_problem",
     "verify_record",
+    "walk_indexes",
 ]
 
 # One request per 16 MiB: measured on loopback SeaweedFS, larger bodies gain nothing and
@@ -129,6 +133,38 @@ def decode_index(body: bytes, name: str) -> PackIndex:
         return _parse_index(json.loads(body), name)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RemoteCorruptError(f"pack index {name} is unreadable: {exc}") from exc
+
+
+def index_name(body: bytes) -> str:
+    """Return the name of an index: the SHA-256 of its body (unsigned)."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def walk_indexes(start: str | None, read: Callable[[str], PackIndex | None]
+                 ) -> Iterator[tuple[str, PackIndex]]:
+    """Yield every index reachable from ``start``, each once, newest first.
+
+    The one walk of the index graph (what a reader learns, what a summary holds, what garbage
+    collection keeps). ``read`` returns an index by name, or None where the walk stops (an
+    index known already). A summary's copies come as they are and are not followed: a summary
+    holds every index before it.
+    """
+    queue = deque([start] if start else [])
+    seen: set[str] = set()
+    while queue:
+        name = queue.popleft()
+        if name in seen:
+            continue
+        seen.add(name)
+        index = read(name)
+        if index is None:
+            continue
+        yield name, index
+        queue.extend(index.parents)
+        for copied, copy in index.embedded.items():
+            if copied not in seen:
+                seen.add(copied)
+                yield copied, copy
 
 
 def pack_records(

@@ -17,13 +17,9 @@ The local store stays the source of truth for the running kernel.
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -34,28 +30,18 @@ from timetravel_kernel.errors import (
     RemoteCorruptError,
     RemoteNotFoundError,
     RemoteTrustError,
-    StoreCorruptError,
 )
 from timetravel_kernel.ids import CommitId
 from timetravel_kernel.remote.fetch import PackReader
-from timetravel_kernel.remote.packs import (
-    MAX_PACK_BYTES,
-    SUMMARY_DEPTH,
-    PackIndex,
-    block_digests,
-    decode_index,
-    encode_index,
-    pack_name,
-    pack_records,
-    record_problem,
-)
+from timetravel_kernel.remote.packs import PackIndex, decode_index, index_name, walk_indexes
 from timetravel_kernel.remote.signing import sign_document, split_signed_document
+from timetravel_kernel.remote.upload import PackWriter, unsent_records
 from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.store.objects import decode_commit
 from timetravel_kernel.store.refs import REF_HEAD, ref_key
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from timetravel_kernel.remote.signing import Signer
     from timetravel_kernel.remote.transport import Transport
@@ -65,10 +51,7 @@ __all__ = ["PullReport", "PushReport", "Remote", "RemoteGarbageReport", "RemoteR
 
 _REF_FORMAT = 1
 _DAY = 86400.0
-# Packs sealed and uploaded at once: while one waits on the network, the next is read from the
-# store, checked and hashed (SHA-256 and the decoders release the GIL). At most this many
-# packs, plus the one being filled, are in memory.
-_UPLOAD_THREADS = 4
+_COMMIT = encode_key("commit", b"")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,30 +93,6 @@ class RemoteGarbageReport:
 
     deleted: int
     kept_in_grace: int
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _with_packs(start: str, known: dict[str, PackIndex]) -> dict[str, PackIndex]:
-    """Return every pack-bearing index reachable from ``start`` (through summaries too)."""
-    found: dict[str, PackIndex] = {}
-    queue = deque([start])
-    seen: set[str] = set()
-    while queue:
-        name = queue.popleft()
-        index = known.get(name)
-        if name in seen or index is None:
-            continue
-        seen.add(name)
-        if index.pack:
-            found[name] = PackIndex(pack=index.pack, size=index.size, parents=index.parents,
-                                    records=index.records, depth=index.depth,
-                                    blocks=index.blocks)
-        queue.extend(index.parents)
-        queue.extend(index.embedded)
-    return found
 
 
 class Remote:
@@ -200,30 +159,28 @@ class Remote:
         Nothing is remembered until ``_remember``: an operation that fails half-way must find
         the same indexes new next time.
         """
-        learned: list[tuple[str, PackIndex]] = []
-        queue = deque([ref.index] if ref and ref.index else [])
-        seen: set[str] = set()
-        while queue:
-            name = queue.popleft()
-            if name in self._indexes or name in seen:
-                continue
-            seen.add(name)
-            found = self.transport.get(f"{self.notebook}/indexes/{name}.idx")
-            if found is None:
-                raise RemoteCorruptError(f"pack index {name[:12]} is missing at {self.url}; the "
-                                         "history there is damaged")
-            body = self._verified_body(found.data, f"pack index {name[:12]}", verify=verify)
-            if _sha256(body) != name:
-                raise RemoteCorruptError(f"pack index {name[:12]} at {self.url} does not match "
-                                         "its name (tampered with or damaged)")
-            index = decode_index(body, name[:12])
-            learned.append((name, index))
-            queue.extend(index.parents)
-            # A summary holds every index before it: nothing further to read.
-            learned += [(n, i) for n, i in index.embedded.items()
-                        if n not in self._indexes and n not in seen]
-            seen.update(index.embedded)
-        return learned
+        def read(name: str) -> PackIndex | None:
+            return None if name in self._indexes else self._read_index(name, verify=verify)
+
+        walk = walk_indexes(ref.index if ref else None, read)
+        return [(name, index) for name, index in walk if name not in self._indexes]
+
+    def _read_index(self, name: str, *, verify: bool) -> PackIndex:
+        """Read one index and check it against its name (and its signature, with ``verify``).
+
+        Raises:
+            RemoteCorruptError: it is missing, damaged or unreadable.
+            RemoteTrustError: its signature does not verify (and not ``trust``).
+        """
+        found = self.transport.get(f"{self.notebook}/indexes/{name}.idx")
+        if found is None:
+            raise RemoteCorruptError(f"pack index {name[:12]} is missing at {self.url}; the "
+                                     "history there is damaged")
+        body = self._verified_body(found.data, f"pack index {name[:12]}", verify=verify)
+        if index_name(body) != name:
+            raise RemoteCorruptError(f"pack index {name[:12]} at {self.url} does not match "
+                                     "its name (tampered with or damaged)")
+        return decode_index(body, name[:12])
 
     def _remember(self, indexes: list[tuple[str, PackIndex]]) -> None:
         for name, index in indexes:
@@ -252,12 +209,13 @@ class Remote:
                     "elsewhere): pull first, then push again")
             self._remember(learned)
             head = store.read_ref(REF_HEAD)
-            records, expected = self._unsent_records(store)
+            records, expected = unsent_records(store, self._remote_keys)
             head_hex = head.hex() if head else None
             latest = ref.index if ref else None
             uploaded: list[tuple[str, PackIndex]] = []
             if records or ref is None or ref.head != head_hex:
-                uploaded = self._upload(store, records, latest, expected, progress)
+                uploaded = PackWriter(self.transport, self.notebook, self.signer).upload(
+                    store, records, latest, self._indexes, expected, progress)
                 latest = uploaded[-1][0] if uploaded else latest
                 new_ref = json.dumps({"format": _REF_FORMAT, "head": head_hex, "index": latest,
                                       "time": time.time()}).encode()
@@ -270,180 +228,9 @@ class Remote:
                         "then push again") from None
                 self._remember(uploaded)
             return PushReport(
-                records=len(records), commits=sum(1 for k, _ in records if k[:1] == b"k"),
+                records=len(records), commits=sum(1 for k, _ in records if k.startswith(_COMMIT)),
                 packs=len(uploaded), bytes_sent=self.transport.bytes_sent - sent,
                 requests=self.transport.requests - requests, head=head_hex)
-
-    def _upload(self, store: ObjectStore, records: list[tuple[bytes, bytes | None]],
-                latest: str | None, expected: int,
-                progress: Callable[[int, int], None] | None) -> list[tuple[str, PackIndex]]:
-        """Upload packs and their indexes, chained to ``latest``; return them, oldest first.
-
-        ``expected`` is about the bytes the records take (for ``progress``: chunks are read
-        only as their pack is made).
-
-        Packs are made as the records are read and sealed (checked, hashed) and uploaded by
-        ``_UPLOAD_THREADS`` threads at once; indexes follow in pack order, each naming the one
-        before. Everything is uploaded before the caller swaps the ref, so a push that fails
-        half-way leaves nothing reachable.
-        """
-        uploaded: list[tuple[str, PackIndex]] = []
-        done = 0
-        pool = ThreadPoolExecutor(_UPLOAD_THREADS, thread_name_prefix="timetravel-push")
-        sealing: deque[Future[tuple[str, int, dict[bytes, tuple[int, int]], tuple[str, ...]]]]
-        sealing = deque()
-        indexes: list[Future[None]] = []
-
-        def chain(sealed: tuple[str, int, dict[bytes, tuple[int, int]], tuple[str, ...]]
-                  ) -> None:
-            nonlocal latest, done
-            name, size, offsets, blocks = sealed
-            index = PackIndex(pack=name, size=size, parents=(latest,) if latest else (),
-                              records=offsets, depth=self._depth(latest, uploaded) + 1,
-                              blocks=blocks)
-            latest, signed = self._signed_index(index)
-            indexes.append(pool.submit(self._put_index, latest, signed))
-            uploaded.append((latest, index))
-            done += size
-            if progress is not None:
-                progress(done, max(expected, done))
-
-        try:
-            for pack, offsets in pack_records(self._record_values(store, records),
-                                              MAX_PACK_BYTES):
-                sealing.append(pool.submit(self._seal_and_put, pack, offsets))
-                while len(sealing) >= _UPLOAD_THREADS:
-                    chain(sealing.popleft().result())
-            while sealing:
-                chain(sealing.popleft().result())
-            for put in indexes:
-                put.result()
-        finally:
-            # After a failure, parts not started are dropped and running ones finish: nothing
-            # of this push runs on after it returns.
-            pool.shutdown(wait=True, cancel_futures=True)
-        if latest is not None and self._depth(latest, uploaded) >= SUMMARY_DEPTH:
-            known = {**self._indexes, **dict(uploaded)}
-            summary = PackIndex(pack="", size=0, parents=(), depth=0,
-                                embedded=_with_packs(latest, known))
-            name, signed = self._signed_index(summary)
-            self._put_index(name, signed)
-            uploaded.append((name, summary))
-        return uploaded
-
-    @staticmethod
-    def _record_values(store: ObjectStore, records: list[tuple[bytes, bytes | None]]
-                       ) -> Iterator[tuple[bytes, bytes]]:
-        """Yield each record with its value, reading chunks only now (a few packs' worth)."""
-        for key, value in records:
-            if value is None:
-                # Verified against its id when its pack is sealed (``_seal_and_put``), not by
-                # RocksDB's slower checksum.
-                value = store.backend.get_unchecked(key)
-                if value is None:
-                    raise MissingObjectError(
-                        f"record {key[1:].hex()} is missing from the local store; run "
-                        "`timetravel gc` and push again")
-            yield key, value
-
-    def _seal_and_put(self, pack: bytes, offsets: dict[bytes, tuple[int, int]]
-                      ) -> tuple[str, int, dict[bytes, tuple[int, int]], tuple[str, ...]]:
-        """Check every record against its id, hash the pack and upload it (in a thread).
-
-        A record damaged in the local store is refused here, so it never reaches the remote.
-
-        Raises:
-            StoreCorruptError: a record does not match its id.
-            RemoteError: the upload failed.
-        """
-        view = memoryview(pack)
-        for key, (offset, length) in offsets.items():
-            problem = record_problem(key, view[offset : offset + length])
-            if problem is not None:
-                raise StoreCorruptError(f"the local store {problem}; nothing was pushed (the "
-                                        "state that needs it cannot be restored either)")
-        name = pack_name(pack)
-        self.transport.put_if_absent(f"{self.notebook}/packs/{name}.pack", pack)
-        return name, len(pack), offsets, block_digests(pack)
-
-    def _signed_index(self, index: PackIndex) -> tuple[str, bytes]:
-        """Return an index's name (the SHA-256 of its body) and its signed document."""
-        body = encode_index(index)
-        return _sha256(body), sign_document(body, self.signer)
-
-    def _put_index(self, name: str, signed: bytes) -> None:
-        self.transport.put_if_absent(f"{self.notebook}/indexes/{name}.idx", signed)
-
-    def _depth(self, name: str | None, uploaded: list[tuple[str, PackIndex]]) -> int:
-        index = dict(uploaded).get(name or "") or self._indexes.get(name or "")
-        return index.depth if index is not None else 0
-
-    def _unsent_records(self, store: ObjectStore
-                        ) -> tuple[list[tuple[bytes, bytes | None]], int]:
-        """Return every record reachable from a local commit that the remote lacks.
-
-        A record on the remote arrived with everything it refers to (pushes send closures),
-        so the walk stops at the first known record on each path. HEAD's closure and commit
-        come first (they fill the first packs, what a new machine's kernel fetches before its
-        first cell), the other commits last. Chunks come without their value (None): the
-        uploader reads them a pack at a time. Also returns about how many bytes all take
-        (chunks counted by their decoded size).
-        """
-        backend = store.backend
-        out: dict[bytes, bytes | None] = {}
-        commits: list[tuple[bytes, bytes | None]] = []
-        chunk_prefix = encode_key("chunk", b"")
-        expected = 0
-
-        def take(key: bytes) -> bool:
-            if key in self._remote_keys or key in out:
-                return False
-            if key.startswith(chunk_prefix):
-                out[key] = None
-                return True
-            value = backend.get(key)
-            if value is None:
-                raise MissingObjectError(f"record {key[1:].hex()} is missing from the local "
-                                         "store; run `timetravel gc` and push again")
-            out[key] = value
-            return True
-
-        # HEAD's closure first: it fills the first packs, which is what a new machine's
-        # kernel fetches before its first cell.
-        head = store.read_ref(REF_HEAD)
-        head_key = encode_key("commit", head) if head else b""
-        head_record = backend.get(head_key) if head else None
-        scanned = backend.scan_prefix(encode_key("commit", b""))
-        first = [(head_key, head_record)] if head_record is not None else []
-        taken: set[bytes] = set()
-        head_part = 0
-        for key, data in itertools.chain(first, scanned):
-            if key in self._remote_keys or key in taken:
-                continue
-            taken.add(key)
-            commits.append((key, bytes(data)))
-            tree_id = decode_commit(data).tree
-            if not take(encode_key("tree", tree_id)):
-                continue
-            tree = store.load_tree(tree_id)
-            for bucket_id, bucket in zip(tree.bucket_ids, tree.buckets, strict=True):
-                if bucket_id is None or not take(encode_key("tree", bucket_id)):
-                    continue
-                for covar_id in bucket.values():
-                    if take(encode_key("covar", covar_id)):
-                        for buffer in store.load_covar(covar_id).buffers:
-                            share = buffer.size // max(1, len(buffer.chunks))
-                            for chunk_id in buffer.chunks:
-                                if take(encode_key("chunk", chunk_id)):
-                                    expected += share
-            if key == head_key:
-                head_part = len(out)
-        records = list(out.items())
-        expected += sum(len(v) for _, v in (*records, *commits) if v is not None)
-        if commits and commits[0][0] == head_key:  # the head commit rides with its closure
-            return ([*records[:head_part], commits[0], *records[head_part:], *commits[1:]],
-                    expected)
-        return [*records, *commits], expected
 
     # -- pull ---------------------------------------------------------------------------
     def pull(self, store: ObjectStore, *, move_head: bool = True, only_head: bool = False,
@@ -528,15 +315,8 @@ class Remote:
         with self._lock:
             ref, _ = self.read_ref(verify=False)
             known = {**self._indexes, **dict(self._learn(ref, verify=False))}
-            live: set[str] = set()
-            queue = deque([ref.index] if ref and ref.index else [])
-            while queue:
-                name = queue.popleft()
-                if name not in live and name in known:
-                    live.add(name)
-                    queue.extend(known[name].parents)
-                    queue.extend(known[name].embedded)
-            live_packs = {known[n].pack for n in live if known[n].pack}
+            live = dict(walk_indexes(ref.index if ref else None, known.get))
+            live_packs = {index.pack for index in live.values() if index.pack}
             now = time.time() if now is None else now
             deleted = kept = 0
             for folder, keep in (("packs", live_packs), ("indexes", live)):

@@ -9,9 +9,8 @@ objects are all present; chunks orphaned by a crash are reclaimed by ``collect_g
 
 from __future__ import annotations
 
-import json
 import os
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -26,8 +25,6 @@ from timetravel_kernel.ids import (
     CovarId,
     TreeId,
     hash_bytes,
-    hex_to_id,
-    id_to_hex,
 )
 from timetravel_kernel.store.codec import encode_chunk
 from timetravel_kernel.store.keys import encode_key
@@ -44,23 +41,18 @@ from timetravel_kernel.store.objects import (
     encode_covar,
 )
 from timetravel_kernel.store.reading import ChunkReader, load_chunk
+from timetravel_kernel.store.recent import RecentCommits
 from timetravel_kernel.store.refs import FORMAT_VERSION, REF_FORMAT, REF_HEAD, read_ref, ref_key
 from timetravel_kernel.store.tree import NamespaceTree
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Container, Iterable, Iterator, Mapping
     from typing import BinaryIO
 
     from timetravel_kernel.store.backend import Backend
     from timetravel_kernel.store.reading import WritableBuffer
 
 __all__ = ["GarbageReport", "ObjectStore", "Transaction"]
-
-# The newest commits written, kept in a note outside the database (Backend.read_note): after
-# a recovery from a damaged write-ahead log, the ones missing are the states it lost.
-_RECENT_NOTE = "recent-commits"
-_RECENT_KEPT = 64
-
 
 @dataclass(frozen=True, slots=True)
 class GarbageReport:
@@ -110,36 +102,14 @@ class ObjectStore:
                 + ("upgrade timetravel-kernel" if newer else "it was written by an older one")
                 + " or move the store aside"
             )
-        self._recent = self._read_recent()
-        kept = [c for c in self._recent if self.has_commit(c)]
-        # How many of the newest commits earlier sessions wrote are gone (a damaged log); when
-        # every noted one is, more may be gone than the note holds.
-        self.lost_commits = len(self._recent) - len(kept)
-        self.lost_more_than_noted = not kept and len(self._recent) >= _RECENT_KEPT
-        if self.lost_commits and not backend.read_only:
-            self._recent = kept
-            self._write_recent()
-
-    def _read_recent(self) -> list[CommitId]:
-        data = self.backend.read_note(_RECENT_NOTE)
-        try:
-            return [CommitId(hex_to_id(h)) for h in json.loads(data)] if data else []
-        except (ValueError, TypeError):
-            return []  # a note damaged too witnesses nothing
-
-    def _write_recent(self) -> None:
-        self.backend.write_note(_RECENT_NOTE,
-                                json.dumps([id_to_hex(c) for c in self._recent]).encode())
+        self._recent = RecentCommits(backend, self.has_commit)
+        self.lost_commits = self._recent.lost
+        """Commits earlier sessions wrote that a damaged log lost (``store/recent.py``)."""
+        self.lost_more_than_noted = self._recent.lost_more_than_noted
 
     def note_commit(self, commit_id: CommitId) -> None:
-        """Record a durable commit in the recent-commits note (see ``lost_commits``).
-
-        Best effort: the commit is already durable, and a note that could not be written only
-        weakens the detection of a later damaged log.
-        """
-        self._recent = [*self._recent[-(_RECENT_KEPT - 1):], commit_id]
-        with suppress(StoreError):
-            self._write_recent()
+        """Record a durable commit in the recent-commits note (see ``lost_commits``)."""
+        self._recent.note(commit_id)
 
     def close(self) -> None:
         """Stop the reading threads and close the backend."""
@@ -343,11 +313,7 @@ class ObjectStore:
         that to a later ``backend.compact()``, which may run beside writes).
         """
         disk_before = self.size_bytes()
-        thinned = self.thinned()
-        live: set[bytes] = set()
-        for commit in self.iter_commits():
-            if commit.id not in thinned:
-                self._mark_tree(commit.tree, live)
+        live = {key for key, _ in self.iter_reachable(self._kept_commits())}
         dead: list[bytes] = []
         freed = 0
         for kind in ("chunk", "covar", "tree"):
@@ -373,30 +339,59 @@ class ObjectStore:
             MissingObjectError: an object a commit needs is absent.
             StoreCorruptError: an object is unreadable or a chunk does not match its id.
         """
-        live: set[bytes] = set()
-        thinned = self.thinned()
-        for commit in self.iter_commits():
-            if commit.id not in thinned:
-                self._mark_tree(commit.tree, live)
-        chunk_prefix = encode_key("chunk", b"")
-        chunks = [key[len(chunk_prefix) :] for key in live if key.startswith(chunk_prefix)]
+        prefix = encode_key("chunk", b"")
+        reached = self.iter_reachable(self._kept_commits())
+        chunks = [key[len(prefix) :] for key, _ in reached if key.startswith(prefix)]
         for chunk_id in chunks:
             self.load_chunk(ChunkId(chunk_id))
         return len(chunks)
 
-    def _mark_tree(self, tree_id: TreeId, live: set[bytes]) -> None:
-        if encode_key("tree", tree_id) in live:
-            return
-        live.add(encode_key("tree", tree_id))
-        tree = self.load_tree(tree_id)
-        live.update(encode_key("tree", b) for b in tree.bucket_ids if b is not None)
-        for _, covar_id in tree.items():
-            key = encode_key("covar", covar_id)
-            if key in live:
+    def _kept_commits(self) -> Iterator[Commit]:
+        """Return, lazily, the commits whose state is kept (not thinned)."""
+        thinned = self.thinned()
+        return (commit for commit in self.iter_commits() if commit.id not in thinned)
+
+    def iter_reachable(self, commits: Iterable[Commit], *, skip: Container[bytes] = frozenset()
+                       ) -> Iterator[tuple[bytes, int]]:
+        """Yield the key of every tree, covariable and chunk the commits reach, each once.
+
+        Keys come commit by commit, each record before the ones it refers to (tree root,
+        bucket, covariable, its chunks). A key in ``skip`` is neither yielded nor walked into:
+        whoever holds a record holds what it reaches (a remote, ``remote/sync.py``). With each
+        key comes about the bytes it stands for: a chunk's share of its buffer (decoded), 0 for
+        the small records.
+
+        Raises:
+            MissingObjectError: a record the walk needs is absent.
+            StoreCorruptError: a record is unreadable.
+        """
+        seen: set[bytes] = set()
+
+        def new(key: bytes) -> bool:
+            if key in seen or key in skip:
+                return False
+            seen.add(key)
+            return True
+
+        for commit in commits:
+            root = encode_key("tree", commit.tree)
+            if not new(root):
                 continue
-            live.add(key)
-            for buffer in self.load_covar(covar_id).buffers:
-                live.update(encode_key("chunk", c) for c in buffer.chunks)
+            yield root, 0
+            tree = self.load_tree(commit.tree)
+            for bucket_id, bucket in zip(tree.bucket_ids, tree.buckets, strict=True):
+                if bucket_id is None or not new(key := encode_key("tree", bucket_id)):
+                    continue
+                yield key, 0
+                for covar_id in bucket.values():
+                    if not new(key := encode_key("covar", covar_id)):
+                        continue
+                    yield key, 0
+                    for buffer in self.load_covar(covar_id).buffers:
+                        share = buffer.size // max(1, len(buffer.chunks))
+                        for chunk_id in buffer.chunks:
+                            if new(key := encode_key("chunk", chunk_id)):
+                                yield key, share
 
 
 class Transaction:
