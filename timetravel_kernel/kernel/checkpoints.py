@@ -72,9 +72,9 @@ class CellCheckpoints:
         self._recording = cell
         try:
             with self._lock:
-                started = timeline.record(self._namespace, cell, on_done=self._outcome(cell),
-                                          status=status, duration=duration,
-                                          background=self._options(), later=later)
+                started = timeline.recorder.record(
+                    self._namespace, cell, on_done=self._outcome(cell), status=status,
+                    duration=duration, background=self._options(), later=later)
         except (Exception, KeyboardInterrupt) as exc:
             # Checkpoint boundary (STYLE.md): nothing here may fail or hang the user's cell.
             # A Ctrl-C lands here too when it arrives after the cell finished.
@@ -96,7 +96,7 @@ class CellCheckpoints:
         self._let_status_out()
         try:
             with self._lock:
-                timeline.take_due_snapshot()
+                timeline.recorder.take_due_snapshot()
         except (Exception, KeyboardInterrupt) as exc:  # checkpoint boundary
             self._log.warning("time travel: the snapshot after a cell failed", exc_info=exc)
             self._tell(f"time travel: the state after the last cell could not be saved "
@@ -113,7 +113,7 @@ class CellCheckpoints:
 
     def _announce_saving(self, timeline: Timeline) -> None:
         """Tell frontends that states are being saved (the status bar shows it until durable)."""
-        saving = timeline.saving
+        saving = timeline.recorder.saving
         if saving:
             event: SavingEvent = {"event": "saving", "saving": len(saving),
                                   "execution_count": saving[-1].execution_count}
@@ -181,7 +181,7 @@ class CellCheckpoints:
                              "message": "some values could not be saved: after a crash or "
                              "restart only running their recorded cells again (a rebuild) "
                              "brings them back"})
-        saving = len(timeline.saving) if timeline is not None else 0
+        saving = len(timeline.recorder.saving) if timeline is not None else 0
         self._broadcast(format_checkpoint_event(result, saving=saving))
         if timeline is not None:
             self._after_saved(timeline)

@@ -364,7 +364,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         status = self._sync.status()
         # A state still being saved is not pushed either.
         timeline = self.handler.timeline
-        saving = len(timeline.saving) if timeline is not None else 0
+        saving = len(timeline.recorder.saving) if timeline is not None else 0
         return {"url": status.url, "unpushed": status.unpushed + saving, "error": status.error,
                 "last_push": status.last_push}
 
@@ -654,7 +654,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
             # Not recorded; but what it may have changed in place must not be trusted as
             # unchanged by the next undo.
             try:
-                timeline.note_unrecorded(self.shell.user_ns, self._python_source(run.code))
+                timeline.recorder.note_unrecorded(self.shell.user_ns, self._python_source(run.code))
             except Exception:  # checkpoint boundary: never fail an execution
                 self.log.warning("time travel: could not read a silent execution", exc_info=True)
             return

@@ -254,7 +254,7 @@ class ProtocolHandler:
             "enabled": True,
             "read_only": self.read_only or timeline.read_only,
             "notice": self.notice,
-            "saving": len(timeline.saving),
+            "saving": len(timeline.recorder.saving),
         }
         remote = self._remote_status()
         if remote is not None:

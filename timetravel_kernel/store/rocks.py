@@ -27,6 +27,7 @@ from typing_extensions import override
 
 from timetravel_kernel.errors import StoreCorruptError, StoreError, StoreLockedError
 from timetravel_kernel.store.backend import Backend
+from timetravel_kernel.store.object_store import ObjectStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -35,6 +36,7 @@ __all__ = [
     "OWNER_FILE",
     "RocksBackend",
     "StoreOwner",
+    "check_manifest",
     "is_orphan_store",
     "make_private",
     "read_owner",
@@ -478,3 +480,27 @@ class RocksBackend(Backend):
                 if entry.is_file():
                     total += entry.stat().st_size
         return total
+
+
+def check_manifest(path: Path) -> None:
+    """Refuse a store whose writable open would delete its history (a damaged MANIFEST).
+
+    RocksDB recovers a truncated MANIFEST without an error and then deletes the tables it no
+    longer lists as obsolete. A read-only open deletes nothing: there, recent commits missing
+    while unlisted tables are on disk mean the MANIFEST lost them.
+
+    Raises:
+        StoreCorruptError: the MANIFEST is damaged (the store must be moved aside).
+    """
+    backend = RocksBackend(path, read_only=True)
+    try:
+        lost = ObjectStore(backend).lost_commits
+        unlisted = backend.unlisted_tables() if lost else []
+    finally:
+        backend.close()
+    if unlisted:
+        raise StoreCorruptError(
+            f"the time-travel store {path} is damaged: its MANIFEST lost {len(unlisted)} table "
+            f"file(s) ({', '.join(unlisted[:3])}) holding its {lost} newest states; move it "
+            "aside (the files are intact) to start a fresh history"
+        )

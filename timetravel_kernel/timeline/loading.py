@@ -327,4 +327,5 @@ class CheckoutLoader:
         ref = covar.buffers[0]
         if ref.size > _WIDGET_SCAN_BYTES:
             return False
-        return b"make_widget" in bytes(self._store.read_buffer(ref))
+        with self._store.open_stream(ref) as stream:
+            return b"make_widget" in stream.read()

@@ -105,19 +105,23 @@ class Recorder:
         self._closing = False
 
     # -- what the kernel calls ------------------------------------------------------------
-    def record(self, namespace: Namespace, cell: CellInfo, *, status: Status = "ok",
-               duration: float = 0.0, options: BackgroundOptions | None = None,
-               on_done: CheckpointCallback, later: bool = False) -> RecordStart:
-        """Record the state after a cell: inline now, or in a snapshot (now, or ``later``).
+    def record(self, namespace: Namespace, cell: CellInfo, *, on_done: CheckpointCallback,
+               status: str = "ok", duration: float = 0.0,
+               background: BackgroundOptions | None = None, later: bool = False) -> RecordStart:
+        """Record the state after a cell as its own commit, without making the caller wait.
 
-        ``later``: a snapshot this cell needs is taken by ``take_due_snapshot`` (the kernel:
-        once the cell's idle status is out), and this returns ``due``.
+        ``saved``: committed here (small, or ``sync``); ``saving``: a forked snapshot holds the
+        state and ``on_done`` runs on the commit thread once it is durable; ``due`` (only
+        with ``later``): the snapshot is taken by ``take_due_snapshot`` (a kernel: once its
+        idle status is out); ``failed``: an inline checkpoint failed (told to ``on_done``;
+        the next checkpoint examines its names again and holds this cell too).
         """
-        options = options or BackgroundOptions()
+        options = background or BackgroundOptions()
         self.take_due_snapshot()  # an earlier cell's comes first (a subshell's cell ended)
         touched = self._touched(namespace, cell)
-        item = _Cell(namespace=namespace, cell=cell, status=status, duration=duration,
-                     at=time.time(), touched=touched, options=options, on_done=on_done)
+        item = _Cell(namespace=namespace, cell=cell, status="error" if status == "error" else "ok",
+                     duration=duration, at=time.time(), touched=touched, options=options,
+                     on_done=on_done)
         if options.mode == "sync" or not can_fork():
             self.settle()
         with self._live.lock:
@@ -129,6 +133,23 @@ class Recorder:
             self._due = item
             return "due"
         return self._take(item)
+
+    def checkpoint_now(self, namespace: Namespace, cell: CellInfo, *, status: str = "ok",
+                       duration: float = 0.0) -> CheckpointResult:
+        """Commit the state after a cell here and now, after what is queued (``sync``).
+
+        Raises:
+            StoreError: the store cannot be written (nothing was committed; the next
+                checkpoint examines the names again).
+        """
+        outcome: list[tuple[CheckpointResult | None, BaseException | None]] = []
+        self.record(namespace, cell, on_done=lambda *done: outcome.append(done), status=status,
+                    duration=duration, background=BackgroundOptions(mode="sync"))
+        result, error = outcome[0]
+        if error is not None:
+            raise error
+        assert result is not None
+        return result
 
     def take_due_snapshot(self) -> None:
         """Take the snapshot ``record`` left due (no-op when there is none)."""
