@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from timetravel_kernel.kernel.rebuilding import REBUILD_POLICIES, after_loss
+from timetravel_kernel.session.rebuild_policy import REBUILD_POLICIES, after_loss
 from timetravel_kernel.protocol import ProtocolHandler
 from timetravel_kernel.remote import MemoryTransport, Remote, Signer
 from timetravel_kernel.timeline import CellInfo, Timeline

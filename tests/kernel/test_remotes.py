@@ -9,7 +9,7 @@ import time
 import pytest
 
 from timetravel_kernel.errors import RemoteAccessError, RemoteError
-from timetravel_kernel.kernel.remotes import (
+from timetravel_kernel.session.remotes import (
     RemoteSettings,
     load_remote_settings,
     open_remote,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from timetravel_kernel.kernel.storage import store_path_for
+from timetravel_kernel.session.storage import store_path_for
 from timetravel_kernel.store.rocks import RocksBackend
 
 from .harness import check_event, stderr

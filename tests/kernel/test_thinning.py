@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from timetravel_kernel.kernel.thinning import BackgroundThinner
+from timetravel_kernel.session.thinning import BackgroundThinner
 from timetravel_kernel.timeline import CellInfo, RetentionPolicy
 
 from ..factories import open_timeline

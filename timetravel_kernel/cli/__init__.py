@@ -66,14 +66,14 @@ def _store_dir(args: argparse.Namespace) -> Path:
         return Path(os.environ["TIMETRAVEL_STORE_DIR"])
     from jupyter_core.paths import jupyter_data_dir
 
-    from timetravel_kernel.kernel.storage import default_store_dir
+    from timetravel_kernel.session.storage import default_store_dir
 
     return default_store_dir(jupyter_data_dir())
 
 
 def _resolve_store(args: argparse.Namespace) -> Path:
     """Return the store named by STORE: a store folder, a notebook path or a store's name."""
-    from timetravel_kernel.kernel.storage import store_path_for
+    from timetravel_kernel.session.storage import store_path_for
 
     given = Path(args.store)
     if (given / "CURRENT").exists():
@@ -115,13 +115,13 @@ def _print(args: argparse.Namespace, op: str, result: Mapping[str, object]) -> N
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    from timetravel_kernel.kernel.magics import format_result
+    from timetravel_kernel.session.reports import format_result
 
     print(repr(format_result(op, result)))
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
-    from timetravel_kernel.kernel.kernelspec import DISPLAY_NAME, install_kernel_spec
+    from timetravel_kernel.cli.kernelspec import DISPLAY_NAME, install_kernel_spec
 
     prefix = sys.prefix if args.sys_prefix else args.prefix
     where = install_kernel_spec(user=args.user, prefix=prefix, python=args.python)

@@ -31,9 +31,13 @@ from timetravel_kernel.errors import (
 )
 from timetravel_kernel.kernel.checkpoints import CellCheckpoints
 from timetravel_kernel.kernel.magics import register_magics
-from timetravel_kernel.kernel.rebuilding import after_loss
 from timetravel_kernel.kernel.settings import TimeTravelSettings
-from timetravel_kernel.kernel.storage import (
+from timetravel_kernel.protocol import COMM_TARGET, ProtocolHandler
+from timetravel_kernel.protocol.messages import (
+    format_commit,
+)
+from timetravel_kernel.session.rebuild_policy import after_loss
+from timetravel_kernel.session.storage import (
     OpenedTimeline,
     default_store_dir,
     make_default_store_dir_private,
@@ -42,18 +46,14 @@ from timetravel_kernel.kernel.storage import (
     remove_stale_temporaries,
     store_path_for,
 )
-from timetravel_kernel.kernel.thinning import BackgroundThinner
-from timetravel_kernel.protocol import COMM_TARGET, ProtocolHandler
-from timetravel_kernel.protocol.messages import (
-    format_commit,
-)
+from timetravel_kernel.session.thinning import BackgroundThinner
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from timetravel_kernel.kernel.sync import RemoteSync
     from timetravel_kernel.protocol import Response
     from timetravel_kernel.protocol.messages import RemoteStatusJSON
+    from timetravel_kernel.session.push_thread import PushThread
     from timetravel_kernel.timeline import (
         BackgroundOptions,
         RetentionPolicy,
@@ -132,7 +132,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         self._last_cell_finished = 0.0
         self._thinner: BackgroundThinner | None = None
         self._opened = OpenedTimeline(None, None, "time travel is starting")
-        self._sync: RemoteSync | None = None
+        self._sync: PushThread | None = None
         self.handler = ProtocolHandler(None, self.shell.user_ns, is_busy=self.is_busy,
                                        lock=self._lock, notice="time travel is starting",
                                        transform_cell=self._python_source_or_code,
@@ -303,9 +303,9 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
 
         Returns whether the local HEAD moved to the remote's (the store was missing or behind).
         """
-        from timetravel_kernel.kernel.remotes import open_remote
-        from timetravel_kernel.kernel.sync import RemoteSync
         from timetravel_kernel.remote import notebook_remote_name
+        from timetravel_kernel.session.push_thread import PushThread
+        from timetravel_kernel.session.remotes import open_remote
 
         if not self.notebook_path:
             self._announce("time travel: the remote is not used: this kernel does not know its "
@@ -318,7 +318,7 @@ class TimeTravelKernel(IPythonKernel, TimeTravelSettings):
         except RemoteError as exc:
             self._announce(f"time travel: the remote is not used: {exc}")
             return False
-        self._sync = RemoteSync(remote, path, merge=self._merge_remote, log=self.log)
+        self._sync = PushThread(remote, path, merge=self._merge_remote, log=self.log)
         fetched = False
         try:
             # Only what the latest state needs: the rest of the history follows in the

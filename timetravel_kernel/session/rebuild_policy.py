@@ -1,4 +1,4 @@
-"""What the kernel does about values a restore could not bring back (kernel layer).
+"""What the kernel does about values a restore could not bring back (session layer).
 
 What describes itself (a file, a sqlite3 database file, a lock, an event) was reconnected by
 the move itself, whatever the policy. For the rest, which only running recorded cells again
