@@ -202,13 +202,15 @@ def test_a_failed_background_checkpoint_is_told_under_the_next_cell_and_caught_u
     k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="background")
     k.open_comm()
     k.execute("import os, signal\nimport numpy as np\nx = 1")
-    # The snapshot of the next cell dies (as if the OOM killer chose it); it is taken once
-    # the cell's idle status is out.
+    # The next snapshot taken dies (as if the OOM killer chose it); it is taken once the
+    # cell's idle status is out.
     k.execute("_k = get_ipython().kernel\n_orig = _k.timeline.recorder.take_due_snapshot\n"
               "def _doomed(_tl=_k.timeline, _orig=_orig):\n"
-              "    _tl.recorder.take_due_snapshot = _orig\n"
+              "    before = set(_tl.recorder.snapshot_pids)\n"
               "    _orig()\n"
-              "    os.kill(_tl.recorder.snapshot_pids[-1], signal.SIGKILL)\n"
+              "    for pid in set(_tl.recorder.snapshot_pids) - before:\n"
+              "        _tl.recorder.take_due_snapshot = _orig\n"
+              "        os.kill(pid, signal.SIGKILL)\n"
               "_k.timeline.recorder.take_due_snapshot = _doomed\ndel _k, _doomed, _orig",
               silent=True)
     reply, _ = k.execute("a = np.arange(1_000_000)")

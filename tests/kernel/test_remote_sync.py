@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from timetravel_kernel.session.remotes import RemoteSettings, open_remote
 from timetravel_kernel.remote import load_or_create_key
+from timetravel_kernel.session.remotes import RemoteSettings, open_remote
 from timetravel_kernel.timeline import Timeline
 
 from ..seaweed import SeaweedServer

@@ -101,9 +101,9 @@ def _open(args: argparse.Namespace, *, read_only: bool = True) -> Timeline:
 
 
 def _ask(timeline: Timeline, request: Mapping[str, object]) -> Mapping[str, object]:
-    from timetravel_kernel.protocol import ProtocolHandler
+    from timetravel_kernel.protocol import ProtocolHandler, ServedTimeline
 
-    handler = ProtocolHandler(timeline, {}, read_only=True)
+    handler = ProtocolHandler(ServedTimeline(timeline), {}, read_only=True)
     reply = handler.handle({"id": "cli", **request}).reply
     if not reply["ok"]:
         error = reply["error"]  # type: ignore[typeddict-item]
