@@ -139,7 +139,7 @@ def _size(store: Path) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from timetravel_kernel.store.rocks import is_orphan_store, read_owner
+    from timetravel_kernel.store.folder import is_orphan_store, read_owner
 
     folder = _store_dir(args)
     stores = list(_stores(folder))
@@ -163,7 +163,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_prune(args: argparse.Namespace) -> int:
     import shutil
 
-    from timetravel_kernel.store.rocks import is_orphan_store
+    from timetravel_kernel.store.folder import is_orphan_store
 
     if not args.orphans:
         raise _CliError("say what to prune: --orphans (stores whose notebook no longer exists)")

@@ -26,7 +26,7 @@ from timetravel_kernel.errors import (
     StoreFormatError,
     StoreLockedError,
 )
-from timetravel_kernel.store.rocks import read_owner
+from timetravel_kernel.store.folder import read_owner
 
 if TYPE_CHECKING:
     from timetravel_kernel.timeline import Timeline, TimelineOptions
