@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Literal
 
 from timetravel_kernel.errors import CheckpointProcessError, CheckpointStalledError
 from timetravel_kernel.state import names_read, touched_names
-from timetravel_kernel.store.spool import ABSENT, CHUNK, COVAR, SpoolHeader
+from timetravel_kernel.store.objects import decode_covar
+from timetravel_kernel.store.spool import (
+    ABSENT,
+    CHUNK,
+    COVAR,
+    SpoolHeader,
+    decode_absent,
+    decode_chunk,
+)
 from timetravel_kernel.timeline.background import (
     BackgroundOptions,
     can_fork,
@@ -38,7 +46,7 @@ from timetravel_kernel.timeline.background import (
     should_fork,
 )
 from timetravel_kernel.timeline.checkpointing import joined_cells
-from timetravel_kernel.timeline.snapshot import SnapshotSpool, decode_frame, take_snapshot
+from timetravel_kernel.timeline.snapshot import SnapshotSpool, take_snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -353,13 +361,15 @@ class Recorder:
             absent: list[str] = []
 
             def consume(kind: int, payload: memoryview) -> None:
-                decoded = decode_frame(kind, payload)
                 if kind == COVAR:
-                    covars.append(decoded)  # type: ignore[arg-type]
+                    covars.append(decode_covar(bytes(payload)))
                 elif kind == CHUNK:
-                    transaction.add_encoded_chunk_if_new(*decoded)  # type: ignore[misc]
+                    transaction.add_encoded_chunk_if_new(*decode_chunk(payload))
                 elif kind == ABSENT:
-                    absent.extend(decoded)  # type: ignore[arg-type]
+                    absent.extend(decode_absent(payload))
+                else:
+                    raise CheckpointProcessError(
+                        f"the checkpoint process sent a frame of unknown kind {kind}")
 
             snapshot.receive(consume, hang_seconds=item.options.hang_seconds,
                              stall_seconds=item.options.stall_seconds)
