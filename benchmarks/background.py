@@ -52,7 +52,7 @@ class SnapshotMemory:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            child = sum(private_bytes(pid) for pid in self.timeline.snapshot_pids)
+            child = sum(private_bytes(pid) for pid in self.timeline.recorder.snapshot_pids)
             self.peak = max(self.peak, child + max(0, rss_bytes() - self.base))
             time.sleep(0.002)
 

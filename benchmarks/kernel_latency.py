@@ -34,7 +34,7 @@ from pathlib import Path
 import psutil
 from jupyter_client.manager import KernelManager
 
-from timetravel_kernel.kernel.kernelspec import write_kernel_spec
+from timetravel_kernel.cli.kernelspec import write_kernel_spec
 
 WORKLOAD_DIR = Path(__file__).resolve().parents[2] / "shared" / "workloads"
 PROJECT_WORKLOAD_DIR = Path(__file__).resolve().parent / "workloads"

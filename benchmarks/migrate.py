@@ -61,8 +61,8 @@ def load_workload(name: str) -> list[str]:
 
 
 def _remote(server_env: dict[str, str], url: str, notebook: str):
-    from timetravel_kernel.kernel.remotes import s3_options_from_env
     from timetravel_kernel.remote import Remote, Signer, open_transport
+    from timetravel_kernel.session.remotes import s3_options_from_env
 
     transport = open_transport(url, s3_options_from_env(server_env))
     return Remote(transport, notebook, signer=Signer(KEY))
@@ -140,8 +140,8 @@ def link_throughput(url: str, env: dict[str, str]) -> float:
     """Return MB/s of the raw client's best get of 16 MiB objects (one, or four at once)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from timetravel_kernel.kernel.remotes import s3_options_from_env
     from timetravel_kernel.remote import open_transport
+    from timetravel_kernel.session.remotes import s3_options_from_env
 
     transport = open_transport(url, s3_options_from_env(env))
     paths = [f"link/{i}" for i in range(8)]

@@ -63,8 +63,8 @@ def make_history(path: Path, megabytes: float) -> float:
 
 
 def _transport(env: dict[str, str], url: str):
-    from timetravel_kernel.kernel.remotes import s3_options_from_env
     from timetravel_kernel.remote import open_transport
+    from timetravel_kernel.session.remotes import s3_options_from_env
 
     return open_transport(url, s3_options_from_env(env))
 

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "timetravel_kernel"
-LAYERS = ["store", "state", "timeline", "protocol", "kernel"]
+LAYERS = ["store", "state", "timeline", "protocol", "session", "kernel"]
 # remote/ sits beside store/: it may import only store (and the base modules), and only the
-# kernel and the CLI may import it, so no checkpoint can wait on a network.
+# session (the application) and the CLI may import it, so no checkpoint can wait on a network.
 REMOTE = "remote"
-REMOTE_USERS = {"remote", "kernel", "cli"}
+REMOTE_USERS = {"remote", "session", "cli"}
+# The CLI stands beside the kernel, on the session: it never imports the Jupyter glue.
+CLI_MAY_USE = {"session", "protocol", "timeline", "state", "store", "remote", "cli"}
 BASE = {"errors", "ids"}
 JUPYTER = {"ipykernel", "IPython", "comm", "zmq", "jupyter_client", "traitlets", "tornado"}
 
@@ -52,8 +54,13 @@ def test_imports_point_down(path: Path) -> None:
                 assert target in BASE, f"{path.name} is a base module and imports {name}"
             if target == REMOTE:
                 assert layer in REMOTE_USERS, (
-                    f"{path.name} in layer {layer!r} imports {name}: only kernel/ and the CLI "
+                    f"{path.name} in layer {layer!r} imports {name}: only session/ and the CLI "
                     "may use the remote layer (it talks to a network)"
+                )
+            if layer == "cli":
+                assert target in CLI_MAY_USE | BASE, (
+                    f"{path.name} in the CLI imports {name}: the CLI uses the session layer "
+                    "and below, never kernel/ (the Jupyter glue)"
                 )
             if layer == REMOTE:
                 assert target in BASE | {"store", REMOTE}, (

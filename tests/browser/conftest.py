@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from timetravel_kernel.kernel.kernelspec import KERNEL_NAME, write_kernel_spec
+from timetravel_kernel.cli.kernelspec import KERNEL_NAME, write_kernel_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = "timetravel-labextension"

@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 from jupyter_client.manager import KernelManager
 
-from timetravel_kernel.kernel.kernelspec import KERNEL_NAME, write_kernel_spec
+from timetravel_kernel.cli.kernelspec import KERNEL_NAME, write_kernel_spec
 
 TIMEOUT = 120
 

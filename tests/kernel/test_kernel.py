@@ -8,13 +8,13 @@ from .harness import check_event, check_reply, stderr
 
 SLOW_CHECKPOINT = """
 _k = get_ipython().kernel
-_orig = _k.timeline.record
+_orig = _k.timeline.recorder.record
 def _slow(*args, _tl=_k.timeline, _orig=_orig, **kwargs):
     import time
-    _tl.record = _orig  # slow once
+    _tl.recorder.record = _orig  # slow once
     time.sleep({seconds})
     return _orig(*args, **kwargs)
-_k.timeline.record = _slow
+_k.timeline.recorder.record = _slow
 del _k, _slow, _orig
 """
 
@@ -160,7 +160,7 @@ def test_reply_is_not_held_back_by_the_checkpoint(start_kernel):
 def test_a_failing_checkpoint_never_fails_the_cell_and_says_so_under_each(start_kernel):
     k = start_kernel()
     k.execute("_k = get_ipython().kernel\ndef _boom(*a, **k):\n    raise OSError('disk full')\n"
-              "_k.timeline.record = _boom\ndel _k", silent=True)
+              "_k.timeline.recorder.record = _boom\ndel _k", silent=True)
     reply, outputs = k.execute("x = 1\nprint('ran')")
     assert reply["status"] == "ok"
     assert "could not be saved" in stderr(outputs) and "disk full" in stderr(outputs)
@@ -202,14 +202,17 @@ def test_a_failed_background_checkpoint_is_told_under_the_next_cell_and_caught_u
     k = start_kernel(TIMETRAVEL_CHECKPOINT_MODE="background")
     k.open_comm()
     k.execute("import os, signal\nimport numpy as np\nx = 1")
-    # The snapshot of the next cell dies (as if the OOM killer chose it); it is taken once
-    # the cell's idle status is out.
-    k.execute("_k = get_ipython().kernel\n_orig = _k.timeline.take_due_snapshot\n"
+    # The next snapshot taken dies (as if the OOM killer chose it); it is taken once the
+    # cell's idle status is out.
+    k.execute("_k = get_ipython().kernel\n_orig = _k.timeline.recorder.take_due_snapshot\n"
               "def _doomed(_tl=_k.timeline, _orig=_orig):\n"
-              "    _tl.take_due_snapshot = _orig\n"
+              "    before = set(_tl.recorder.snapshot_pids)\n"
               "    _orig()\n"
-              "    os.kill(_tl.snapshot_pids[-1], signal.SIGKILL)\n"
-              "_k.timeline.take_due_snapshot = _doomed\ndel _k, _doomed, _orig", silent=True)
+              "    for pid in set(_tl.recorder.snapshot_pids) - before:\n"
+              "        _tl.recorder.take_due_snapshot = _orig\n"
+              "        os.kill(pid, signal.SIGKILL)\n"
+              "_k.timeline.recorder.take_due_snapshot = _doomed\ndel _k, _doomed, _orig",
+              silent=True)
     reply, _ = k.execute("a = np.arange(1_000_000)")
     assert reply["status"] == "ok"
     count = reply["execution_count"]

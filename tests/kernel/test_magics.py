@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from timetravel_kernel.kernel.magics import USAGE, Report, format_result, parse_magic_line
+from timetravel_kernel.kernel.magics import USAGE, parse_magic_line
+from timetravel_kernel.session.reports import Report, format_result
 
 
 @pytest.mark.parametrize(("line", "expected"), [

@@ -9,7 +9,7 @@ from importlib.resources import files
 import jsonschema
 import pytest
 
-from timetravel_kernel.protocol import ProtocolHandler
+from timetravel_kernel.protocol import ProtocolHandler, ServedTimeline
 
 
 def load_schema() -> dict:
@@ -40,7 +40,8 @@ class Session:
         self.timeline = Timeline.in_memory()
         self.timeline.start(self.ns)
         self.busy = False
-        self.handler = ProtocolHandler(self.timeline, self.ns, is_busy=lambda: self.busy)
+        self.handler = ProtocolHandler(ServedTimeline(self.timeline), self.ns,
+                                       is_busy=lambda: self.busy)
         self._cell = CellInfo
         self.count = 0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from timetravel_kernel.protocol import ProtocolHandler
+from timetravel_kernel.protocol import ProtocolHandler, ServedTimeline
 
 from .conftest import check_against
 
@@ -130,7 +130,7 @@ def test_a_failing_timeline_becomes_an_internal_error_reply(session):
 
 
 def test_disabled_handler_answers_status_and_refuses_the_rest():
-    handler = ProtocolHandler(None, {}, notice="time travel is off")
+    handler = ProtocolHandler(ServedTimeline(None, notice="time travel is off"), {})
     status = handler.handle({"id": "1", "op": "status"}).reply
     check_against("reply", status)
     assert status["result"]["enabled"] is False
@@ -140,7 +140,7 @@ def test_disabled_handler_answers_status_and_refuses_the_rest():
 
 def test_read_only_handler_refuses_moves(session):
     session.run("x = 1")
-    handler = ProtocolHandler(session.timeline, session.ns, read_only=True)
+    handler = ProtocolHandler(ServedTimeline(session.timeline), session.ns, read_only=True)
     assert handler.handle({"id": "1", "op": "undo"}).reply["error"]["code"] == "read-only"
     assert handler.handle({"id": "2", "op": "log"}).reply["ok"]
 
@@ -155,7 +155,7 @@ def test_rebuild_preview_and_rebuild_after_a_restore_elsewhere(session):
     again = Timeline(session.timeline._store)
     ns: dict = {"__name__": "__main__"}
     again.start(ns)
-    handler = ProtocolHandler(again, ns)
+    handler = ProtocolHandler(ServedTimeline(again), ns)
 
     def ask(op: str, **params: object) -> dict:
         response = handler.handle({"id": op, "op": op, **params})

@@ -69,8 +69,8 @@ def test_spools_become_one_commit_each_in_order_on_top_of_head(store) -> None:
     assert first.changed == ("x",) and second.changed == ("x", "y")
     assert objects.read_ref(b"HEAD") == second.id
     tree = objects.load_tree(second.tree)
-    stream = objects.load_covar(tree.get("y")).buffers[0]
-    assert bytes(objects.read_buffer(stream, 256 * 1024)) == b"c" * 100
+    buffer = objects.load_covar(tree.get("y")).buffers[0]
+    assert bytes(objects.read_buffer(buffer, 256 * 1024)) == b"c" * 100
     assert not list(folder.iterdir())  # committed spools are removed
 
 

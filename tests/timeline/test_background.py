@@ -55,7 +55,7 @@ class Outcomes:
 
 def _run(timeline: Timeline, ns: dict, code: str, outcomes: Outcomes, **kw: object) -> str:
     run_cell(ns, code)
-    return timeline.record(ns, CellInfo(code=code), on_done=outcomes, **kw)
+    return timeline.recorder.record(ns, CellInfo(code=code), on_done=outcomes, **kw)
 
 
 def _walk_back(timeline: Timeline, ns: dict, digests: list[str], label: str) -> None:
@@ -185,9 +185,9 @@ def test_back_pressure_waits_for_a_free_place_instead_of_merging_cells(tmp_path:
     digests = [state_digest(ns)]
     for index, code in enumerate(cells):
         assert _run(timeline, ns, code, outcomes, background=options) == "saving"
-        assert len(timeline.saving) <= 2
+        assert len(timeline.recorder.saving) <= 2
         if index == 1:
-            assert len(timeline.saving) == 2 and not outcomes.results
+            assert len(timeline.recorder.saving) == 2 and not outcomes.results
         digests.append(state_digest(ns))
     timeline.settle()
     assert [r.commit.code for r in outcomes.results] == cells
@@ -223,16 +223,16 @@ def test_a_snapshot_left_due_is_taken_later_or_before_the_namespace_moves(
     assert _run(timeline, ns, "x = 1", outcomes, background=auto, later=True) == "saved"
     assert _run(timeline, ns, "a = np.zeros(400_000)", outcomes, background=auto,
                 later=True) == "due"
-    assert [c.code for c in timeline.saving] == ["a = np.zeros(400_000)"]
-    assert not timeline.snapshot_pids  # not taken yet
+    assert [c.code for c in timeline.recorder.saving] == ["a = np.zeros(400_000)"]
+    assert not timeline.recorder.snapshot_pids  # not taken yet
     timeline.undo(ns)  # takes and commits the due snapshot first, then goes back before it
     assert [c.code for c in timeline.log()[:2]] == ["a = np.zeros(400_000)", "x = 1"]
-    assert "a" not in ns and ns["x"] == 1 and not timeline.saving
+    assert "a" not in ns and ns["x"] == 1 and not timeline.recorder.saving
     timeline.redo(ns)
     assert ns["a"].shape == (400_000,)
     assert _run(timeline, ns, "a[0] = 1", outcomes, background=auto, later=True) == "due"
-    timeline.take_due_snapshot()
-    assert timeline.snapshot_pids or not timeline.saving
+    timeline.recorder.take_due_snapshot()
+    assert timeline.recorder.snapshot_pids or not timeline.recorder.saving
     timeline.settle()
     assert outcomes.results[-1].commit.code == "a[0] = 1"
     timeline.close()
@@ -313,7 +313,7 @@ def test_sync_mode_never_forks(tmp_path: Path) -> None:
     outcomes = Outcomes()
     assert _run(timeline, ns, "a = np.zeros(400_000)", outcomes,
                 background=BackgroundOptions(mode="sync")) == "saved"
-    assert outcomes.results and not timeline.saving and not timeline.snapshot_pids
+    assert outcomes.results and not timeline.recorder.saving and not timeline.recorder.snapshot_pids
     timeline.close()
 
 
@@ -361,7 +361,7 @@ def test_a_killed_snapshot_is_reported_once_and_the_next_checkpoint_catches_up(
     # a value that takes a while to save, so the kill lands mid-work
     assert _run(timeline, ns, "d = {i: str(i) for i in range(300_000)}", outcomes,
                 background=ALWAYS) == "saving"
-    (pid,) = timeline.snapshot_pids
+    (pid,) = timeline.recorder.snapshot_pids
     os.kill(pid, signal.SIGKILL)
     timeline.settle()
     assert len(outcomes.errors) == 1 and not outcomes.results
@@ -404,7 +404,7 @@ def test_a_hung_snapshot_is_stopped_reported_and_caught_up(tmp_path: Path) -> No
     outcomes = Outcomes()
     ns["slow"] = SlowOnce(str(flag), 30)
     started = time.monotonic()
-    assert timeline.record(ns, CellInfo(code="slow = ..."), on_done=outcomes,
+    assert timeline.recorder.record(ns, CellInfo(code="slow = ..."), on_done=outcomes,
                            background=BackgroundOptions(mode="background",
                                                         hang_seconds=0.5)) == "saving"
     timeline.settle()
@@ -443,7 +443,7 @@ def test_a_blocked_snapshot_is_stopped_soon_and_its_names_are_saved_inline_after
     ns["model"] = Blocked(str(flag))
     options = BackgroundOptions(mode="background", stall_seconds=1.0)
     started = time.monotonic()
-    assert timeline.record(ns, CellInfo(code="model = ..."), on_done=outcomes,
+    assert timeline.recorder.record(ns, CellInfo(code="model = ..."), on_done=outcomes,
                            background=options) == "saving"
     timeline.settle()
     assert time.monotonic() - started < 10  # not the 300 s of a silent, busy child

@@ -56,7 +56,8 @@ CHILD = textwrap.dedent("""
     while True:
         number += 1
         step(ns, seed, number)
-        timeline.record(ns, CellInfo(code=f"step {number}"), on_done=report, background=always)
+        timeline.recorder.record(ns, CellInfo(code=f"step {number}"), on_done=report,
+                                 background=always)
         os.write(1, f"S {number}\\n".encode())  # its snapshot is taken
 """)
 
@@ -182,7 +183,7 @@ CHURN = textwrap.dedent("""
         ns["d"][int(rng.integers(0, 80_000))] = "x" * step
         if step % 3 == 0:
             ns["big"] = rng.random(rng.integers(100_000, 400_000))
-        timeline.record(ns, CellInfo(code=f"a; d; big; step {step}"), on_done=report,
+        timeline.recorder.record(ns, CellInfo(code=f"a; d; big; step {step}"), on_done=report,
                         background=always)
 """)
 

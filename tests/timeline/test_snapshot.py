@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from timetravel_kernel.store.objects import decode_covar
 from timetravel_kernel.store.spool import COVAR, SpoolHeader
 from timetravel_kernel.timeline.background import can_fork
-from timetravel_kernel.timeline.snapshot import SnapshotSpool, decode_frame, take_snapshot
+from timetravel_kernel.timeline.snapshot import SnapshotSpool, take_snapshot
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="fork snapshots are Linux-only")
 
@@ -39,7 +40,7 @@ def _take(tmp_path: Path, **kw):
 
 def _received(snapshot) -> list[str]:
     covars: list = []
-    snapshot.receive(lambda kind, payload: covars.append(decode_frame(kind, payload))
+    snapshot.receive(lambda kind, payload: covars.append(decode_covar(bytes(payload)))
                      if kind == COVAR else None, hang_seconds=30, stall_seconds=30)
     return [c.members[0] for c in covars]
 

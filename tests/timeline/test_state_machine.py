@@ -69,7 +69,7 @@ class TimelineMachine(RuleBasedStateMachine):
         elif isinstance(value, dict):
             value["new"] = item
         # As the kernel does for a silent execution: say which code ran unrecorded.
-        self.timeline.note_unrecorded(self.ns, f"{name}.append({item})")
+        self.timeline.recorder.note_unrecorded(self.ns, f"{name}.append({item})")
         self.dirty = True
 
     @rule(name=NAMES)

@@ -501,7 +501,7 @@ def test_in_place_change_by_unrecorded_code_is_undone(timeline: Timeline) -> Non
     step(timeline, ns, "d = []")
     step(timeline, ns, "n = 1")
     run_cell(ns, "d.append(0)")  # a silent execution: no checkpoint
-    timeline.note_unrecorded(ns, "d.append(0)")
+    timeline.recorder.note_unrecorded(ns, "d.append(0)")
     timeline.undo(ns)
     assert ns["d"] == [] and "n" not in ns
 

@@ -66,14 +66,14 @@ def _store_dir(args: argparse.Namespace) -> Path:
         return Path(os.environ["TIMETRAVEL_STORE_DIR"])
     from jupyter_core.paths import jupyter_data_dir
 
-    from timetravel_kernel.kernel.storage import default_store_dir
+    from timetravel_kernel.session.storage import default_store_dir
 
     return default_store_dir(jupyter_data_dir())
 
 
 def _resolve_store(args: argparse.Namespace) -> Path:
     """Return the store named by STORE: a store folder, a notebook path or a store's name."""
-    from timetravel_kernel.kernel.storage import store_path_for
+    from timetravel_kernel.session.storage import store_path_for
 
     given = Path(args.store)
     if (given / "CURRENT").exists():
@@ -101,9 +101,9 @@ def _open(args: argparse.Namespace, *, read_only: bool = True) -> Timeline:
 
 
 def _ask(timeline: Timeline, request: Mapping[str, object]) -> Mapping[str, object]:
-    from timetravel_kernel.protocol import ProtocolHandler
+    from timetravel_kernel.protocol import ProtocolHandler, ServedTimeline
 
-    handler = ProtocolHandler(timeline, {}, read_only=True)
+    handler = ProtocolHandler(ServedTimeline(timeline), {}, read_only=True)
     reply = handler.handle({"id": "cli", **request}).reply
     if not reply["ok"]:
         error = reply["error"]  # type: ignore[typeddict-item]
@@ -115,13 +115,13 @@ def _print(args: argparse.Namespace, op: str, result: Mapping[str, object]) -> N
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    from timetravel_kernel.kernel.magics import format_result
+    from timetravel_kernel.session.reports import format_result
 
     print(repr(format_result(op, result)))
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
-    from timetravel_kernel.kernel.kernelspec import DISPLAY_NAME, install_kernel_spec
+    from timetravel_kernel.cli.kernelspec import DISPLAY_NAME, install_kernel_spec
 
     prefix = sys.prefix if args.sys_prefix else args.prefix
     where = install_kernel_spec(user=args.user, prefix=prefix, python=args.python)
@@ -139,7 +139,7 @@ def _size(store: Path) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from timetravel_kernel.store.rocks import is_orphan_store, read_owner
+    from timetravel_kernel.store.folder import is_orphan_store, read_owner
 
     folder = _store_dir(args)
     stores = list(_stores(folder))
@@ -163,7 +163,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_prune(args: argparse.Namespace) -> int:
     import shutil
 
-    from timetravel_kernel.store.rocks import is_orphan_store
+    from timetravel_kernel.store.folder import is_orphan_store
 
     if not args.orphans:
         raise _CliError("say what to prune: --orphans (stores whose notebook no longer exists)")

@@ -51,7 +51,7 @@ def _progress_bar(label: str) -> Callable[[int, int], None] | None:
 
 
 def _default_remote() -> str:
-    from timetravel_kernel.kernel.remotes import load_remote_settings
+    from timetravel_kernel.session.remotes import load_remote_settings
 
     if os.environ.get("TIMETRAVEL_REMOTE"):
         return os.environ["TIMETRAVEL_REMOTE"]
@@ -62,7 +62,7 @@ def _default_remote() -> str:
 
 
 def _remote_for(args: argparse.Namespace, notebook: str) -> Remote:
-    from timetravel_kernel.kernel.remotes import open_remote
+    from timetravel_kernel.session.remotes import open_remote
 
     return open_remote(args.remote or _default_remote(), notebook, data_dir=_data_dir(),
                        env=os.environ, key_file=args.key_file, trust=getattr(args, "trust", False))
@@ -131,7 +131,7 @@ def _cmd_pull(args: argparse.Namespace) -> int:
 
 
 def _notebook_store(args: argparse.Namespace) -> Path:
-    from timetravel_kernel.kernel.storage import store_path_for
+    from timetravel_kernel.session.storage import store_path_for
 
     path = store_path_for(_store_dir(args), args.notebook)
     if (path / "CURRENT").exists():
@@ -191,7 +191,7 @@ def _describe_history(report: PullReport) -> str:
 
 
 def _signer(args: argparse.Namespace) -> Signer:
-    from timetravel_kernel.kernel.remotes import open_signer
+    from timetravel_kernel.session.remotes import open_signer
 
     return open_signer(None, data_dir=_data_dir(), env=os.environ, key_file=args.key_file)
 
@@ -229,7 +229,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_remote_add(args: argparse.Namespace) -> int:
-    from timetravel_kernel.kernel.remotes import (
+    from timetravel_kernel.session.remotes import (
         RemoteSettings,
         load_remote_settings,
         save_remote_settings,
@@ -245,7 +245,7 @@ def _cmd_remote_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_remote_list(args: argparse.Namespace) -> int:
-    from timetravel_kernel.kernel.remotes import load_remote_settings
+    from timetravel_kernel.session.remotes import load_remote_settings
 
     remotes = load_remote_settings(_data_dir())
     if args.json:
@@ -259,7 +259,7 @@ def _cmd_remote_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_remote_remove(args: argparse.Namespace) -> int:
-    from timetravel_kernel.kernel.remotes import load_remote_settings, save_remote_settings
+    from timetravel_kernel.session.remotes import load_remote_settings, save_remote_settings
 
     remotes = load_remote_settings(_data_dir())
     if remotes.pop(args.name, None) is None:

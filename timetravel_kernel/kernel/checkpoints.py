@@ -14,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from timetravel_kernel.protocol.messages import format_checkpoint_event
-from timetravel_kernel.timeline import describe_cell
+from timetravel_kernel.session import sentences
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -62,6 +62,7 @@ class CellCheckpoints:
         self._snapshot_due = False
         self._failing = ""  # the kind of error the last checkpoint failed with, until one works
         self._recording: CellInfo | None = None  # the cell whose record() call runs now
+        self._last_cell: CellInfo | None = None  # the cell whose snapshot is due
 
     def after_cell(self, cell: CellInfo, *, status: str, duration: float) -> None:
         """Record a finished cell's state (before its idle status; a snapshot may wait)."""
@@ -72,9 +73,9 @@ class CellCheckpoints:
         self._recording = cell
         try:
             with self._lock:
-                started = timeline.record(self._namespace, cell, on_done=self._outcome(cell),
-                                          status=status, duration=duration,
-                                          background=self._options(), later=later)
+                started = timeline.recorder.record(
+                    self._namespace, cell, on_done=self._outcome(cell), status=status,
+                    duration=duration, background=self._options(), later=later)
         except (Exception, KeyboardInterrupt) as exc:
             # Checkpoint boundary (STYLE.md): nothing here may fail or hang the user's cell.
             # A Ctrl-C lands here too when it arrives after the cell finished.
@@ -84,6 +85,7 @@ class CellCheckpoints:
             self._recording = None
         if started == "due":
             self._snapshot_due = True
+            self._last_cell = cell
         elif started == "saving":
             self._announce_saving(timeline)
 
@@ -96,11 +98,10 @@ class CellCheckpoints:
         self._let_status_out()
         try:
             with self._lock:
-                timeline.take_due_snapshot()
+                timeline.recorder.take_due_snapshot()
         except (Exception, KeyboardInterrupt) as exc:  # checkpoint boundary
             self._log.warning("time travel: the snapshot after a cell failed", exc_info=exc)
-            self._tell(f"time travel: the state after the last cell could not be saved "
-                       f"({type(exc).__name__}: {exc}); the next cell's state will hold it")
+            self._tell(sentences.checkpoint_failed(self._last_cell, exc, again=False))
             return
         self._announce_saving(timeline)
 
@@ -113,7 +114,7 @@ class CellCheckpoints:
 
     def _announce_saving(self, timeline: Timeline) -> None:
         """Tell frontends that states are being saved (the status bar shows it until durable)."""
-        saving = timeline.saving
+        saving = timeline.recorder.saving
         if saving:
             event: SavingEvent = {"event": "saving", "saving": len(saving),
                                   "execution_count": saving[-1].execution_count}
@@ -151,14 +152,9 @@ class CellCheckpoints:
     def _failed(self, cell: CellInfo, error: BaseException | None) -> None:
         """Tell that a cell's state could not be saved: every time, in full the first time."""
         self._log.warning("time travel: checkpoint failed", exc_info=error)
-        reason = f"{type(error).__name__}: {error}"
         running = self._recording is cell  # told under it: its output is still open
-        what = "this cell's state" if running else f"the state after {describe_cell(cell)}"
-        if type(error).__name__ == self._failing:
-            message = f"time travel: {what} could not be saved either ({reason})"
-        else:
-            message = (f"time travel: {what} could not be saved ({reason}); the cell itself "
-                       "is fine, and the next state saved will hold it too")
+        message = sentences.checkpoint_failed(None if running else cell, error,
+                                              again=type(error).__name__ == self._failing)
         self._failing = type(error).__name__
         self._tell(message)
         if not running:
@@ -169,19 +165,12 @@ class CellCheckpoints:
         timeline = self._timeline()
         if self._failing:
             self._failing = ""
-            held = result.commit.cells - 1
-            also = (f"; this state also holds the {held} cell{'s' if held > 1 else ''} before "
-                    "it whose states could not be saved" if held else "")
-            self._tell(f"time travel: saving works again{also}")
+            self._tell(sentences.saving_resumed(result.commit.cells))
         if result.unsaved:
-            names = ", ".join(f"{n} ({why})" for n, why in sorted(result.unsaved.items()))
-            self._tell(f"time travel: not saved; after a crash or restart only running their "
-                       f"recorded cells again brings them back (%tt rebuild): {names}")
+            self._tell(sentences.not_saved(result.unsaved))
             self._broadcast({"event": "warning", "names": dict(result.unsaved),
-                             "message": "some values could not be saved: after a crash or "
-                             "restart only running their recorded cells again (a rebuild) "
-                             "brings them back"})
-        saving = len(timeline.saving) if timeline is not None else 0
+                             "message": sentences.NOT_SAVED_EVENT})
+        saving = len(timeline.recorder.saving) if timeline is not None else 0
         self._broadcast(format_checkpoint_event(result, saving=saving))
         if timeline is not None:
             self._after_saved(timeline)

@@ -16,8 +16,8 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Enum, Float, Int, List, TraitType, Unicode, default
 from traitlets.config import Configurable
 
-from timetravel_kernel.kernel.rebuilding import REBUILD_POLICIES
-from timetravel_kernel.kernel.storage import default_store_dir
+from timetravel_kernel.session.rebuild_policy import REBUILD_POLICIES
+from timetravel_kernel.session.storage import default_store_dir
 
 __all__ = ["TimeTravelSettings", "render_settings_page"]
 

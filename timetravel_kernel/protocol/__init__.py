@@ -1,6 +1,11 @@
 """Protocol layer: comm protocol v1 messages and the handler that answers them."""
 
-from timetravel_kernel.protocol.handler import ProtocolHandler, Response
+from timetravel_kernel.protocol.handler import (
+    HistorySource,
+    ProtocolHandler,
+    Response,
+    ServedTimeline,
+)
 from timetravel_kernel.protocol.messages import (
     COMM_TARGET,
     ERROR_CODES,
@@ -16,7 +21,9 @@ __all__ = [
     "EVENTS",
     "OPS",
     "PROTOCOL_VERSION",
+    "HistorySource",
     "ProtocolHandler",
     "Response",
+    "ServedTimeline",
     "parse_request",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from timetravel_kernel.errors import (
     BusyError,
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from timetravel_kernel.timeline import Timeline
     from timetravel_kernel.timeline.results import CheckoutResult
 
-__all__ = ["ProtocolHandler", "Response"]
+__all__ = ["HistorySource", "ProtocolHandler", "Response", "ServedTimeline"]
 
 _log = logging.getLogger(__name__)
 
@@ -65,18 +65,43 @@ class Response:
         return bool(self.events)
 
 
+class HistorySource(Protocol):
+    """What a handler serves, read at each request: a session's timeline can be replaced.
+
+    ``timeline`` is None when time travel is off or the store could not be opened (every op
+    but ``status`` then fails with ``disabled``); ``notice`` is a sentence for ``status``
+    explaining an unusual state; ``budget`` the store's size budget (retention), if any.
+    """
+
+    @property
+    def timeline(self) -> Timeline | None: ...  # noqa: D102 - the class docstring says it
+
+    @property
+    def notice(self) -> str | None: ...  # noqa: D102
+
+    @property
+    def budget(self) -> int | None: ...  # noqa: D102
+
+
+@dataclass(frozen=True, slots=True)
+class ServedTimeline:
+    """A history source for one timeline served as it is (tools, tests)."""
+
+    timeline: Timeline | None
+    notice: str | None = None
+    budget: int | None = None
+
+
 class ProtocolHandler:
-    """Answers protocol v1 requests against one timeline and one live namespace.
+    """Answers protocol v1 requests against one history and one live namespace.
 
     Args:
-        timeline: the session's history; None when time travel is off or the store could not
-            be opened (every op but ``status`` then fails with ``disabled``).
+        source: what it serves (a session; ``ServedTimeline`` for a fixed timeline).
         namespace: the live namespace the timeline's HEAD describes.
         is_busy: returns True while a cell runs; checkout ops are then refused with ``busy``.
         lock: held around every timeline call so a checkpoint in another thread (a subshell)
             never interleaves with a checkout; a held lock also means ``busy``.
         read_only: the timeline was opened beside another writer; checkout ops are refused.
-        notice: a sentence for ``status`` explaining an unusual state (read-only, disabled).
         transform_cell: turns a recorded cell's code into Python, for ``rebuild``.
         rebuild_budget: seconds a ``rebuild`` may run when the request names no budget.
         remote_status: returns the ``remote`` part of ``status`` (None: no remote).
@@ -84,27 +109,34 @@ class ProtocolHandler:
 
     def __init__(
         self,
-        timeline: Timeline | None,
+        source: HistorySource,
         namespace: MutableMapping[str, object],
         *,
         is_busy: Callable[[], bool] = lambda: False,
         lock: threading.RLock | None = None,
         read_only: bool = False,
-        notice: str | None = None,
         transform_cell: Callable[[str], str] = str,
         rebuild_budget: float = 60.0,
         remote_status: Callable[[], RemoteStatusJSON | None] = lambda: None,
     ) -> None:
         self.transform_cell = transform_cell
         self.rebuild_budget = rebuild_budget
-        self.timeline = timeline
+        self.source = source
         self.namespace = namespace
-        self.notice = notice
         self.read_only = read_only
-        self.budget: int | None = None  # the store's size budget (retention), if any
         self._is_busy = is_busy
         self._remote_status = remote_status
         self._lock = lock if lock is not None else threading.RLock()
+
+    @property
+    def timeline(self) -> Timeline | None:
+        """The timeline served now."""
+        return self.source.timeline
+
+    @property
+    def notice(self) -> str | None:
+        """The source's sentence about an unusual state of the history, if any."""
+        return self.source.notice
 
     def handle(self, data: object, *, from_cell: bool = False,
                sent_during_cell: bool = False) -> Response:
@@ -250,12 +282,12 @@ class ProtocolHandler:
             "head": format_commit(head) if head is not None else None,
             "commits": timeline.commit_count(settle=False),
             "store": {"path": str(path) if path is not None else "",
-                      "bytes": timeline.store_bytes(settle=False), "budget": self.budget},
+                      "bytes": timeline.store_bytes(settle=False), "budget": self.source.budget},
             "restorable": format_commit(restorable) if restorable is not None else None,
             "enabled": True,
             "read_only": self.read_only or timeline.read_only,
             "notice": self.notice,
-            "saving": len(timeline.saving),
+            "saving": len(timeline.recorder.saving),
         }
         remote = self._remote_status()
         if remote is not None:

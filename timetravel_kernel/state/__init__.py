@@ -9,16 +9,15 @@ from timetravel_kernel.state.capture import (
 )
 from timetravel_kernel.state.covariables import partition
 from timetravel_kernel.state.options import TimelineOptions
-from timetravel_kernel.state.serializers import (
+from timetravel_kernel.state.serializers import Serialized, dump_values
+from timetravel_kernel.state.tracking import NameIdentities, names_read, touched_names
+from timetravel_kernel.state.unpickling import (
     NameResolver,
-    Serialized,
     UnrestoredValue,
-    dump_values,
     load_stored,
     load_values,
-    type_name,
 )
-from timetravel_kernel.state.tracking import NameIdentities, names_read, touched_names
+from timetravel_kernel.state.unsaveable import type_name
 
 __all__ = [
     "CapturedCovar",

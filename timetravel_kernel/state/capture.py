@@ -16,12 +16,9 @@ from timetravel_kernel.state.chunking import buffer_ref
 from timetravel_kernel.state.covariables import partition
 from timetravel_kernel.state.reductions import buffer_address
 from timetravel_kernel.state.revival import describe_values
-from timetravel_kernel.state.serializers import (
-    Serialized,
-    dump_values,
-    load_values,
-    type_name,
-)
+from timetravel_kernel.state.serializers import Serialized, dump_values
+from timetravel_kernel.state.unpickling import load_values
+from timetravel_kernel.state.unsaveable import type_name
 from timetravel_kernel.store.objects import Covar, covar_id
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import math
 import sys
 from typing import TYPE_CHECKING
 
-from timetravel_kernel.state.serializers import type_name
+from timetravel_kernel.state.unsaveable import type_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence

@@ -1,5 +1,8 @@
 """Serializers: one pickle stream per co-variable, large buffers out of band (state layer).
 
+This module writes the streams (unpickling.py reads them back); the functions they name to
+rebuild values live here, and their names are part of the store format.
+
 The fast path is the C pickler at protocol 5; dill is the fallback for what it cannot do
 (notebook functions, lambdas, closures, notebook classes). Both share one reducer that
 
@@ -31,27 +34,23 @@ The fast path is the C pickler at protocol 5; dill is the fallback for what it c
 
 from __future__ import annotations
 
-import enum
 import functools
-import gc
 import importlib
 import io
-import itertools
 import pickle
-import socket
-import sqlite3
-import struct
 import sys
-import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
+from typing import TYPE_CHECKING
 
 import dill
 
-from timetravel_kernel.errors import SerializationError, StoreError
-from timetravel_kernel.state.libraries import LibraryReducer, LiveWidgets
+from timetravel_kernel.errors import SerializationError
+from timetravel_kernel.state.covariables import glues
+from timetravel_kernel.state.framing import unframed
+from timetravel_kernel.state.grouping import GroupedDict, reduce_grouped_dict, with_grouped_dicts
+from timetravel_kernel.state.libraries import LibraryReducer
 from timetravel_kernel.state.reductions import (
     NOTEBOOK_KINDS,
     array_buffer,
@@ -61,82 +60,13 @@ from timetravel_kernel.state.reductions import (
     reduce_memoryview,
     resolves,
 )
+from timetravel_kernel.state.unpickling import SerializerName, UnrestoredValue
+from timetravel_kernel.state.unsaveable import type_name, unsaveable_reason
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from timetravel_kernel.store import Covar, ObjectStore
-
-__all__ = [
-    "NameResolver",
-    "Serialized",
-    "UnrestoredValue",
-    "dump_values",
-    "load_stored",
-    "load_values",
-    "type_name",
-]
-
-SerializerName = Literal["pickle", "dill"]
-_LIBRARIES = LibraryReducer.__module__
-
-_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
-_UNSAVEABLE: tuple[tuple[type | tuple[type, ...], str], ...] = (
-    (
-        (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType),
-        "a running generator or coroutine cannot be saved; re-run the cell that created it",
-    ),
-    (
-        io.IOBase,
-        "an open file is not saved (restoring it could truncate the file); re-run the cell "
-        "that opened it",
-    ),
-    (_LOCK_TYPES, "a lock cannot be saved; re-run the cell that created it"),
-    (threading.Thread, "a thread cannot be saved; re-run the cell that started it"),
-    (socket.socket, "a socket cannot be saved; re-run the cell that opened it"),
-    (
-        (sqlite3.Connection, sqlite3.Cursor),
-        "a database connection cannot be saved; re-run the cell that opened it",
-    ),
-    ((types.FrameType, types.TracebackType), "a stack frame or traceback cannot be saved"),
-)
-# Values of these types never make two names one co-variable: they are immutable, or saved
-# by reference (modules, classes, functions), or shared singletons (dtypes, enum members).
-_NON_GLUE_TYPES: tuple[type, ...] = (
-    str, bytes, int, float, complex, bool, type(None), tuple, frozenset, range, slice,
-    type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
-    types.CodeType, type(Ellipsis), type(NotImplemented), pickle.PickleBuffer,
-)
-
-
-def type_name(obj: object) -> str:
-    """Return the qualified type name shown to users (``pandas.DataFrame``)."""
-    cls = type(obj)
-    module = cls.__module__
-    if module in ("builtins", "__main__"):
-        return cls.__qualname__
-    return f"{module.split('.')[0]}.{cls.__qualname__}"
-
-
-def _unsaveable_reason(obj: object) -> str | None:
-    """Return why ``obj`` must not be saved, or None when it may be tried."""
-    if isinstance(obj, (io.BytesIO, io.StringIO)):
-        # Memory, not a file: saved by value (closed ones cannot be read back).
-        return "a closed in-memory stream cannot be saved" if obj.closed else None
-    for kinds, reason in _UNSAVEABLE:
-        if isinstance(obj, kinds):
-            return reason
-    return None
-
-
-class NameResolver(Protocol):
-    """Where a loading stream finds the top-level names and the namespace it refers to."""
-
-    def value(self, name: str) -> object:
-        """Return the restored value of a top-level name."""
-
-    def namespace(self) -> dict[str, object]:
-        """Return the namespace being restored into."""
+__all__ = ["Serialized", "dump_values"]
 
 
 def _namespace_value(name: str) -> object:  # pragma: no cover - replaced on load
@@ -149,28 +79,6 @@ def _namespace_dict() -> object:  # pragma: no cover - replaced on load
 
 def _unsaved_value(name: str) -> object:  # pragma: no cover - replaced on load
     raise SerializationError(name, "reference", "a name reference was loaded without a namespace")
-
-
-class UnrestoredValue:
-    """Stands, inside a restored value, for another name's value that could not come back.
-
-    A saved value that held an unsaveable object of another top-level name (``cache['conn']
-    is conn``) refers to that name. Restored before the name's value is (a rebuild brings it
-    back later, or never), it holds this placeholder; the rebuild swaps it for the value. It
-    is saved as the same reference, so a value holding it is still its recorded version.
-    """
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return (f"<{self.name}, not restored: it cannot be saved; %tt rebuild, or running the "
-                "cell that made it, brings it back>")
-
-    def __getattr__(self, attribute: str) -> object:
-        raise AttributeError(f"{attribute!r}: {self!r}")
 
 
 def _rebuild_array(buffer: object, dtype: object, shape: tuple[int, ...], order: str) -> object:
@@ -231,12 +139,6 @@ def _reduce_array(
     return (_rebuild_view, (root, offset, arr.shape, arr.strides, arr.dtype))
 
 
-_GROUPED_DICT_MIN = 65536
-"""Dicts with at least this many items are saved in content-defined groups."""
-_GROUP_MASK = 1023
-"""A group ends after a key whose hash has these bits clear: ~1024 items a group."""
-
-
 def _same(value: object) -> object:
     return value
 
@@ -244,95 +146,6 @@ def _same(value: object) -> object:
 def _fill_dict(target: dict[object, object], groups: tuple[dict[object, object], ...]) -> None:
     for group in groups:
         target.update(group)
-
-
-class _GroupedDict:
-    """Stands in for a big dict in the values tuple.
-
-    pickle's C pickler never asks ``reducer_override`` about an exact dict, but asks about this.
-    """
-
-    __slots__ = ("target",)
-
-    def __init__(self, target: dict[object, object]) -> None:
-        self.target = target
-
-
-def _reduce_grouped_dict(obj: dict[object, object]) -> tuple[object, ...] | None:
-    """Return a reduction of a big dict as content-defined groups, or None to pickle it whole.
-
-    Boundaries depend only on the keys (their hashes), not on positions, so an edit moves no
-    boundary but its own. ``str`` hashes are salted per process: the groups of a dict with
-    string keys are stable within a session, which is where edits are compared.
-    """
-    try:
-        cuts = [i for i, h in enumerate(map(hash, obj), 1) if not h & _GROUP_MASK]
-    except Exception:
-        return None
-    sizes = [b - a for a, b in zip([0, *cuts], [*cuts, len(obj)], strict=True) if b > a]
-    items = iter(obj.items())
-    groups = tuple(dict(itertools.islice(items, n)) for n in sizes)
-    return (dict, (), groups, None, None, _fill_dict)
-
-
-def _with_grouped_dicts(
-    values: tuple[object, ...], namespace: Mapping[str, object]
-) -> tuple[object, ...]:
-    """Return ``values`` with a lone big dict replaced by its grouped stand-in.
-
-    Only a dict nothing but the namespace refers to (no alias, no cycle back to it, no other
-    container, not IPython's output history): a reference from inside the stream would
-    otherwise be pickled as a second dict and identity would be lost. Such a dict is pickled
-    whole as before. Finding referrers walks the collector's objects (~10 ms per 100k
-    containers), paid only for dicts whose pickling costs far more.
-    """
-    if len(values) != 1:
-        return values
-    value = values[0]
-    if type(value) is not dict or len(value) < _GROUPED_DICT_MIN:
-        return values
-    for referrer in gc.get_referrers(value):
-        if referrer is not values and referrer is not namespace and not isinstance(
-            referrer, types.FrameType
-        ):
-            return values
-    return (_GroupedDict(value),)
-
-
-_FRAME_OPCODE = pickle.FRAME[0]
-_FRAME_HEADER = struct.Struct("<Q")
-# Opcodes the picklers write outside frames (a payload of a frame's size or more), with the
-# width of their length field.
-_UNFRAMED_LENGTHS = {
-    pickle.SHORT_BINBYTES[0]: 1, pickle.SHORT_BINUNICODE[0]: 1,
-    pickle.BINBYTES[0]: 4, pickle.BINUNICODE[0]: 4,
-    pickle.BINBYTES8[0]: 8, pickle.BINUNICODE8[0]: 8, pickle.BYTEARRAY8[0]: 8,
-}
-
-
-def _unframed(stream: bytes) -> bytes:
-    """Return a protocol 4+ stream without its FRAME opcodes (the stream unchanged if odd)."""
-    if stream[:1] != pickle.PROTO or len(stream) < 2:
-        return stream
-    view = memoryview(stream)
-    parts = [view[:2]]
-    position = 2
-    while position < len(stream):
-        opcode = stream[position]
-        if opcode == _FRAME_OPCODE:
-            (size,) = _FRAME_HEADER.unpack_from(stream, position + 1)
-            start = position + 1 + _FRAME_HEADER.size
-            parts.append(view[start : start + size])
-            position = start + size
-            continue
-        width = _UNFRAMED_LENGTHS.get(opcode)
-        if width is None:
-            return stream
-        size = int.from_bytes(view[position + 1 : position + 1 + width], "little")
-        end = position + 1 + width + size
-        parts.append(view[position:end])
-        position = end
-    return b"".join(parts) if position == len(stream) else stream
 
 
 def _every_name(name: str) -> bool:
@@ -385,8 +198,8 @@ class _ReducerMixin:
             if reduced is not None:
                 return reduced
         cls = type(obj)
-        if cls is _GroupedDict:
-            grouped = _reduce_grouped_dict(obj.target)  # type: ignore[attr-defined]
+        if cls is GroupedDict:
+            grouped = reduce_grouped_dict(obj.target, _fill_dict)  # type: ignore[attr-defined]
             return grouped or (_same, (obj.target,))  # type: ignore[attr-defined]
         if cls is UnrestoredValue:
             return self._refer_unsaved(obj.name, obj)  # type: ignore[attr-defined]
@@ -411,7 +224,7 @@ class _ReducerMixin:
             cls is not dict and isinstance(obj, dict)
         ):
             return reduce_container(obj) or NotImplemented
-        reason = _unsaveable_reason(obj)
+        reason = unsaveable_reason(obj)
         if reason is not None:
             name = self._holder(obj)
             if name is not None:
@@ -541,21 +354,6 @@ class Serialized:
     widgets: tuple[object, ...] = ()
 
 
-_GLUE_BY_CLASS: dict[type, bool] = {}
-
-
-def _glues(cls: type) -> bool:
-    """Return whether instances of ``cls`` make the names holding them one co-variable."""
-    glues = _GLUE_BY_CLASS.get(cls)
-    if glues is None:
-        numpy = sys.modules.get("numpy")
-        singleton = issubclass(cls, enum.Enum) or (
-            numpy is not None and issubclass(cls, numpy.dtype)
-        )
-        glues = _GLUE_BY_CLASS[cls] = not (issubclass(cls, _NON_GLUE_TYPES) or singleton)
-    return glues
-
-
 def _dump_with(
     pickler_class: type[_FastPickler] | type[_DillPickler],
     values: tuple[object, ...],
@@ -570,7 +368,7 @@ def _dump_with(
     buffers: list[pickle.PickleBuffer] = []
     pickler = pickler_class(out, protocol=5, buffer_callback=buffers.append)
     pickler._setup(namespace, members, is_tracked, values, probe=probe)
-    pickler.dump(_with_grouped_dicts(values, namespace))
+    pickler.dump(with_grouped_dicts(values, namespace))
     shared: dict[int, object] = {}
     if track_sharing:
         # The memo holds every object the stream contains, keeping their ids unique until
@@ -581,11 +379,11 @@ def _dump_with(
         shared = {
             ident: obj
             for ident, (_, obj) in memo.items()
-            if _glues(type(obj)) and obj is not namespace and ident not in referred
+            if glues(type(obj)) and obj is not namespace and ident not in referred
         }
     return Serialized(
         serializer="pickle" if pickler_class is _FastPickler else "dill",
-        stream=_unframed(out.getvalue()),
+        stream=unframed(out.getvalue()),
         buffers=tuple(b.raw() for b in buffers),
         itemsizes=tuple(memoryview(b).itemsize for b in buffers),
         refs=tuple(sorted(pickler.refs)),
@@ -678,104 +476,3 @@ def _dump_plainly(
     except Exception as exc:
         message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise SerializationError("", "", f"cannot be saved: {message}") from exc
-
-
-class _Loader:
-    """Unpickler hooks that resolve name references against a resolver."""
-
-    _resolver: NameResolver
-    _refused_module: str | None = None
-    _widgets: LiveWidgets | None = None
-
-    def find_class(self, module: str, name: str) -> object:
-        if module == __name__ and name == "_namespace_value":
-            return self._resolver.value
-        if self._widgets is not None and (module, name) == (_LIBRARIES, "make_widget"):
-            return self._widgets.make
-        if module == __name__ and name == "_unsaved_value":
-            return self._unsaved_value
-        if module == __name__ and name == "_namespace_dict":
-            return self._resolver.namespace
-        if module == self._refused_module:
-            raise SerializationError(
-                name, "", f"it is a reference to {module}.{name}, which only the live "
-                "session has"
-            )
-        return super().find_class(module, name)  # type: ignore[misc]
-
-    def _unsaved_value(self, name: str) -> object:
-        """Return another name's value the stream refers to, or a placeholder until it is back."""
-        try:
-            return self._resolver.value(name)
-        except (SerializationError, KeyError):
-            return UnrestoredValue(name)
-
-
-class _FastUnpickler(_Loader, pickle.Unpickler):
-    pass
-
-
-class _DillUnpickler(_Loader, dill.Unpickler):  # type: ignore[misc]
-    pass
-
-
-def load_values(
-    serializer: SerializerName,
-    stream: bytes | BinaryIO,
-    buffers: Iterable[object],
-    resolver: NameResolver,
-    *,
-    refused_module: str | None = None,
-    widgets: LiveWidgets | None = None,
-) -> tuple[object, ...]:
-    """Load the values of one co-variable from its stream (bytes, or a file read in order).
-
-    ``refused_module`` makes a reference to that module's names fail (a trial load refuses
-    references to the notebook's module, which dill falls back to when it cannot save a
-    class by value). ``widgets`` hands back live widgets instead of new ones.
-
-    Raises:
-        SerializationError: the stream cannot be loaded here (a module is missing, a class
-            changed, ...).
-        StoreError: a file stream could not be read (a missing or damaged chunk).
-    """
-    unpickler_class: Callable[..., _Loader]
-    unpickler_class = _FastUnpickler if serializer == "pickle" else _DillUnpickler
-    source = io.BytesIO(stream) if isinstance(stream, bytes) else stream
-    unpickler = unpickler_class(source, buffers=buffers)
-    unpickler._resolver = resolver
-    unpickler._refused_module = refused_module
-    unpickler._widgets = widgets
-    try:
-        values = unpickler.load()  # type: ignore[attr-defined]
-    except (SerializationError, StoreError):
-        raise  # a damaged store is not a value that cannot load: the caller decides
-    except Exception as exc:
-        raise SerializationError("", "", f"cannot be loaded: {exc}") from exc
-    if not isinstance(values, tuple):
-        raise SerializationError("", "", "the stored stream does not hold a value tuple")
-    return values
-
-
-def load_stored(store: ObjectStore, covar: Covar, resolver: NameResolver, *,
-                widgets: LiveWidgets | None = None) -> tuple[object, ...]:
-    """Load a stored co-variable's values, one per member.
-
-    Its out-of-band buffers are read first, each into the block its value will own; the
-    stream is then unpickled as it is read (``ObjectStore.open_stream``), never held whole.
-    ``widgets`` hands back live widgets instead of new ones.
-
-    Raises:
-        SerializationError: the values cannot be loaded here, or the stream does not hold one
-            per member.
-        StoreError: a chunk is missing or damaged.
-    """
-    if covar.serializer == "unsaved":
-        raise SerializationError(", ".join(covar.members), "", covar.reason or "not saved")
-    buffers = [store.read_buffer(b, covar.chunk_size) for b in covar.buffers[1:]]
-    with store.open_stream(covar.buffers[0]) as stream:
-        values = load_values(covar.serializer, stream, buffers, resolver, widgets=widgets)
-    if len(values) != len(covar.members):
-        raise SerializationError(
-            ", ".join(covar.members), "", "the stored stream has the wrong number of values")
-    return values

@@ -8,7 +8,6 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,21 +26,20 @@ from typing_extensions import override
 
 from timetravel_kernel.errors import StoreCorruptError, StoreError, StoreLockedError
 from timetravel_kernel.store.backend import Backend
+from timetravel_kernel.store.folder import (
+    OWNER_FILE,
+    make_private,
+    make_private_dirs,
+    read_owner,
+    write_private_file,
+)
+from timetravel_kernel.store.object_store import ObjectStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-__all__ = [
-    "OWNER_FILE",
-    "RocksBackend",
-    "StoreOwner",
-    "is_orphan_store",
-    "make_private",
-    "read_owner",
-    "write_private_file",
-]
+__all__ = ["RocksBackend", "check_manifest"]
 
-OWNER_FILE = "OWNER.json"
 # RocksDB's status texts start with the status code ("IO error: ", "Corruption: "); the lock
 # failure is an IO error about the LOCK file (held by another process, or by this one).
 # Matched by whole phrases: "block checksum mismatch" contains "lock" (NOTES.md).
@@ -77,15 +75,6 @@ def _options(*, create: bool) -> Options:
     return options
 
 
-def _make_private_dirs(path: Path) -> None:
-    """Create ``path`` and its missing parents 0700 (``mkdir(parents=True)`` uses the umask)."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)
-    os.chmod(path, 0o700)
-
-
 def _hint(message: str) -> str:
     """Return what the user can do about a failed write, when the cause is recognisable."""
     if "No space left" in message or "ENOSPC" in message:
@@ -93,91 +82,6 @@ def _hint(message: str) -> str:
     if "Permission denied" in message or "Read-only file system" in message:
         return "; make the store directory writable, or use a store in another directory"
     return ""
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically by a file only the user can read (0600 whatever the umask)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-
-
-def make_private(folder: Path) -> None:
-    """Make a store's folder 0700 and its files 0600.
-
-    RocksDB creates its files with the process umask (0644, or 0666 under umask 000) and
-    offers no mode option; changing the umask would change it for the user's code too. The
-    folder being 0700 keeps others out at once; this makes copies (``cp -r``, ``tar``) private.
-    """
-    with contextlib.suppress(OSError):
-        os.chmod(folder, 0o700)
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        with contextlib.suppress(OSError):
-            mode = 0o700 if entry.is_dir(follow_symlinks=False) else 0o600
-            if entry.stat(follow_symlinks=False).st_mode & 0o777 != mode:
-                os.chmod(entry.path, mode)
-
-
-@dataclass(frozen=True, slots=True)
-class StoreOwner:
-    """Who last opened a store for writing (its OWNER.json)."""
-
-    pid: int
-    host: str
-    purpose: str
-    key: str = ""
-
-    def is_alive(self) -> bool:
-        """Return whether the owner process still runs (unknown hosts count as alive)."""
-        if self.host != socket.gethostname():
-            return True
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # another user's process
-            return True
-        return True
-
-    def describe(self) -> str:
-        """Return the owner as a user recognises it."""
-        purpose = f" ({self.purpose})" if self.purpose else ""
-        return f"process {self.pid} on {self.host}{purpose}"
-
-
-def is_orphan_store(path: Path) -> bool:
-    """Whether the notebook (or connection file) a store was keyed by no longer exists.
-
-    Stores of earlier versions have no key; their purpose ("kernel for /abs/nb.ipynb") names
-    the notebook when it was one. A store whose key is unknown, or whose owner still runs,
-    is never an orphan.
-    """
-    owner = read_owner(path)
-    if owner is None or owner.is_alive():
-        return False
-    key = owner.key
-    if not key and owner.purpose.startswith("kernel for /"):
-        key = owner.purpose.removeprefix("kernel for ")
-    return bool(key) and os.path.isabs(key) and not os.path.exists(key)
-
-
-def read_owner(path: Path) -> StoreOwner | None:
-    """Return the owner record of the store at ``path``, None when absent or unreadable."""
-    try:
-        owner = json.loads((path / OWNER_FILE).read_text())
-        return StoreOwner(int(owner["pid"]), str(owner["host"]), str(owner.get("purpose", "")),
-                          str(owner.get("key", "")))
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
 
 
 class RocksBackend(Backend):
@@ -198,7 +102,7 @@ class RocksBackend(Backend):
         self._read_only = read_only
         if not read_only:
             try:
-                _make_private_dirs(self.path)
+                make_private_dirs(self.path)
             except OSError as exc:
                 raise StoreError(
                     f"cannot create the time-travel store {self.path}: {exc.strerror}"
@@ -478,3 +382,27 @@ class RocksBackend(Backend):
                 if entry.is_file():
                     total += entry.stat().st_size
         return total
+
+
+def check_manifest(path: Path) -> None:
+    """Refuse a store whose writable open would delete its history (a damaged MANIFEST).
+
+    RocksDB recovers a truncated MANIFEST without an error and then deletes the tables it no
+    longer lists as obsolete. A read-only open deletes nothing: there, recent commits missing
+    while unlisted tables are on disk mean the MANIFEST lost them.
+
+    Raises:
+        StoreCorruptError: the MANIFEST is damaged (the store must be moved aside).
+    """
+    backend = RocksBackend(path, read_only=True)
+    try:
+        lost = ObjectStore(backend).lost_commits
+        unlisted = backend.unlisted_tables() if lost else []
+    finally:
+        backend.close()
+    if unlisted:
+        raise StoreCorruptError(
+            f"the time-travel store {path} is damaged: its MANIFEST lost {len(unlisted)} table "
+            f"file(s) ({', '.join(unlisted[:3])}) holding its {lost} newest states; move it "
+            "aside (the files are intact) to start a fresh history"
+        )

@@ -32,7 +32,7 @@ from timetravel_kernel.store.refs import REF_HEAD
 from timetravel_kernel.store.tree import NamespaceTree
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from timetravel_kernel.store.object_store import ObjectStore
 
@@ -47,6 +47,10 @@ __all__ = [
     "IngestedSpool",
     "SpoolHeader",
     "SpoolWriter",
+    "absent_payload",
+    "chunk_payload",
+    "decode_absent",
+    "decode_chunk",
     "ingest_spools",
     "read_frames",
     "spool_name",
@@ -113,6 +117,26 @@ class SpoolHeader:
             raise StoreCorruptError(f"a spool's header does not parse ({exc})") from None
 
 
+def chunk_payload(chunk_id: ChunkId, stored: bytes) -> bytes:
+    """Return a CHUNK frame's payload."""
+    return chunk_id + stored
+
+
+def decode_chunk(payload: memoryview | bytes) -> tuple[ChunkId, bytes]:
+    """Return the chunk id and stored bytes a CHUNK frame carries."""
+    return ChunkId(bytes(payload[:ID_SIZE])), bytes(payload[ID_SIZE:])
+
+
+def absent_payload(names: Iterable[str]) -> bytes:
+    """Return an ABSENT frame's payload."""
+    return json.dumps(list(names)).encode()
+
+
+def decode_absent(payload: memoryview | bytes) -> list[str]:
+    """Return the names an ABSENT frame carries."""
+    return [str(name) for name in json.loads(bytes(payload))]
+
+
 def spool_name(session: str, seq: int, pid: int) -> str:
     """Return the file name process ``pid`` writes a spool under (they sort oldest first)."""
     return f"{session}-{seq:08d}-{pid}{_PART}"
@@ -173,7 +197,7 @@ class SpoolWriter:
 
     def write_chunk(self, chunk_id: ChunkId, stored: bytes) -> None:
         """Append a chunk in its stored form."""
-        self.write(CHUNK, chunk_id + stored)
+        self.write(CHUNK, chunk_payload(chunk_id, stored))
 
     def write_covar(self, covar: Covar) -> None:
         """Append a co-variable manifest."""
@@ -278,8 +302,7 @@ def _commit_spool(store: ObjectStore, path: Path, times: set[float]) -> Ingested
                 if header.time in times:
                     return IngestedSpool(header, None, "already committed by its kernel")
             elif kind == CHUNK:
-                chunk_id = ChunkId(bytes(payload[:ID_SIZE]))
-                transaction.add_encoded_chunk_if_new(chunk_id, bytes(payload[ID_SIZE:]))
+                transaction.add_encoded_chunk_if_new(*decode_chunk(payload))
             elif kind == COVAR:
                 covars.append(decode_covar(bytes(payload)))
     if header is None:

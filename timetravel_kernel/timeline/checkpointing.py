@@ -20,6 +20,7 @@ from timetravel_kernel.ids import CovarId, hash_bytes
 from timetravel_kernel.state import build_covar, capture
 from timetravel_kernel.store import Commit, Covar, NamespaceTree
 from timetravel_kernel.store.objects import encode_covar
+from timetravel_kernel.timeline.livestate import MADE_BY
 from timetravel_kernel.timeline.results import CellInfo, CheckpointResult, describe_cell
 
 if TYPE_CHECKING:
@@ -35,13 +36,11 @@ if TYPE_CHECKING:
     Produced = list[tuple[Covar, tuple[object, ...]]]
     """Each co-variable's manifest and the live values it was made from."""
 
-__all__ = ["MADE_BY", "CheckpointWork", "Checkpointer", "Namespace", "joined_cells"]
+__all__ = ["CheckpointWork", "Checkpointer", "Namespace", "joined_cells"]
 
 Namespace = dict[str, object]
 _FLAT_LOOKUP = 256
 """Touched names from which a plan reads the tree through one flat table."""
-
-MADE_BY = "; it was made by "
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import UnknownCommitError
 from timetravel_kernel.ids import CommitId
-from timetravel_kernel.timeline.results import DiffResult, VersionInfo
+from timetravel_kernel.timeline.results import DiffResult, VarInfo, VersionInfo
 
 if TYPE_CHECKING:
     from timetravel_kernel.ids import CovarId
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from timetravel_kernel.store.objects import Commit, Covar
     from timetravel_kernel.store.tree import NamespaceTree
 
-__all__ = ["CommitIndex", "diff_trees", "name_history"]
+__all__ = ["CommitIndex", "diff_trees", "name_history", "variables_of"]
 
 _MIN_PREFIX = 4
 
@@ -34,6 +34,11 @@ class CommitIndex:
         self._every: dict[CommitId, Commit] | None = None
         self._commits: dict[CommitId, Commit] = {}
         self.thinned: set[CommitId] = set()
+
+    def reload(self) -> None:
+        """Read the commits again at the next question (a pull wrote some behind our back)."""
+        self._every = None
+        self._commits = {}
 
     def _all(self) -> dict[CommitId, Commit]:
         if self._every is None:
@@ -148,3 +153,16 @@ def name_history(
             saved=covar.serializer != "unsaved", members=covar.members,
             current=covar_of == current, reason=covar.reason))
     return versions
+
+
+def variables_of(store: ObjectStore, tree: NamespaceTree) -> list[VarInfo]:
+    """Return the saved (and unsaveable) names of a tree, each manifest read once."""
+    infos = []
+    covars: dict[CovarId, Covar] = {}
+    for name, covar_of in sorted(tree.items()):
+        covar = covars.get(covar_of) or covars.setdefault(covar_of, store.load_covar(covar_of))
+        index = covar.members.index(name) if name in covar.members else 0
+        infos.append(VarInfo(name=name, type=covar.types[index] if covar.types else "",
+                             bytes=covar.nbytes, covariable=covar_of.hex(),
+                             saved=covar.serializer != "unsaved", reason=covar.reason))
+    return infos

@@ -9,6 +9,7 @@ rather than a mixin sharing private attributes.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.state import NameIdentities
@@ -22,7 +23,10 @@ if TYPE_CHECKING:
     from timetravel_kernel.state import TimelineOptions
     from timetravel_kernel.store import Commit, Covar
 
-__all__ = ["LiveState"]
+__all__ = ["MADE_BY", "LiveState"]
+
+MADE_BY = "; it was made by "
+"""Joins an unsaveable value's reason to the cell that made it (what rebuilds it)."""
 
 
 class LiveState:
@@ -54,6 +58,11 @@ class LiveState:
         self.identities = NameIdentities()
         self.never_fork: set[str] = set()
         """Names whose values blocked a forked snapshot: checkpointed in the kernel."""
+        self.lost: dict[str, str] = {}
+        """Names the last checkout could not bring back, with why (what a rebuild may)."""
+        self.lost_at: Commit | None = None
+        self.unreconnected: dict[str, str] = {}
+        """Of ``lost``, those whose reconnection failed: re-running cells would not help."""
         self._tracked: dict[str, bool] = {}
 
     def is_tracked(self, name: str) -> bool:
@@ -71,6 +80,17 @@ class LiveState:
             self.covar_refs[covar_id] = covar.refs
         if covar.reason is not None:
             self.unsaved[covar_id] = covar.reason
+
+    def adopt_version(self, covar_id: CovarId, covar: Covar,
+                      values: tuple[object, ...]) -> None:
+        """Hold values made again (rebuilt, reconnected) as the unsaveable version they are.
+
+        With the version's recorded origin, so the next checkpoint keeps the version's id.
+        """
+        self.cache.adopt(covar_id, covar, values)
+        self.note_covar(covar_id, replace(covar, reason=covar.reason or "not saved"))
+        if covar.token is not None and covar.reason:
+            self.origins[covar.token] = covar.reason.rpartition(MADE_BY)[2]
 
     def related(self, names: set[str], lookup: Callable[[str], CovarId | None]) -> set[str]:
         """Return the co-members of ``names`` and the names whose streams refer to them."""

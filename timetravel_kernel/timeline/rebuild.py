@@ -18,22 +18,27 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from timetravel_kernel.errors import SerializationError, StoreError
+from timetravel_kernel.errors import SerializationError, StoreError, TimelineError
 from timetravel_kernel.state import load_stored, names_read
 from timetravel_kernel.state.revival import revive_value
+from timetravel_kernel.timeline.lineage import plan_rebuild
+from timetravel_kernel.timeline.loading import CheckoutLoader
 from timetravel_kernel.timeline.results import describe_cell
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from timetravel_kernel.ids import CommitId, CovarId
+    from timetravel_kernel.state import TimelineOptions
     from timetravel_kernel.store import Commit, NamespaceTree, ObjectStore
+    from timetravel_kernel.timeline.history import CommitIndex
     from timetravel_kernel.timeline.lineage import RebuildPlan, RebuildStep
+    from timetravel_kernel.timeline.livestate import LiveState
 
-__all__ = ["RebuildResult", "run_rebuild"]
+__all__ = ["RebuildResult", "Rebuilds", "run_rebuild"]
 
 Namespace = dict[str, object]
 # Rounds of following the notebook functions a cell calls into the globals they read.
@@ -283,3 +288,90 @@ def run_rebuild(
             failed[name] = "the recorded cells ran again but did not make it"
     return RebuildResult(values=values, failed=failed, cells_run=cells_run,
                          seconds=time.perf_counter() - started)
+
+
+class Rebuilds:
+    """Plans and runs the rebuild of what the last checkout of a timeline left behind.
+
+    Args:
+        live: the live state (what was lost, where; the versions rebuilt values stand for).
+        store: where the recorded cells' inputs are read from.
+        options: what is saved (to load again the holders of rebuilt values).
+        history: the commit index.
+    """
+
+    def __init__(self, live: LiveState, store: ObjectStore, options: TimelineOptions,
+                 history: CommitIndex) -> None:
+        self._live = live
+        self._store = store
+        self._options = options
+        self._history = history
+
+    def plan(self, names: Iterable[str] | None = None) -> RebuildPlan:
+        """Return how the lost names (or ``names`` of them) would be rebuilt.
+
+        Raises:
+            TimelineError: nothing was lost.
+        """
+        live = self._live
+        if live.lost_at is None or not live.lost:
+            raise TimelineError("nothing to rebuild: every value of this state is here")
+        return self._plan(live.lost_at, live.lost if names is None else names)
+
+    def _plan(self, at: Commit, names: Iterable[str]) -> RebuildPlan:
+        """Plan the rebuild of ``names``, less the values the checkout failed to reconnect.
+
+        Running their cells again would not find the file or the database either.
+        """
+        wanted = set(names)
+        failed = {n: why for n, why in self._live.unreconnected.items() if n in wanted}
+        plan = plan_rebuild(self._store, self._history.get, at, wanted - failed.keys())
+        return replace(plan, impossible={**plan.impossible, **failed}) if failed else plan
+
+    def run(self, namespace: Namespace, names: Iterable[str] | None, *,
+            transform: Callable[[str], str], budget: float) -> RebuildResult:
+        """Run the recorded cells that make the lost values; adopt what they made.
+
+        Raises:
+            TimelineError: nothing was lost.
+        """
+        plan = self.plan(names)
+        present = {n for n in plan.names if n in namespace}
+        if present:  # the user has made these again since: theirs win
+            plan = self._plan(plan.at, [n for n in plan.names if n not in present])
+        result = run_rebuild(plan, namespace, store=self._store, get_commit=self._history.get,
+                             transform=transform, budget=budget)
+        self._adopt(namespace, plan, result.values)
+        lost = self._live.lost
+        lost.update({n: why for n, why in result.failed.items() if n in lost})
+        return result
+
+    def _adopt(self, namespace: Namespace, plan: RebuildPlan, values: dict[str, object]) -> None:
+        """Put rebuilt values in place as the recorded versions they stand for."""
+        live = self._live
+        groups: dict[CovarId, list[str]] = {}
+        for name in values:
+            groups.setdefault(plan.versions[name], []).append(name)
+        changes: dict[str, CovarId | None] = {}
+        for covar_of, names in groups.items():
+            covar = self._store.load_covar(covar_of)
+            if set(names) != set(covar.members):
+                continue  # a co-variable comes back whole or not at all
+            live.adopt_version(covar_of, covar, tuple(values[m] for m in covar.members))
+            changes.update(dict.fromkeys(covar.members, covar_of))
+        if not changes:
+            return
+        dict.update(namespace, {n: values[n] for n in changes})
+        live.tree, records = live.tree.updated(changes)
+        live.pending_tree.update(records)
+        live.identities.record(namespace, changes)
+        for name in changes:
+            live.lost.pop(name, None)
+        # Saved values restored while these were missing hold placeholders where they were.
+        loader = CheckoutLoader(self._store, self._options, live.cache, live.tree, live.members,
+                                namespace)
+        for covar_of, covar, filled in loader.refill(set(changes), live.covar_refs):
+            live.cache.discard(covar_of)
+            live.cache.put(covar_of, covar, filled)
+            dict.update(namespace, zip(covar.members, filled, strict=True))
+            live.identities.record(namespace, covar.members)

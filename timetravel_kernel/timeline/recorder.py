@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Literal
 
 from timetravel_kernel.errors import CheckpointProcessError, CheckpointStalledError
 from timetravel_kernel.state import names_read, touched_names
-from timetravel_kernel.store.spool import ABSENT, CHUNK, COVAR, SpoolHeader
+from timetravel_kernel.store.objects import decode_covar
+from timetravel_kernel.store.spool import (
+    ABSENT,
+    CHUNK,
+    COVAR,
+    SpoolHeader,
+    decode_absent,
+    decode_chunk,
+)
 from timetravel_kernel.timeline.background import (
     BackgroundOptions,
     can_fork,
@@ -38,7 +46,7 @@ from timetravel_kernel.timeline.background import (
     should_fork,
 )
 from timetravel_kernel.timeline.checkpointing import joined_cells
-from timetravel_kernel.timeline.snapshot import SnapshotSpool, decode_frame, take_snapshot
+from timetravel_kernel.timeline.snapshot import SnapshotSpool, take_snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -105,19 +113,23 @@ class Recorder:
         self._closing = False
 
     # -- what the kernel calls ------------------------------------------------------------
-    def record(self, namespace: Namespace, cell: CellInfo, *, status: Status = "ok",
-               duration: float = 0.0, options: BackgroundOptions | None = None,
-               on_done: CheckpointCallback, later: bool = False) -> RecordStart:
-        """Record the state after a cell: inline now, or in a snapshot (now, or ``later``).
+    def record(self, namespace: Namespace, cell: CellInfo, *, on_done: CheckpointCallback,
+               status: str = "ok", duration: float = 0.0,
+               background: BackgroundOptions | None = None, later: bool = False) -> RecordStart:
+        """Record the state after a cell as its own commit, without making the caller wait.
 
-        ``later``: a snapshot this cell needs is taken by ``take_due_snapshot`` (the kernel:
-        once the cell's idle status is out), and this returns ``due``.
+        ``saved``: committed here (small, or ``sync``); ``saving``: a forked snapshot holds the
+        state and ``on_done`` runs on the commit thread once it is durable; ``due`` (only
+        with ``later``): the snapshot is taken by ``take_due_snapshot`` (a kernel: once its
+        idle status is out); ``failed``: an inline checkpoint failed (told to ``on_done``;
+        the next checkpoint examines its names again and holds this cell too).
         """
-        options = options or BackgroundOptions()
+        options = background or BackgroundOptions()
         self.take_due_snapshot()  # an earlier cell's comes first (a subshell's cell ended)
         touched = self._touched(namespace, cell)
-        item = _Cell(namespace=namespace, cell=cell, status=status, duration=duration,
-                     at=time.time(), touched=touched, options=options, on_done=on_done)
+        item = _Cell(namespace=namespace, cell=cell, status="error" if status == "error" else "ok",
+                     duration=duration, at=time.time(), touched=touched, options=options,
+                     on_done=on_done)
         if options.mode == "sync" or not can_fork():
             self.settle()
         with self._live.lock:
@@ -129,6 +141,23 @@ class Recorder:
             self._due = item
             return "due"
         return self._take(item)
+
+    def checkpoint_now(self, namespace: Namespace, cell: CellInfo, *, status: str = "ok",
+                       duration: float = 0.0) -> CheckpointResult:
+        """Commit the state after a cell here and now, after what is queued (``sync``).
+
+        Raises:
+            StoreError: the store cannot be written (nothing was committed; the next
+                checkpoint examines the names again).
+        """
+        outcome: list[tuple[CheckpointResult | None, BaseException | None]] = []
+        self.record(namespace, cell, on_done=lambda *done: outcome.append(done), status=status,
+                    duration=duration, background=BackgroundOptions(mode="sync"))
+        result, error = outcome[0]
+        if error is not None:
+            raise error
+        assert result is not None
+        return result
 
     def take_due_snapshot(self) -> None:
         """Take the snapshot ``record`` left due (no-op when there is none)."""
@@ -332,13 +361,15 @@ class Recorder:
             absent: list[str] = []
 
             def consume(kind: int, payload: memoryview) -> None:
-                decoded = decode_frame(kind, payload)
                 if kind == COVAR:
-                    covars.append(decoded)  # type: ignore[arg-type]
+                    covars.append(decode_covar(bytes(payload)))
                 elif kind == CHUNK:
-                    transaction.add_encoded_chunk_if_new(*decoded)  # type: ignore[misc]
+                    transaction.add_encoded_chunk_if_new(*decode_chunk(payload))
                 elif kind == ABSENT:
-                    absent.extend(decoded)  # type: ignore[arg-type]
+                    absent.extend(decode_absent(payload))
+                else:
+                    raise CheckpointProcessError(
+                        f"the checkpoint process sent a frame of unknown kind {kind}")
 
             snapshot.receive(consume, hang_seconds=item.options.hang_seconds,
                              stall_seconds=item.options.stall_seconds)

@@ -1,12 +1,14 @@
 """Restoring one variable: which stored version, under which names, loaded how (timeline layer).
 
-The timeline records the result as a new commit; here are the checks that come first, so a
-refusal (no such name, an unsaveable value, objects shared with other names) changes nothing.
+The result is recorded as a new commit on HEAD, so an undo takes it back; the checks come
+first, so a refusal (no such name, an unsaveable value, objects shared with other names)
+changes nothing.
 """
 
 from __future__ import annotations
 
 import keyword
+import time
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import (
@@ -16,11 +18,17 @@ from timetravel_kernel.errors import (
     UnknownNameError,
 )
 from timetravel_kernel.state import load_stored
+from timetravel_kernel.timeline.memory import MemoryGuard, estimated_bytes
+from timetravel_kernel.timeline.results import CellInfo, CheckoutResult
 
 if TYPE_CHECKING:
+    from timetravel_kernel.ids import CommitId
     from timetravel_kernel.store import Commit, Covar, ObjectStore
+    from timetravel_kernel.timeline.checkpointing import Checkpointer
+    from timetravel_kernel.timeline.history import CommitIndex
+    from timetravel_kernel.timeline.livestate import LiveState
 
-__all__ = ["load_version", "restore_targets", "version_at"]
+__all__ = ["load_version", "restore_targets", "restore_variable", "version_at"]
 
 Namespace = dict[str, object]
 
@@ -95,3 +103,43 @@ def load_version(store: ObjectStore, covar: Covar, namespace: Namespace) -> dict
     """
     values = load_stored(store, covar, _LiveNames(namespace))
     return dict(zip(covar.members, values, strict=True))
+
+
+def restore_variable(
+    live: LiveState, store: ObjectStore, history: CommitIndex, checkpointer: Checkpointer,
+    namespace: Namespace, name: str, commit_id: CommitId, *, as_name: str | None,
+    together: bool,
+) -> CheckoutResult:
+    """Bring back the value ``name`` had at a commit, recorded as a new commit on HEAD.
+
+    Raises:
+        UnknownCommitError, UnknownNameError, SharedObjectsError: see ``Timeline``.
+        SerializationError, StoreError: the value cannot be loaded or recorded; the namespace
+            is unchanged.
+    """
+    started = time.perf_counter()
+    commit = history.get(commit_id)
+    covar = version_at(store, commit, name)
+    targets = restore_targets(covar, name, as_name, together=together)
+    if not all(live.is_tracked(t) for t in targets.values()):
+        raise TimelineError(f"{as_name or name!r} is excluded from the history (skip "
+                            "options); choose another name")
+    MemoryGuard(commit, [covar]).reserve(covar.members, estimated_bytes(covar))
+    chosen = load_version(store, covar, namespace)
+    staged = {target: chosen[member] for member, target in targets.items()}
+    previous = {n: dict.__getitem__(namespace, n) for n in staged if n in namespace}
+    dict.update(namespace, staged)
+    label = f"%tt get {name}@{commit.id.hex()[:10]}"
+    label += f" as {as_name}" if as_name else (" --together" if len(targets) > 1 else "")
+    try:
+        with live.lock:
+            work = checkpointer.plan(staged, CellInfo(code=label))
+        recorded = checkpointer.checkpoint(namespace, work).commit
+    except BaseException:
+        # Not recorded: the namespace goes back to what HEAD describes.
+        for target in staged:
+            dict.pop(namespace, target, None)
+        dict.update(namespace, previous)
+        raise
+    return CheckoutResult(head=recorded, loaded=tuple(sorted(staged)), deleted=(), kept=(),
+                          seconds=time.perf_counter() - started, unrestored={})

@@ -14,10 +14,18 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
     from timetravel_kernel.ids import CommitId
-    from timetravel_kernel.store.object_store import GarbageReport
+    from timetravel_kernel.store.object_store import GarbageReport, ObjectStore
     from timetravel_kernel.store.objects import Commit
+    from timetravel_kernel.timeline.history import CommitIndex
 
-__all__ = ["RetentionPolicy", "RetentionReport", "parse_age", "parse_size", "plan_thinning"]
+__all__ = [
+    "RetentionPolicy",
+    "RetentionReport",
+    "apply_retention",
+    "parse_age",
+    "parse_size",
+    "plan_thinning",
+]
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -143,3 +151,32 @@ def _ancestors(commits: Mapping[CommitId, Commit], start: CommitId | None) -> se
         seen.add(start)
         start = commits[start].parent
     return seen
+
+
+def apply_retention(store: ObjectStore, history: CommitIndex, policy: RetentionPolicy, *,
+                    protected: Collection[CommitId], head: CommitId | None, now: float,
+                    dry_run: bool = False, compact: bool = True) -> RetentionReport:
+    """Thin old states as ``policy`` says, then collect garbage and compact.
+
+    A budget is met on estimates, so the store is measured after each collection and thinned
+    further while it is still over (three rounds at most). With ``compact=False`` one round
+    runs and the disk is given back by a later compaction.
+    """
+    thinned: list[CommitId] = []
+    garbage: GarbageReport | None = None
+    for _ in range(3):
+        plan = plan_thinning(history.every(), history.thinned, protected, head, policy,
+                             now=now, store_bytes=store.size_bytes())
+        if dry_run:
+            return RetentionReport(tuple(history.every()[c] for c in plan), None)
+        if plan:
+            store.mark_thinned(plan)
+            history.thin(set(plan))
+            thinned += plan
+        elif garbage is not None:
+            break
+        garbage = store.collect_garbage(compact=compact)
+        if not compact or policy.budget is None or garbage.disk_after <= policy.budget:
+            break
+    every = history.every()
+    return RetentionReport(tuple(every[c] for c in thinned), garbage)

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from timetravel_kernel.cli import main
-from timetravel_kernel.kernel.storage import store_path_for
 from timetravel_kernel.remote import load_or_create_key
+from timetravel_kernel.session.storage import store_path_for
 from timetravel_kernel.timeline import CellInfo, Timeline
 
-from .seaweed import SECRET_KEY
+from ..seaweed import SECRET_KEY
 
 
 @pytest.fixture

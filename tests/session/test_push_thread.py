@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from timetravel_kernel.kernel.remotes import RemoteSettings, open_remote
 from timetravel_kernel.remote import load_or_create_key
+from timetravel_kernel.session.remotes import RemoteSettings, open_remote
 from timetravel_kernel.timeline import Timeline
 
+from ..kernel.harness import stderr
+from ..kernel.test_workloads import PROBE_DIR, assert_same_state, describe, saved_names
 from ..seaweed import SeaweedServer
 from ..workloads import load_notebook_cells
-from .harness import stderr
-from .test_workloads import PROBE_DIR, assert_same_state, describe, saved_names
 
 WORKLOADS = ["array_patch", "awkward_objects", "frame_edits", "many_small", "ml_sklearn"]
 

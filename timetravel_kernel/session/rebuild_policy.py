@@ -1,4 +1,4 @@
-"""What the kernel does about values a restore could not bring back (kernel layer).
+"""What the kernel does about values a restore could not bring back (session layer).
 
 What describes itself (a file, a sqlite3 database file, a lock, an event) was reconnected by
 the move itself, whatever the policy. For the rest, which only running recorded cells again
@@ -12,12 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import TimeTravelError
-from timetravel_kernel.protocol.rebuilds import (
-    describe_plan,
-    describe_rebuild,
-    format_rebuild_plan,
-    list_plan_code,
-)
+from timetravel_kernel.protocol.rebuilds import format_rebuild_plan
+from timetravel_kernel.session.sentences import describe_plan, describe_rebuild, list_plan_code
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from timetravel_kernel.cli import main
-from timetravel_kernel.kernel.storage import store_path_for
+from timetravel_kernel.session.storage import store_path_for
 from timetravel_kernel.timeline import CellInfo, Timeline
 
 

@@ -1,4 +1,4 @@
-"""RemoteSync: the kernel's link to its remote, off the cell path (kernel layer).
+"""PushThread: the session's link to its remote, off the cell path (session layer).
 
 At start the kernel pulls what the remote has before its first cell (so a notebook opened on a
 new machine comes back to its last state). After that every checkpoint only wakes a
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from timetravel_kernel.remote import PushReport, Remote
 
-__all__ = ["RemoteStatus", "RemoteSync"]
+__all__ = ["PushThread", "RemoteStatus"]
 
 _FIRST_RETRY = 2.0
 _MAX_RETRY = 300.0
@@ -47,7 +47,7 @@ class RemoteStatus:
     last_push: float | None
 
 
-class RemoteSync:
+class PushThread:
     """Background pushes of one store to one remote, with retries.
 
     Args:

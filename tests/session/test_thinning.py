@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from timetravel_kernel.kernel.thinning import BackgroundThinner
+from timetravel_kernel.session.thinning import BackgroundThinner
 from timetravel_kernel.timeline import CellInfo, RetentionPolicy
 
 from ..factories import open_timeline
@@ -45,7 +45,7 @@ def test_a_long_session_stays_under_its_budget(start_kernel):
     while True:
         # A run in progress (three rounds of compaction on a loaded machine) is waited for:
         # a "pass" meanwhile would only push the cells above deeper into the past.
-        k.execute("get_ipython().kernel._thinner.join()", silent=True)
+        k.execute("get_ipython().kernel.notebook.thinner.join()", silent=True)
         status = k.op("status")["result"]
         if status["store"]["bytes"] <= 3_000_000 or time.monotonic() > deadline:
             break

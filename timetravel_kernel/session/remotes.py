@@ -1,11 +1,11 @@
 """Remote settings: named remotes, the signing key and S3 options from the environment.
 
-Shared by the kernel and the ``timetravel`` command, the two places allowed to read the
-environment (STYLE.md): both build their remote with ``open_remote`` and their signer with
+Shared by the kernel and the ``timetravel`` command, which read the environment and hand
+it here (STYLE.md): both build their remote with ``open_remote`` and their signer with
 ``open_signer``, so a setting read by one is read by the other. Named remotes live in
 ``<jupyter data dir>/timetravel/remotes.json`` with their URL and non-secret options only;
 credentials come from the standard AWS variables or the AWS profile files
-(``~/.aws/credentials``, ``~/.aws/config``) and are never written anywhere (kernel layer).
+(``~/.aws/credentials``, ``~/.aws/config``) and are never written anywhere (session layer).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from timetravel_kernel.kernel.storage import (
+from timetravel_kernel.session.storage import (
     TEMPORARY_PREFIX,
     default_store_dir,
     make_default_store_dir_private,

@@ -10,7 +10,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
 from timetravel_kernel.cli import main
-from timetravel_kernel.kernel.kernelspec import DISPLAY_NAME, KERNEL_NAME, make_kernel_json
+from timetravel_kernel.cli.kernelspec import DISPLAY_NAME, KERNEL_NAME, make_kernel_json
 
 ROOT = Path(__file__).resolve().parents[2]
 

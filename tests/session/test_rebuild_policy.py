@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from timetravel_kernel.kernel.rebuilding import REBUILD_POLICIES, after_loss
-from timetravel_kernel.protocol import ProtocolHandler
+from timetravel_kernel.protocol import ProtocolHandler, ServedTimeline
 from timetravel_kernel.remote import MemoryTransport, Remote, Signer
+from timetravel_kernel.session.rebuild_policy import REBUILD_POLICIES, after_loss
 from timetravel_kernel.timeline import CellInfo, Timeline
 
 from ..factories import open_timeline
@@ -116,7 +116,7 @@ def test_every_route_back_reconnects_every_kind_under_every_policy(
     timeline = open_timeline(store)
     ns = fresh_namespace()
     timeline.start(ns)
-    handler = ProtocolHandler(timeline, ns)
+    handler = ProtocolHandler(ServedTimeline(timeline), ns)
     try:
         cell, reconnected = go(route, handler, timeline)
         # Each kind differs between the two states; a redo finds the values the restore

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from timetravel_kernel.errors import RemoteAccessError, RemoteError
-from timetravel_kernel.kernel.remotes import (
+from timetravel_kernel.remote import Signer, load_or_create_key
+from timetravel_kernel.session.remotes import (
     RemoteSettings,
     load_remote_settings,
     open_remote,
@@ -18,7 +19,6 @@ from timetravel_kernel.kernel.remotes import (
     s3_options_from_env,
     save_remote_settings,
 )
-from timetravel_kernel.remote import Signer, load_or_create_key
 from timetravel_kernel.timeline import CellInfo, Timeline
 
 from ..factories import open_timeline

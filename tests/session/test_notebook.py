@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from timetravel_kernel.kernel.storage import store_path_for
+from timetravel_kernel.session.storage import store_path_for
 from timetravel_kernel.store.rocks import RocksBackend
 
-from .harness import check_event, stderr
+from ..kernel.harness import check_event, stderr
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ REGRESSION_NAMES = {"coef", "new_X", "arrays", "X", "y", "fit", "ols", "resid", 
 
 def test_a_statsmodels_formula_fit_and_its_design_matrices_are_exact_after_sigkill(
         start_kernel, notebook):
-    from .test_workloads import PROBE_DIR, assert_same_state, describe
+    from ..kernel.test_workloads import PROBE_DIR, assert_same_state, describe
 
     k = start_kernel(notebook=notebook, PYTHONPATH=PROBE_DIR)
     for code in REGRESSION_CELLS:

@@ -3,7 +3,7 @@
 One store per notebook (keyed by the notebook path the server gives the kernel), else per
 connection file. A store the kernel cannot use as its own (locked by a second kernel on the
 same notebook, damaged, unwritable) never stops the kernel: it gets a temporary history and a
-sentence telling the user why; a damaged store is moved aside, never deleted (kernel layer).
+sentence telling the user why; a damaged store is moved aside, never deleted (session layer).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from timetravel_kernel.errors import (
     StoreFormatError,
     StoreLockedError,
 )
-from timetravel_kernel.store.rocks import read_owner
+from timetravel_kernel.store.folder import read_owner
 
 if TYPE_CHECKING:
     from timetravel_kernel.timeline import Timeline, TimelineOptions

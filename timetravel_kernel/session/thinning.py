@@ -1,4 +1,4 @@
-"""Background retention: thin old states and collect garbage after checkpoints (kernel layer).
+"""Background retention: thin old states and collect garbage after checkpoints (session layer).
 
 The kernel's history lock is held while states are thinned and garbage deleted, so neither a
 checkpoint nor a checkout ever sees a half-collected store (a checkout meanwhile is refused
