@@ -80,3 +80,17 @@ def commit_covars(store: ObjectStore, parent: Commit | None, tree: NamespaceTree
     commit = make_commit(parent=parent.id if parent else None, tree=new_tree.root_id,
                          changed=tuple(sorted(covars)), **fields)
     return transaction.commit(commit, set_head=True), new_tree
+
+
+# A notebook class whose version 1 cannot be loaded back (its rebuild function refuses).
+FRAGILE = """
+class Fragile:
+    def __init__(self, value):
+        self.value = value
+    def __reduce__(self):
+        return (rebuild, (self.value,))
+def rebuild(value):
+    if value == 1:
+        raise RuntimeError('this version cannot come back')
+    return Fragile(value)
+"""

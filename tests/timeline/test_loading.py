@@ -20,7 +20,7 @@ from timetravel_kernel.timeline.loading import CheckoutLoader, Loaded
 from timetravel_kernel.timeline.patching import BufferPatch
 from timetravel_kernel.timeline.plan import plan_checkout
 
-from ..factories import checkpoint_cell
+from ..factories import FRAGILE, checkpoint_cell
 from ..workloads import fresh_namespace
 
 OPTIONS = TimelineOptions(chunk_size=4096, inline_limit=256)
@@ -109,19 +109,6 @@ def test_a_refused_reservation_stops_the_load(session):
 
     with pytest.raises(NotEnoughMemoryError, match=r"\('x',\) need \d+ bytes"):
         session.load(second, first, reserve=refuse)
-
-
-FRAGILE = """
-class Fragile:
-    def __init__(self, value):
-        self.value = value
-    def __reduce__(self):
-        return (rebuild, (self.value,))
-def rebuild(value):
-    if value == 1:
-        raise RuntimeError('this version cannot come back')
-    return Fragile(value)
-"""
 
 
 def test_a_version_that_no_longer_loads_keeps_the_live_value(session):

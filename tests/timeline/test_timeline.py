@@ -22,7 +22,7 @@ from timetravel_kernel.errors import (
 from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.timeline import CellInfo, Timeline
 
-from ..factories import open_timeline
+from ..factories import FRAGILE, open_timeline
 from ..workloads import fresh_namespace, run_cell
 
 
@@ -204,19 +204,6 @@ def test_checkout_is_all_or_nothing_when_the_store_is_corrupt(tmp_path: Path) ->
         timeline.checkout(ns, target.id)
     assert ns == before and ns["b"] is before["b"]
     timeline.close()
-
-
-FRAGILE = """
-class Fragile:
-    def __init__(self, value):
-        self.value = value
-    def __reduce__(self):
-        return (rebuild, (self.value,))
-def rebuild(value):
-    if value == 1:
-        raise RuntimeError('this version cannot come back')
-    return Fragile(value)
-"""
 
 
 def test_undo_keeps_a_live_value_whose_stored_version_cannot_load(timeline: Timeline) -> None:

@@ -8,6 +8,7 @@ anything is applied, and the live state then says the namespace equals the targe
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import NothingToRedoError, NothingToUndoError, TimelineError
@@ -38,22 +39,21 @@ def _without(names: tuple[str, ...], drop: Namespace) -> tuple[str, ...]:
     return tuple(n for n in names if n not in drop)
 
 
+@dataclass(slots=True)
 class Checkouts:
     """Moves the namespace to commits of one timeline.
 
-    Args:
+    Attributes:
         live: the live state it reads the plan from and updates.
         store: where the versions are read from (and HEAD written, unless read-only).
         options: what is saved (which names are tracked, how buffers are cut).
         history: the commit index.
     """
 
-    def __init__(self, live: LiveState, store: ObjectStore, options: TimelineOptions,
-                 history: CommitIndex) -> None:
-        self._live = live
-        self._store = store
-        self._options = options
-        self._history = history
+    live: LiveState
+    store: ObjectStore
+    options: TimelineOptions
+    history: CommitIndex
 
     def undo(self, namespace: Namespace) -> CheckoutResult:
         """Go back to HEAD's parent (over thinned states); ``redo`` returns.
@@ -62,11 +62,11 @@ class Checkouts:
             NothingToUndoError: HEAD is a root.
         """
         head = self._require_head()
-        parent = self._history.kept_ancestor(head.parent)
+        parent = self.history.kept_ancestor(head.parent)
         if parent is None:
             raise NothingToUndoError("nothing to undo: this is the first state of the session")
         result = self.move(namespace, parent, strict=True)
-        self._live.redo.append(head.id)
+        self.live.redo.append(head.id)
         return result
 
     def redo(self, namespace: Namespace) -> CheckoutResult:
@@ -75,10 +75,10 @@ class Checkouts:
         Raises:
             NothingToRedoError: no undo since the last checkpoint or jump.
         """
-        if not self._live.redo:
+        if not self.live.redo:
             raise NothingToRedoError("nothing to redo: no cell has been undone since")
-        result = self.move(namespace, self._live.redo[-1], strict=True)
-        self._live.redo.pop()
+        result = self.move(namespace, self.live.redo[-1], strict=True)
+        self.live.redo.pop()
         return result
 
     def move(self, namespace: Namespace, commit_id: CommitId, *, strict: bool) -> CheckoutResult:
@@ -94,9 +94,9 @@ class Checkouts:
         """
         started = time.perf_counter()
         self._require_head()
-        live = self._live
-        target = self._history.get(commit_id)
-        target_tree = self._store.load_tree(target.tree)
+        live = self.live
+        target = self.history.get(commit_id)
+        target_tree = self.store.load_tree(target.tree)
         # Names rebound since the last checkpoint; in-place changes can only come from code
         # that ran without a checkpoint (silent executions), which the kernel does not record.
         dirty = {n for n in live.identities.changed(namespace) | live.unrecorded
@@ -106,7 +106,7 @@ class Checkouts:
             is_present=lambda name: name in namespace and live.is_tracked(name),
         ), target_tree, live.covar_refs, live.members)
         covars = self._load_manifests(plan.load)
-        loader = CheckoutLoader(self._store, self._options, live.cache, live.tree, live.members,
+        loader = CheckoutLoader(self.store, self.options, live.cache, live.tree, live.members,
                                 namespace, reserve=MemoryGuard(target, covars.values()).reserve)
         loaded = loader.load(plan, covars, strict=strict)
         staged, unrestored = loaded.staged, loaded.unrestored
@@ -132,8 +132,8 @@ class Checkouts:
         live.lost, live.lost_at = lost, target
         live.unreconnected = {n: lost[n] for n in loaded.unreconnected}
         live.unrecorded = set(loaded.kept)
-        if not self._store.backend.read_only:
-            self._store.set_refs({REF_HEAD: target.id})
+        if not self.store.backend.read_only:
+            self.store.set_refs({REF_HEAD: target.id})
         live.head = target
         return CheckoutResult(
             head=target,
@@ -147,13 +147,13 @@ class Checkouts:
 
     def _load_manifests(self, covar_ids: Iterable[CovarId]) -> dict[CovarId, Covar]:
         """Read a checkout's manifests, remembering what the live state needs of them."""
-        covars = {c: self._store.load_covar(c) for c in covar_ids}
+        covars = {c: self.store.load_covar(c) for c in covar_ids}
         for covar_of, covar in covars.items():
-            self._live.note_covar(covar_of, covar)
+            self.live.note_covar(covar_of, covar)
         return covars
 
     def _require_head(self) -> Commit:
-        head = self._live.head
+        head = self.live.head
         if head is None:
             raise TimelineError("the timeline has no session: call start(namespace) first")
         return head

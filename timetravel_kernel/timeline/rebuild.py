@@ -64,16 +64,16 @@ class _Versions:
 
     def __init__(self, store: ObjectStore, tree: NamespaceTree, namespace: Namespace,
                  loaded: dict[CovarId, tuple[object, ...]], live: Namespace) -> None:
-        self._store = store
+        self.store = store
         self._tree = tree
         self._namespace = namespace
         self._loaded = loaded
-        self._live = live  # unsaveable values the rebuild made so far
+        self.live = live  # unsaveable values the rebuild made so far
         self._loading: set[str] = set()
 
     def has_saved(self, name: str) -> bool:
         covar_of = self._tree.get(name)
-        return covar_of is not None and self._store.load_covar(covar_of).serializer != "unsaved"
+        return covar_of is not None and self.store.load_covar(covar_of).serializer != "unsaved"
 
     def value(self, name: str) -> object:
         covar_of = self._tree.get(name)
@@ -83,19 +83,19 @@ class _Versions:
             raise SerializationError(name, "", f"it refers to {name!r}, which is not stored")
         values = self._loaded.get(covar_of)
         if values is None:
-            covar = self._store.load_covar(covar_of)
+            covar = self.store.load_covar(covar_of)
             if covar.serializer == "unsaved":
-                if name in self._live:  # a saved input refers to it: the one rebuilt so far
-                    return self._live[name]
+                if name in self.live:  # a saved input refers to it: the one rebuilt so far
+                    return self.live[name]
                 raise SerializationError(name, "", f"{name} is not saved in that state")
             self._loading.add(name)
             try:
-                values = load_stored(self._store, covar, self)
+                values = load_stored(self.store, covar, self)
             finally:
                 self._loading.discard(name)
             self._loaded[covar_of] = values
             return values[covar.members.index(name)]
-        covar = self._store.load_covar(covar_of)
+        covar = self.store.load_covar(covar_of)
         return values[covar.members.index(name)]
 
     def namespace(self) -> Namespace:
@@ -137,7 +137,7 @@ class _Runner:
     def __init__(self, store: ObjectStore, namespace: Namespace,
                  get_commit: Callable[[CommitId], Commit],
                  transform: Callable[[str], str]) -> None:
-        self._store = store
+        self.store = store
         self._namespace = namespace
         self._get_commit = get_commit
         self._transform = transform
@@ -159,7 +159,7 @@ class _Runner:
             raise _StepFailed(f"{describe_cell(commit)} does not compile here: {exc}") from exc
         assert commit.parent is not None
         parent = self._get_commit(commit.parent)
-        versions = _Versions(self._store, self._store.load_tree(parent.tree), self._namespace,
+        versions = _Versions(self.store, self.store.load_tree(parent.tree), self._namespace,
                              self._loaded, self.live)
         seeds, hidden = self._inputs(source, versions, parent)
         before = dict(self._namespace)
@@ -189,7 +189,7 @@ class _Runner:
     def _inputs(self, source: str, versions: _Versions,
                 parent: Commit) -> tuple[Namespace, set[str]]:
         """Return the stored versions of what the cell reads, and the names to hide."""
-        tree = self._store.load_tree(parent.tree)
+        tree = self.store.load_tree(parent.tree)
         seeds: Namespace = {}
         hidden: set[str] = set()
         wanted: set[str] | None = set()
@@ -290,22 +290,21 @@ def run_rebuild(
                          seconds=time.perf_counter() - started)
 
 
+@dataclass(slots=True)
 class Rebuilds:
     """Plans and runs the rebuild of what the last checkout of a timeline left behind.
 
-    Args:
+    Attributes:
         live: the live state (what was lost, where; the versions rebuilt values stand for).
         store: where the recorded cells' inputs are read from.
         options: what is saved (to load again the holders of rebuilt values).
         history: the commit index.
     """
 
-    def __init__(self, live: LiveState, store: ObjectStore, options: TimelineOptions,
-                 history: CommitIndex) -> None:
-        self._live = live
-        self._store = store
-        self._options = options
-        self._history = history
+    live: LiveState
+    store: ObjectStore
+    options: TimelineOptions
+    history: CommitIndex
 
     def plan(self, names: Iterable[str] | None = None) -> RebuildPlan:
         """Return how the lost names (or ``names`` of them) would be rebuilt.
@@ -313,7 +312,7 @@ class Rebuilds:
         Raises:
             TimelineError: nothing was lost.
         """
-        live = self._live
+        live = self.live
         if live.lost_at is None or not live.lost:
             raise TimelineError("nothing to rebuild: every value of this state is here")
         return self._plan(live.lost_at, live.lost if names is None else names)
@@ -324,8 +323,8 @@ class Rebuilds:
         Running their cells again would not find the file or the database either.
         """
         wanted = set(names)
-        failed = {n: why for n, why in self._live.unreconnected.items() if n in wanted}
-        plan = plan_rebuild(self._store, self._history.get, at, wanted - failed.keys())
+        failed = {n: why for n, why in self.live.unreconnected.items() if n in wanted}
+        plan = plan_rebuild(self.store, self.history.get, at, wanted - failed.keys())
         return replace(plan, impossible={**plan.impossible, **failed}) if failed else plan
 
     def run(self, namespace: Namespace, names: Iterable[str] | None, *,
@@ -339,22 +338,22 @@ class Rebuilds:
         present = {n for n in plan.names if n in namespace}
         if present:  # the user has made these again since: theirs win
             plan = self._plan(plan.at, [n for n in plan.names if n not in present])
-        result = run_rebuild(plan, namespace, store=self._store, get_commit=self._history.get,
+        result = run_rebuild(plan, namespace, store=self.store, get_commit=self.history.get,
                              transform=transform, budget=budget)
         self._adopt(namespace, plan, result.values)
-        lost = self._live.lost
+        lost = self.live.lost
         lost.update({n: why for n, why in result.failed.items() if n in lost})
         return result
 
     def _adopt(self, namespace: Namespace, plan: RebuildPlan, values: dict[str, object]) -> None:
         """Put rebuilt values in place as the recorded versions they stand for."""
-        live = self._live
+        live = self.live
         groups: dict[CovarId, list[str]] = {}
         for name in values:
             groups.setdefault(plan.versions[name], []).append(name)
         changes: dict[str, CovarId | None] = {}
         for covar_of, names in groups.items():
-            covar = self._store.load_covar(covar_of)
+            covar = self.store.load_covar(covar_of)
             if set(names) != set(covar.members):
                 continue  # a co-variable comes back whole or not at all
             live.adopt_version(covar_of, covar, tuple(values[m] for m in covar.members))
@@ -368,7 +367,7 @@ class Rebuilds:
         for name in changes:
             live.lost.pop(name, None)
         # Saved values restored while these were missing hold placeholders where they were.
-        loader = CheckoutLoader(self._store, self._options, live.cache, live.tree, live.members,
+        loader = CheckoutLoader(self.store, self.options, live.cache, live.tree, live.members,
                                 namespace)
         for covar_of, covar, filled in loader.refill(set(changes), live.covar_refs):
             live.cache.discard(covar_of)
