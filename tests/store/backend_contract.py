@@ -48,6 +48,11 @@ class BackendContract:
         backend.flush()
         assert backend.size_bytes() >= before + 100_000
 
+    def test_live_size_counts_what_is_stored(self, backend: Backend) -> None:
+        backend.write_batch([(b"x", os.urandom(200_000))])
+        backend.flush()
+        assert 200_000 <= backend.live_bytes() <= backend.size_bytes()
+
     def test_closed_backend_refuses_use(self, backend: Backend) -> None:
         backend.close()
         with pytest.raises(StoreError):

@@ -226,3 +226,20 @@ def test_a_checksum_mismatch_is_damage_not_a_lock(tmp_path: Path) -> None:
     table.write_bytes(bytes(data))
     with pytest.raises(StoreCorruptError, match="checksum mismatch"):
         RocksBackend(path)
+
+
+def test_the_live_size_leaves_out_files_a_compaction_replaced(tmp_path: Path) -> None:
+    """A read in progress pins the files a compaction replaced: on disk, but not the store's."""
+    backend = RocksBackend(tmp_path / "db")
+    backend.write_batch([(b"k%d" % i, os.urandom(200_000)) for i in range(10)])
+    backend.flush()
+    reading = backend.scan_prefix(b"k")
+    next(reading)
+    backend.write_batch([], [b"k%d" % i for i in range(8)])
+    backend.compact()
+    assert backend.size_bytes() > 2_000_000  # the replaced blob files are still there
+    assert 400_000 <= backend.live_bytes() < 1_000_000  # two values of 200 kB are stored
+    reading.close()
+    backend.compact()
+    assert backend.size_bytes() < 1_000_000
+    backend.close()

@@ -134,6 +134,30 @@ def test_a_long_session_under_a_small_budget_stays_under_it(tmp_path: Path):
     again.close()
 
 
+def test_a_budget_is_planned_on_what_is_stored_not_on_files_waiting_for_deletion(
+        tmp_path: Path):
+    """Replaced files pinned by a read once made a plan thin every state (the kernel's
+    background thinning: it measured the disk while a compaction's leftovers were on it)."""
+    budget = 2_000_000  # five of the 400 kB states
+    timeline = open_timeline(tmp_path / "store", chunk_size=128 * 1024)  # blob files
+    ns, _ = _session(timeline, 12)
+    backend = timeline._store.backend
+    backend.flush()
+    reading = backend.scan_prefix(b"")
+    next(reading)
+    timeline.apply_retention(RetentionPolicy(budget=budget))
+    assert timeline.store_bytes() > budget  # the compaction's leftovers, still pinned
+    for i in range(12, 16):
+        ns["a"] = np.random.default_rng(i).random(50_000)
+        timeline.checkpoint(ns, CellInfo(code=f"cell {i}", execution_count=i + 1))
+    timeline.apply_retention(RetentionPolicy(budget=budget))
+    kept = [c for c in timeline.log() if c.code.startswith("cell")]
+    assert 3 <= len(kept) <= 5, [c.code for c in kept]
+    assert timeline.store_bytes(live=True) <= budget
+    reading.close()
+    timeline.close()
+
+
 def test_undo_steps_over_thinned_states(tmp_path: Path):
     timeline = open_timeline(tmp_path / "store")
     ns, states = _session(timeline, 6)

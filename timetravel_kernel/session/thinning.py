@@ -43,7 +43,7 @@ class BackgroundThinner:
             return
         self._since += 1
         over_budget = self.policy.budget is not None and (
-            timeline.store_bytes(settle=False) > self.policy.budget)
+            timeline.store_bytes(settle=False, live=True) > self.policy.budget)
         by_age = (self.policy.thins_by_age
                   and self._since >= _CHECKPOINTS_BETWEEN_AGE_THINNING)
         if over_budget or by_age:
@@ -79,7 +79,8 @@ class BackgroundThinner:
                     report = timeline.apply_retention(self.policy, compact=False)
                 timeline.compact()
                 _log.info("time travel: thinned %d states", len(report.thinned))
-                if budget is None or not report.thinned or timeline.store_bytes() <= budget:
+                if (budget is None or not report.thinned
+                        or timeline.store_bytes(live=True) <= budget):
                     break
             self.runs += 1
         except Exception:

@@ -98,3 +98,11 @@ class Backend(ABC):
     def size_bytes(self) -> int:
         """Return the bytes the store occupies (on disk, or in memory for memory backends)."""
         return sum(len(k) + len(v) for k, v in self.scan_prefix(b""))
+
+    def live_bytes(self) -> int:
+        """Return the bytes the store occupies once files it already replaced are deleted.
+
+        What a size budget is planned on: right after a compaction or flush the disk still
+        holds the files they replaced (until nothing reads them), which no thinning frees.
+        """
+        return self.size_bytes()

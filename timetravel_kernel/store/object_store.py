@@ -290,6 +290,10 @@ class ObjectStore:
         """Return the store's size."""
         return self.backend.size_bytes()
 
+    def live_bytes(self) -> int:
+        """Return the store's size without files the backend already replaced (budgets)."""
+        return self.backend.live_bytes()
+
     # -- garbage ------------------------------------------------------------------------
     def thinned(self) -> set[CommitId]:
         """Return the commits whose state retention gave up.

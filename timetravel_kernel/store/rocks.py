@@ -375,13 +375,34 @@ class RocksBackend(Backend):
 
     @override
     def size_bytes(self) -> int:
-        total = 0
+        return sum(self._file_sizes().values())
+
+    @override
+    def live_bytes(self) -> int:
+        """Count tables and blob files as the database's current version lists them.
+
+        Files a compaction or flush replaced stay on disk until RocksDB gets to delete them
+        (later still while a read pins the version that lists them); their size once
+        inflated a budget's plan enough to thin every state.
+        """
+        db = self._handle()
+        sizes = self._file_sizes()
+        listed = [db.property_int_value("rocksdb.live-sst-files-size"),
+                  db.property_int_value("rocksdb.live-blob-file-size")]
+        if None in listed:
+            return sum(sizes.values())
+        others = sum(size for name, size in sizes.items()
+                     if not name.endswith((".sst", ".blob")))
+        return others + sum(n for n in listed if n is not None)
+
+    def _file_sizes(self) -> dict[str, int]:
+        sizes: dict[str, int] = {}
         for entry in self.path.iterdir():
             # RocksDB deletes files beside us (obsolete tables, rolled logs): gone is size 0.
             with contextlib.suppress(FileNotFoundError):
                 if entry.is_file():
-                    total += entry.stat().st_size
-        return total
+                    sizes[entry.name] = entry.stat().st_size
+        return sizes
 
 
 def check_manifest(path: Path) -> None:

@@ -166,7 +166,7 @@ def apply_retention(store: ObjectStore, history: CommitIndex, policy: RetentionP
     garbage: GarbageReport | None = None
     for _ in range(3):
         plan = plan_thinning(history.every(), history.thinned, protected, head, policy,
-                             now=now, store_bytes=store.size_bytes())
+                             now=now, store_bytes=store.live_bytes())
         if dry_run:
             return RetentionReport(tuple(history.every()[c] for c in plan), None)
         if plan:
@@ -176,7 +176,7 @@ def apply_retention(store: ObjectStore, history: CommitIndex, policy: RetentionP
         elif garbage is not None:
             break
         garbage = store.collect_garbage(compact=compact)
-        if not compact or policy.budget is None or garbage.disk_after <= policy.budget:
+        if not compact or policy.budget is None or store.live_bytes() <= policy.budget:
             break
     every = history.every()
     return RetentionReport(tuple(every[c] for c in thinned), garbage)

@@ -200,11 +200,14 @@ class Timeline:
         with self._live.lock:
             return len(self._history)
 
-    def store_bytes(self, *, settle: bool = True) -> int:
-        """Return the size of the store (``settle``: once all cells are committed)."""
+    def store_bytes(self, *, settle: bool = True, live: bool = False) -> int:
+        """Return the size of the store (``settle``: once all cells are committed).
+
+        ``live``: without files the store already replaced (what a budget is planned on).
+        """
         if settle:
             self.settle()
-        return self._store.size_bytes()
+        return self._store.live_bytes() if live else self._store.size_bytes()
 
     # -- session ------------------------------------------------------------------------
     def start(self, namespace: Namespace) -> Commit:
