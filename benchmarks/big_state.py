@@ -1,6 +1,7 @@
 """Benchmark: multi-GB states, side by side with the stock kernel (and the floor) in one run.
 
     python -m benchmarks.big_state [--sizes 2 4 10] [--mix 0.6,0.2,0.2] [--pace 1]
+        [--markdown benchmarks/results/big_state.md]
 
 For each size S (GB) the state is an array ``a`` (mix[0] of S, random floats), a frame ``df``
 made from its first values (mix[1]) and a dict ``parts`` of 16 arrays (mix[2]). The stock
@@ -20,8 +21,8 @@ python3 kernel and the time-travel kernel each run the same cells alone, at a pe
 - the restore in one process (GB/s of the state's buffers), after the kernel is shut down.
 
 Machine-wide memory: about 1.2 x S at most (one kernel or restoring process at a time; the
-store's files add page cache, which the system reclaims). Results go to stdout and
-benchmarks/results/big_state.md.
+store's files add page cache, which the system reclaims). Results go to stdout (and to
+``--markdown``'s file).
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ from benchmarks.background import private_bytes
 from benchmarks.kernel_latency import _install_specs, _Kernel
 
 GB = 1e9
-RESULTS = Path(__file__).resolve().parent / "results" / "big_state.md"
 NOTEBOOK = "big_state.ipynb"
 EDITS = ["a[:1_000_000] += 1.0", "df.iloc[:1000, 0] = 0.0", "x = 1",
          "parts['p0'][:10] = -1.0", "total = float(a[:1_000_000].sum())", "x += 1"]
@@ -120,7 +120,7 @@ def run_cells(kind: str, env: dict[str, str], steps: list[tuple[str, str]], pace
     sampler = Sampler(kernel.km.provisioner.pid)
     run = Run()
     for label, code in steps:
-        _, idle = kernel.run(code, label)
+        _, idle, _ = kernel.run(code, label)
         run.idle[label] = idle
         if kind == "timetravel":
             started = time.perf_counter()
@@ -267,6 +267,7 @@ def main() -> None:
     parser.add_argument("--mix", default="0.6,0.2,0.2",
                         help="fractions of the size in the array, the frame, the dict")
     parser.add_argument("--pace", type=float, default=1.0)
+    parser.add_argument("--markdown", help="also write the tables to this file")
     args = parser.parse_args()
     mix = tuple(float(f) for f in args.mix.split(","))
     assert len(mix) == 3
@@ -282,7 +283,9 @@ def main() -> None:
             shutil.rmtree(root / f"stores-{size:g}", ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    RESULTS.write_text(
+    if not args.markdown:
+        return
+    Path(args.markdown).write_text(
         "# Multi-GB states: `python -m benchmarks.big_state --sizes "
         f"{' '.join(f'{s:g}' for s in args.sizes)} --mix {args.mix}`\n\n"
         f"Each kernel runs alone, {args.pace:g} s between cells; one run.\n\n"

@@ -1,6 +1,7 @@
 """Benchmark: moving a session to another machine through S3-compatible object storage.
 
     python -m benchmarks.migrate [--workloads frame_edits expensive_cells] [--repeat 3]
+        [--markdown benchmarks/results/migrate.md]
 
 Starts its own SeaweedFS (the tests' server, on free 127.0.0.1 ports). For each workload, one
 "machine" runs the notebook with a checkpoint after every cell and pushes the history; then:
@@ -20,8 +21,8 @@ Starts its own SeaweedFS (the tests' server, on free 127.0.0.1 ports). For each 
 ``expensive_cells`` (benchmarks/workloads/expensive/) is a session worth moving: a model
 trained for ~30 s and a frame made by a slow aggregation. Targets there: state back >= 5x
 faster than re-running, and within 1.5x of the floor. Each fresh process is timed from its
-first line, imports included, median of ``--repeat``. Results go to stdout and
-benchmarks/results/migrate.md.
+first line, imports included, median of ``--repeat``. Results go to stdout (and to
+``--markdown``'s file).
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ MB = 1e6
 DEFAULT_WORKLOADS = ["frame_edits", "ml_sklearn", "array_patch", "many_small",
                      "awkward_objects", "expensive_cells"]
 KEY = b"benchmark-signing-key-0123456789"
-RESULTS = Path(__file__).resolve().parent / "results" / "migrate.md"
 EXPENSIVE = Path(__file__).resolve().parent / "workloads" / "expensive"
 
 
@@ -249,6 +249,7 @@ def main() -> None:
     parser.add_argument("--store")
     parser.add_argument("--url")
     parser.add_argument("--modules", default="")
+    parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(CHILDREN[args.child](args)))
@@ -272,7 +273,9 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     text = table(rows)
     print(text)
-    RESULTS.write_text(
+    if not args.markdown:
+        return
+    Path(args.markdown).write_text(
         "# Moving a session: `python -m benchmarks.migrate`\n\n"
         "SeaweedFS on loopback (127.0.0.1), 2-core VM; times of fresh processes include "
         f"Python start and imports; median of {args.repeat}; the link's throughput (the raw "
