@@ -90,8 +90,9 @@ def run_workload(name: str, root: Path) -> list[Row]:
         outcome: list[object] = []
         memory = SnapshotMemory(forked)
         started = time.perf_counter()
-        forked.record(ns, CellInfo(code=code), background=ALWAYS,
-                      on_done=lambda result, error, out=outcome: out.append(result or error))
+        forked.recorder.record(
+            ns, CellInfo(code=code), background=ALWAYS,
+            on_done=lambda result, error, out=outcome: out.append(result or error))
         held_ms = (time.perf_counter() - started) * 1e3
         forked.settle()
         durable_ms = (time.perf_counter() - started) * 1e3
