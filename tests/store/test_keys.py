@@ -6,13 +6,20 @@ import pytest
 
 from timetravel_kernel.ids import hash_bytes
 from timetravel_kernel.store import MemoryBackend
-from timetravel_kernel.store.keys import KEY_PREFIXES, decode_key, encode_key
+from timetravel_kernel.store.keys import KEY_PREFIXES, decode_key, encode_key, is_kind
 
 
 @pytest.mark.parametrize("kind", list(KEY_PREFIXES))
 def test_a_key_decodes_to_its_kind_and_suffix(kind) -> None:
     suffix = hash_bytes(kind.encode())
     assert decode_key(encode_key(kind, suffix)) == (kind, suffix)
+
+
+@pytest.mark.parametrize("kind", list(KEY_PREFIXES))
+def test_a_key_is_of_its_own_kind_only(kind) -> None:
+    key = encode_key(kind, hash_bytes(b"an id"))
+    assert [other for other in KEY_PREFIXES if is_kind(key, other)] == [kind]
+    assert not is_kind(b"", kind)
 
 
 def test_every_kind_has_its_own_single_byte_prefix() -> None:

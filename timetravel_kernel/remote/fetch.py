@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from timetravel_kernel.errors import MissingObjectError, RemoteCorruptError
 from timetravel_kernel.remote.packs import PackIndex, block_spans, read_pack, read_ranges
-from timetravel_kernel.store.keys import encode_key
+from timetravel_kernel.store.keys import encode_key, is_kind
 from timetravel_kernel.store.objects import (
     decode_bucket,
     decode_commit,
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["COALESCE_GAP", "PackReader"]
 
 _FETCH_THREADS = 4
-_CHUNK = encode_key("chunk", b"")
-_COMMIT = encode_key("commit", b"")
 # Ranges closer than this are read as one (what obstore does by default): a request costs about
 # as much as a megabyte on S3-like storage.
 COALESCE_GAP = 1 << 20
@@ -88,14 +86,14 @@ class PackReader:
                 # The other records read may be the next level's; at the chunk level (the
                 # last) other chunks in a pack read whole are dropped, not held.
                 cache.update((k, v) for k, v in records.items()
-                             if not chunks or k[:1] != _CHUNK)
+                             if not chunks or not is_kind(k, "chunk"))
             closure.update(dict.fromkeys(k for k in missing if k not in chunks))
             level = self._next_level(store, level, cache)
         records = [(k, cache[k]) for k in closure]
-        batch = [(k, v) for k, v in records if not k.startswith(_COMMIT)]
+        batch = [(k, v) for k, v in records if not is_kind(k, "commit")]
         if batch:
             store.backend.write_batch(batch, durable=False)
-        return stored + len(records), [(k, v) for k, v in records if k.startswith(_COMMIT)]
+        return stored + len(records), [(k, v) for k, v in records if is_kind(k, "commit")]
 
     @staticmethod
     def _next_level(store: ObjectStore, level: list[tuple[bytes, str]],
@@ -154,8 +152,8 @@ class PackReader:
         done = stored = 0
         commits: list[tuple[bytes, bytes]] = []
         for (index, records), (_, keys) in zip(self.read_packs(needed), needed, strict=True):
-            batch = [(k, records[k]) for k in keys if not k.startswith(_COMMIT)]
-            commits += [(k, records[k]) for k in keys if k.startswith(_COMMIT)]
+            batch = [(k, records[k]) for k in keys if not is_kind(k, "commit")]
+            commits += [(k, records[k]) for k in keys if is_kind(k, "commit")]
             if batch:
                 store.backend.write_batch(batch, durable=False)
             stored += len(keys)

@@ -36,7 +36,7 @@ from timetravel_kernel.remote.fetch import PackReader
 from timetravel_kernel.remote.packs import PackIndex, decode_index, index_name, walk_indexes
 from timetravel_kernel.remote.signing import sign_document, split_signed_document
 from timetravel_kernel.remote.upload import PackWriter, unsent_records
-from timetravel_kernel.store.keys import encode_key
+from timetravel_kernel.store.keys import is_kind
 from timetravel_kernel.store.objects import decode_commit
 from timetravel_kernel.store.refs import REF_HEAD, ref_key
 
@@ -51,7 +51,6 @@ __all__ = ["PullReport", "PushReport", "Remote", "RemoteGarbageReport", "RemoteR
 
 _REF_FORMAT = 1
 _DAY = 86400.0
-_COMMIT = encode_key("commit", b"")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,7 +227,7 @@ class Remote:
                         "then push again") from None
                 self._remember(uploaded)
             return PushReport(
-                records=len(records), commits=sum(1 for k, _ in records if k.startswith(_COMMIT)),
+                records=len(records), commits=sum(1 for k, _ in records if is_kind(k, "commit")),
                 packs=len(uploaded), bytes_sent=self.transport.bytes_sent - sent,
                 requests=self.transport.requests - requests, head=head_hex)
 

@@ -28,7 +28,7 @@ from timetravel_kernel.remote.packs import (
     walk_indexes,
 )
 from timetravel_kernel.remote.signing import sign_document
-from timetravel_kernel.store.keys import encode_key
+from timetravel_kernel.store.keys import KEY_PREFIXES, encode_key, is_kind
 from timetravel_kernel.store.objects import decode_commit
 from timetravel_kernel.store.refs import REF_HEAD
 
@@ -45,8 +45,6 @@ __all__ = ["PackWriter", "unsent_records"]
 # store, checked and hashed (SHA-256 and the decoders release the GIL). At most this many
 # packs, plus the one being filled, are in memory.
 _UPLOAD_THREADS = 4
-_CHUNK = encode_key("chunk", b"")
-_COMMIT = encode_key("commit", b"")
 
 
 def _read_local(read: Callable[[bytes], bytes | None], key: bytes) -> bytes:
@@ -74,7 +72,8 @@ def unsent_records(store: ObjectStore, remote_keys: Container[bytes]
     by their decoded size).
     """
     backend = store.backend
-    commits = {k: bytes(v) for k, v in backend.scan_prefix(_COMMIT) if k not in remote_keys}
+    commits = {k: bytes(v) for k, v in backend.scan_prefix(KEY_PREFIXES["commit"])
+               if k not in remote_keys}
     head = store.read_ref(REF_HEAD)
     head_key = encode_key("commit", head) if head else b""
     head_part = [(head_key, commits.pop(head_key))] if head_key in commits else []
@@ -84,7 +83,7 @@ def unsent_records(store: ObjectStore, remote_keys: Container[bytes]
         reaching = [decode_commit(data) for _, data in part]
         for key, size in store.iter_reachable(reaching, skip=remote_keys):
             if key not in records:  # the other commits reach some of HEAD's again
-                records[key] = None if key.startswith(_CHUNK) else _read_local(backend.get, key)
+                records[key] = None if is_kind(key, "chunk") else _read_local(backend.get, key)
                 expected += size
         records.update(part)  # each part's commits after their closure
     expected += sum(len(v) for v in records.values() if v is not None)

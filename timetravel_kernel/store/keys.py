@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["KEY_PREFIXES", "Kind", "decode_key", "encode_key"]
+__all__ = ["KEY_PREFIXES", "Kind", "decode_key", "encode_key", "is_kind"]
 
 Kind = Literal["chunk", "covar", "tree", "commit", "ref", "thinned"]
 
@@ -22,6 +22,11 @@ _KINDS: dict[int, Kind] = {prefix[0]: kind for kind, prefix in KEY_PREFIXES.item
 def encode_key(kind: Kind, suffix: bytes) -> bytes:
     """Return the key of record ``suffix`` (an id, or a ref name) of the given kind."""
     return KEY_PREFIXES[kind] + suffix
+
+
+def is_kind(key: bytes, kind: Kind) -> bool:
+    """Return whether ``key`` is the key of a record of ``kind``."""
+    return key[:1] == KEY_PREFIXES[kind]
 
 
 def decode_key(key: bytes) -> tuple[Kind, bytes]:
