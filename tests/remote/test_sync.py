@@ -25,7 +25,7 @@ from timetravel_kernel.store.keys import encode_key
 from timetravel_kernel.store.refs import REF_HEAD
 from timetravel_kernel.timeline import CellInfo, Timeline
 
-from ..factories import open_timeline
+from ..factories import checkpoint_cell, open_timeline
 from ..workloads import fresh_namespace, run_cell
 
 KEY = Signer(b"k" * 32)
@@ -40,6 +40,13 @@ def session(path: Path, cells: list[str]) -> tuple[Timeline, dict]:
         run_cell(ns, code)
         timeline.checkpoint(ns, CellInfo(code=code, execution_count=number))
     return timeline, ns
+
+
+def push_steps(timeline: Timeline, ns: dict, remote: Remote, steps: int) -> None:
+    """Run ``counter += 1`` ``steps`` times, pushing after each cell."""
+    for _ in range(steps):
+        checkpoint_cell(timeline, ns, "counter += 1")
+        remote.push(timeline.object_store)
 
 
 def commits_of(timeline: Timeline) -> set[bytes]:
@@ -89,8 +96,7 @@ def test_an_incremental_push_sends_only_the_new_records(transport, tmp_path):
     timeline, ns = session(tmp_path / "a", CELLS)
     remote = Remote(transport, "nb.ipynb", signer=KEY)
     first = remote.push(timeline.object_store)
-    run_cell(ns, "counter += 1")
-    timeline.checkpoint(ns, CellInfo(code="counter += 1"))
+    checkpoint_cell(timeline, ns, "counter += 1")
     second = remote.push(timeline.object_store)
     # the commit, the tree root, one bucket and counter's covar
     assert second.commits == 1 and second.records <= 4
@@ -225,10 +231,7 @@ def test_summaries_bound_what_a_new_machine_reads_and_survive_gc(monkeypatch, tm
     timeline, ns = session(tmp_path / "a", ["counter = 0"])
     remote = Remote(transport, "nb", signer=KEY)
     remote.push(timeline.object_store)
-    for _ in range(10):
-        run_cell(ns, "counter += 1")
-        timeline.checkpoint(ns, CellInfo(code="counter += 1"))
-        remote.push(timeline.object_store)
+    push_steps(timeline, ns, remote, 10)
     timeline.close()
     indexes = len(list(transport.list("nb/indexes/")))
     assert indexes >= 11 + 3  # one per push, plus the summaries
@@ -268,10 +271,7 @@ def test_a_superseded_summary_goes_even_when_the_collector_wrote_it(monkeypatch,
     timeline, ns = session(tmp_path / "a", ["counter = 0"])
     remote = Remote(transport, "nb", signer=KEY)
     remote.push(timeline.object_store)
-    for _ in range(5):
-        run_cell(ns, "counter += 1")
-        timeline.checkpoint(ns, CellInfo(code="counter += 1"))
-        remote.push(timeline.object_store)
+    push_steps(timeline, ns, remote, 5)
     timeline.close()
     written = summaries(transport, "nb")
     assert len(written) == 3  # every second push

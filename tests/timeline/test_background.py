@@ -58,6 +58,15 @@ def _run(timeline: Timeline, ns: dict, code: str, outcomes: Outcomes, **kw: obje
     return timeline.recorder.record(ns, CellInfo(code=code), on_done=outcomes, **kw)
 
 
+def _started(path: Path, **values: object) -> tuple[Timeline, dict, Outcomes]:
+    """Open a timeline on ``path`` and start it on a fresh namespace holding ``values``."""
+    timeline = Timeline.open(path)
+    ns = fresh_namespace()
+    ns.update(values)
+    timeline.start(ns)
+    return timeline, ns, Outcomes()
+
+
 def _walk_back(timeline: Timeline, ns: dict, digests: list[str], label: str) -> None:
     """Undo to the root, checking each state against the digest taken after its cell."""
     for index in reversed(range(len(digests) - 1)):
@@ -119,21 +128,16 @@ class SlowToSave:
         return (SlowToSave, ())
 
 
-def _slow_first(ns: dict) -> str:
-    """A cell whose snapshot takes a while to save, so the next cells' snapshots wait."""
-    ns["SlowToSave"] = SlowToSave
-    return "slow = SlowToSave()"
+SLOW_CELL = "slow = SlowToSave()"
+"""A cell whose snapshot takes a while to save, so the next cells' snapshots wait (run in a
+namespace that holds ``SlowToSave``)."""
 
 
 def test_a_plan_made_at_its_turn_sees_what_the_snapshots_before_it_tied_together(
     tmp_path: Path,
 ) -> None:
-    timeline = Timeline.open(tmp_path / "store")
-    ns = fresh_namespace()
-    slow = _slow_first(ns)
-    timeline.start(ns)
-    outcomes = Outcomes()
-    cells = [slow, "y = [1]\nt = [y]", "t[0].append(2)", "z = 5"]
+    timeline, ns, outcomes = _started(tmp_path / "store", SlowToSave=SlowToSave)
+    cells = [SLOW_CELL, "y = [1]\nt = [y]", "t[0].append(2)", "z = 5"]
     digests = [state_digest(ns)]
     for code in cells:
         assert _run(timeline, ns, code, outcomes, background=ALWAYS) == "saving"
@@ -151,13 +155,9 @@ def test_a_plan_made_at_its_turn_sees_what_the_snapshots_before_it_tied_together
 def test_a_class_redefined_while_an_instance_is_saving_keeps_the_old_class_in_its_state(
     tmp_path: Path,
 ) -> None:
-    timeline = Timeline.open(tmp_path / "store")
-    ns = fresh_namespace()
-    slow = _slow_first(ns)
-    timeline.start(ns)
-    outcomes = Outcomes()
+    timeline, ns, outcomes = _started(tmp_path / "store", SlowToSave=SlowToSave)
     define = "class Point:\n    def __init__(self, x):\n        self.x = x"
-    for code in [define, slow, "p = Point(3)",
+    for code in [define, SLOW_CELL, "p = Point(3)",
                  "class Point:\n    def __init__(self, x):\n        self.x = -x"]:
         assert _run(timeline, ns, code, outcomes, background=ALWAYS) == "saving"
     timeline.settle()
@@ -175,13 +175,9 @@ def test_a_class_redefined_while_an_instance_is_saving_keeps_the_old_class_in_it
 
 
 def test_back_pressure_waits_for_a_free_place_instead_of_merging_cells(tmp_path: Path) -> None:
-    timeline = Timeline.open(tmp_path / "store")
-    ns = fresh_namespace()
-    slow = _slow_first(ns)
-    timeline.start(ns)
-    outcomes = Outcomes()
+    timeline, ns, outcomes = _started(tmp_path / "store", SlowToSave=SlowToSave)
     options = BackgroundOptions(mode="background", max_pending=2)
-    cells = [slow, "a = 1", "a += 1", "a += 1", "b = [a]"]
+    cells = [SLOW_CELL, "a = 1", "a += 1", "a += 1", "b = [a]"]
     digests = [state_digest(ns)]
     for index, code in enumerate(cells):
         assert _run(timeline, ns, code, outcomes, background=options) == "saving"
@@ -196,11 +192,7 @@ def test_back_pressure_waits_for_a_free_place_instead_of_merging_cells(tmp_path:
 
 
 def test_small_checkpoints_stay_inline_in_auto_mode(tmp_path: Path) -> None:
-    timeline = Timeline.open(tmp_path / "store")
-    ns = fresh_namespace()
-    ns["np"] = np
-    timeline.start(ns)
-    outcomes = Outcomes()
+    timeline, ns, outcomes = _started(tmp_path / "store", np=np)
     assert _run(timeline, ns, "x = 1", outcomes, background=BackgroundOptions()) == "saved"
     assert outcomes.threads == [threading.current_thread().name]
     assert _run(timeline, ns, "a = np.zeros(400_000)", outcomes,
@@ -213,11 +205,7 @@ def test_small_checkpoints_stay_inline_in_auto_mode(tmp_path: Path) -> None:
 def test_a_snapshot_left_due_is_taken_later_or_before_the_namespace_moves(
     tmp_path: Path,
 ) -> None:
-    timeline = Timeline.open(tmp_path / "store")
-    ns = fresh_namespace()
-    ns["np"] = np
-    timeline.start(ns)
-    outcomes = Outcomes()
+    timeline, ns, outcomes = _started(tmp_path / "store", np=np)
     auto = BackgroundOptions()
     # inline work is never left due: its notices belong under its cell
     assert _run(timeline, ns, "x = 1", outcomes, background=auto, later=True) == "saved"
@@ -241,10 +229,7 @@ def test_a_snapshot_left_due_is_taken_later_or_before_the_namespace_moves(
 def test_a_fork_that_fails_checkpoints_inline_and_leaves_no_thread_or_pipe(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    timeline = Timeline.open(tmp_path / "store")
-    ns = fresh_namespace()
-    timeline.start(ns)
-    outcomes = Outcomes()
+    timeline, ns, outcomes = _started(tmp_path / "store")
     fds = len(os.listdir("/proc/self/fd"))
 
     def no_fork() -> int:
@@ -306,11 +291,7 @@ def test_auto_mode_forks_for_many_names() -> None:
 
 
 def test_sync_mode_never_forks(tmp_path: Path) -> None:
-    timeline = Timeline.open(tmp_path / "store")
-    ns = fresh_namespace()
-    ns["np"] = np
-    timeline.start(ns)
-    outcomes = Outcomes()
+    timeline, ns, outcomes = _started(tmp_path / "store", np=np)
     assert _run(timeline, ns, "a = np.zeros(400_000)", outcomes,
                 background=BackgroundOptions(mode="sync")) == "saved"
     assert outcomes.results and not timeline.recorder.saving and not timeline.recorder.snapshot_pids
@@ -353,10 +334,7 @@ def test_every_cell_is_committed_before_the_namespace_moves_or_the_history_is_re
 def test_a_killed_snapshot_is_reported_once_and_the_next_checkpoint_catches_up(
     tmp_path: Path,
 ) -> None:
-    timeline = Timeline.open(tmp_path / "store")
-    ns = fresh_namespace()
-    timeline.start(ns)
-    outcomes = Outcomes()
+    timeline, ns, outcomes = _started(tmp_path / "store")
     head = timeline.head
     # a value that takes a while to save, so the kill lands mid-work
     assert _run(timeline, ns, "d = {i: str(i) for i in range(300_000)}", outcomes,
@@ -398,10 +376,7 @@ class SlowOnce:
 def test_a_hung_snapshot_is_stopped_reported_and_caught_up(tmp_path: Path) -> None:
     flag = tmp_path / "hang"
     flag.touch()
-    timeline = Timeline.open(tmp_path / "store")
-    ns = fresh_namespace()
-    timeline.start(ns)
-    outcomes = Outcomes()
+    timeline, ns, outcomes = _started(tmp_path / "store")
     ns["slow"] = SlowOnce(str(flag), 30)
     started = time.monotonic()
     assert timeline.recorder.record(ns, CellInfo(code="slow = ..."), on_done=outcomes,
@@ -436,10 +411,7 @@ def test_a_blocked_snapshot_is_stopped_soon_and_its_names_are_saved_inline_after
 ) -> None:
     flag = tmp_path / "block"
     flag.touch()
-    timeline = Timeline.open(tmp_path / "store")
-    ns = fresh_namespace()
-    timeline.start(ns)
-    outcomes = Outcomes()
+    timeline, ns, outcomes = _started(tmp_path / "store")
     ns["model"] = Blocked(str(flag))
     options = BackgroundOptions(mode="background", stall_seconds=1.0)
     started = time.monotonic()

@@ -306,6 +306,18 @@ def test_checkpoints_resume_by_themselves_after_write_errors(tmp_path: Path) -> 
     again.close()
 
 
+def assert_restore_refused_as_damage(timeline: Timeline) -> None:
+    """A restore from a damaged store raises StoreCorruptError and leaves the namespace as it was;
+    the timeline is closed after."""
+    fresh = fresh_namespace()
+    timeline.start(fresh)
+    before = dict(fresh)
+    with pytest.raises(StoreCorruptError):
+        timeline.restore(fresh)
+    assert fresh == before
+    timeline.close()
+
+
 def test_a_session_that_did_not_close_is_reported_crashed(tmp_path: Path) -> None:
     timeline = open_timeline(tmp_path / "store")
     ns = fresh_namespace()
@@ -327,13 +339,7 @@ def test_restore_of_damaged_records_raises_and_changes_nothing(tmp_path: Path) -
     timeline.close()
     again = open_timeline(tmp_path / "store")
     corrupt_every_chunk(again)
-    fresh = fresh_namespace()
-    again.start(fresh)
-    before = dict(fresh)
-    with pytest.raises(StoreCorruptError):
-        again.restore(fresh)
-    assert fresh == before
-    again.close()
+    assert_restore_refused_as_damage(again)
 
 
 def test_a_damaged_pickle_stream_is_a_damaged_store_not_an_unloadable_value(
@@ -353,13 +359,7 @@ def test_a_damaged_pickle_stream_is_a_damaged_store_not_an_unloadable_value(
     again = open_timeline(tmp_path / "store")
     key = encode_key("chunk", stream_chunks[len(stream_chunks) // 2])
     again._store.backend.write_batch([(key, b"\x00garbage")])
-    fresh = fresh_namespace()
-    again.start(fresh)
-    before = dict(fresh)
-    with pytest.raises(StoreCorruptError):
-        again.restore(fresh)
-    assert fresh == before
-    again.close()
+    assert_restore_refused_as_damage(again)
 
 
 def test_interrupted_checkpoint_changes_nothing_and_the_next_catches_up(
